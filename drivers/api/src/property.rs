@@ -1,0 +1,242 @@
+//! The typed property model every device exposes.
+
+use std::fmt;
+
+use crate::{DeviceError, Result};
+
+/// A property value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// On/off, open/closed.
+    Bool(bool),
+    /// Whole numbers: binning, counts, positions.
+    Int(i64),
+    /// Real numbers: exposure, power, speed.
+    Float(f64),
+    /// Text, and the chosen member of an enumeration.
+    String(String),
+}
+
+impl Value {
+    /// The name of this value's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Bool(_) => "bool",
+            Self::Int(_) => "integer",
+            Self::Float(_) => "float",
+            Self::String(_) => "string",
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bool(v) => write!(f, "{v}"),
+            Self::Int(v) => write!(f, "{v}"),
+            Self::Float(v) => write!(f, "{v}"),
+            Self::String(v) => f.write_str(v),
+        }
+    }
+}
+
+/// The type of a property, with its limits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropertyType {
+    /// A boolean.
+    Bool,
+    /// An integer within inclusive limits.
+    Int {
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+    },
+    /// A float within inclusive limits.
+    Float {
+        /// Smallest allowed value.
+        min: f64,
+        /// Largest allowed value.
+        max: f64,
+    },
+    /// Free text.
+    String,
+    /// One of a fixed list of strings.
+    Enum {
+        /// The allowed values, in the order a user interface should show them.
+        allowed: Vec<String>,
+    },
+}
+
+/// What a property is: its name, type, unit and whether it can be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropertySpec {
+    /// The property's name, unique within its device.
+    pub name: String,
+    /// Its type and limits.
+    pub ty: PropertyType,
+    /// Unit of measure, if any ("ms", "um", "mW").
+    pub unit: Option<String>,
+    /// True when the property can only be read.
+    pub read_only: bool,
+    /// One sentence for people browsing the instrument.
+    pub description: String,
+}
+
+impl PropertySpec {
+    fn new(name: &str, ty: PropertyType) -> Self {
+        Self {
+            name: name.to_owned(),
+            ty,
+            unit: None,
+            read_only: false,
+            description: String::new(),
+        }
+    }
+
+    /// A writable boolean property.
+    pub fn bool(name: &str) -> Self {
+        Self::new(name, PropertyType::Bool)
+    }
+
+    /// A writable integer property with inclusive limits.
+    pub fn int(name: &str, min: i64, max: i64) -> Self {
+        Self::new(name, PropertyType::Int { min, max })
+    }
+
+    /// A writable float property with inclusive limits.
+    pub fn float(name: &str, min: f64, max: f64) -> Self {
+        Self::new(name, PropertyType::Float { min, max })
+    }
+
+    /// A writable free-text property.
+    pub fn string(name: &str) -> Self {
+        Self::new(name, PropertyType::String)
+    }
+
+    /// A writable enumeration property.
+    pub fn enumeration<S: AsRef<str>>(name: &str, allowed: &[S]) -> Self {
+        let allowed = allowed.iter().map(|s| s.as_ref().to_owned()).collect();
+        Self::new(name, PropertyType::Enum { allowed })
+    }
+
+    /// Sets the unit.
+    pub fn unit(mut self, unit: &str) -> Self {
+        self.unit = Some(unit.to_owned());
+        self
+    }
+
+    /// Marks the property read-only.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Sets the description.
+    pub fn describe(mut self, description: &str) -> Self {
+        self.description = description.to_owned();
+        self
+    }
+
+    /// Checks `value` against this spec and returns it in the spec's own type: an integer given
+    /// for a float property is widened, anything else of the wrong type or outside the limits is
+    /// an error whose message states what is allowed. Read-only is not checked here: the caller
+    /// decides whether it is writing.
+    pub fn coerce(&self, value: &Value) -> Result<Value> {
+        let unit = self
+            .unit
+            .as_deref()
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default();
+        match (&self.ty, value) {
+            (PropertyType::Bool, Value::Bool(_)) => Ok(value.clone()),
+            (PropertyType::Int { min, max }, Value::Int(v)) => {
+                if v < min || v > max {
+                    Err(DeviceError::out_of_range(format!(
+                        "{} = {v} is out of range: allowed {min}..={max}{unit}",
+                        self.name
+                    )))
+                } else {
+                    Ok(value.clone())
+                }
+            }
+            (PropertyType::Float { min, max }, Value::Float(_) | Value::Int(_)) => {
+                let v = match value {
+                    Value::Float(v) => *v,
+                    Value::Int(v) => *v as f64,
+                    _ => unreachable!("matched above"),
+                };
+                if !v.is_finite() || v < *min || v > *max {
+                    Err(DeviceError::out_of_range(format!(
+                        "{} = {v} is out of range: allowed {min}..={max}{unit}",
+                        self.name
+                    )))
+                } else {
+                    Ok(Value::Float(v))
+                }
+            }
+            (PropertyType::String, Value::String(_)) => Ok(value.clone()),
+            (PropertyType::Enum { allowed }, Value::String(s)) => {
+                if allowed.iter().any(|a| a == s) {
+                    Ok(value.clone())
+                } else {
+                    Err(DeviceError::invalid(format!(
+                        "{} = {s:?} is not allowed: choose one of {}",
+                        self.name,
+                        allowed.join(", ")
+                    )))
+                }
+            }
+            (ty, v) => Err(DeviceError::invalid(format!(
+                "{} takes {}, not {} ({v})",
+                self.name,
+                type_label(ty),
+                v.type_name()
+            ))),
+        }
+    }
+}
+
+fn type_label(ty: &PropertyType) -> &'static str {
+    match ty {
+        PropertyType::Bool => "a bool",
+        PropertyType::Int { .. } => "an integer",
+        PropertyType::Float { .. } => "a number",
+        PropertyType::String => "a string",
+        PropertyType::Enum { .. } => "one of its allowed strings",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn coerce_checks_type_and_limits() {
+        let exposure = PropertySpec::float("exposure", 0.01, 1000.0).unit("ms");
+        assert_eq!(exposure.coerce(&Value::Int(5)).unwrap(), Value::Float(5.0));
+        let err = exposure.coerce(&Value::Float(2000.0)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::OutOfRange);
+        assert!(err.message.contains("0.01..=1000 ms"), "{}", err.message);
+        let err = exposure.coerce(&Value::Float(f64::NAN)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::OutOfRange);
+        let err = exposure.coerce(&Value::String("x".into())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidValue);
+
+        let mode = PropertySpec::enumeration("mode", &["a", "b"]);
+        assert!(mode.coerce(&Value::String("b".into())).is_ok());
+        let err = mode.coerce(&Value::String("c".into())).unwrap_err();
+        assert!(err.message.contains("a, b"), "{}", err.message);
+
+        let bin = PropertySpec::int("binning", 1, 4);
+        assert_eq!(
+            bin.coerce(&Value::Int(5)).unwrap_err().kind,
+            ErrorKind::OutOfRange
+        );
+        assert_eq!(
+            bin.coerce(&Value::Float(2.0)).unwrap_err().kind,
+            ErrorKind::InvalidValue
+        );
+    }
+}

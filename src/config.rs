@@ -1,0 +1,658 @@
+//! The instrument config: TOML parsed into its own serde types, validated, then turned into the
+//! domain types the daemon runs on. Every error names the file, the line and the key.
+//!
+//! ```toml
+//! [instrument]
+//! name = "demo"
+//!
+//! [server]
+//! listen = "127.0.0.1:50051"
+//!
+//! [devices.Camera]          # the table name is the device name
+//! driver = "sim.camera"     # which driver runs it
+//! timeout_ms = 2000         # how long a command may take before the device is faulted
+//! width = 512               # everything else is the driver's own settings
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use microscoped_driver_api::DeviceKind;
+use microscoped_sim as sim;
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// The simulated instrument, embedded so `microscoped serve` runs with no file at all.
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+/// The name the embedded demo config goes by in messages.
+pub const DEMO_CONFIG_NAME: &str = "<embedded demo config>";
+
+/// The address the daemon listens on when neither the config nor the command line says.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// How long a device command may take when the config does not say.
+pub const DEFAULT_DEVICE_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// A validated instrument config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config came from, for messages.
+    pub source: String,
+    /// Who the instrument is.
+    pub instrument: InstrumentInfo,
+    /// Where the daemon listens.
+    pub listen: SocketAddr,
+    /// The devices, in config order.
+    pub devices: Vec<DeviceConfig>,
+}
+
+/// The instrument's identity, shown to clients.
+#[derive(Debug, Clone)]
+pub struct InstrumentInfo {
+    /// Short name ("confocal-2").
+    pub name: String,
+    /// Free text for people (room, owner, objective list).
+    pub description: String,
+}
+
+/// One device: its name, its driver and the driver's settings.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// Unique name clients use to address the device.
+    pub name: String,
+    /// The driver name as written in the config ("sim.camera").
+    pub driver: String,
+    /// Free text for people.
+    pub description: String,
+    /// How long one command may take before the device is marked faulted.
+    pub timeout: Duration,
+    /// The driver's own, validated settings.
+    pub settings: DriverSettings,
+}
+
+impl DeviceConfig {
+    /// The kind of device the driver makes.
+    pub fn kind(&self) -> DeviceKind {
+        self.settings.kind()
+    }
+}
+
+/// The settings of each driver the daemon knows.
+#[derive(Debug, Clone)]
+pub enum DriverSettings {
+    /// `sim.camera`
+    SimCamera(sim::SimCameraSettings),
+    /// `sim.xy_stage`
+    SimXYStage(sim::SimXYStageSettings),
+    /// `sim.stage`
+    SimStage(sim::SimStageSettings),
+    /// `sim.laser`
+    SimLaser(sim::SimLaserSettings),
+    /// `sim.state`
+    SimState(sim::SimStateDeviceSettings),
+    /// `sim.shutter`
+    SimShutter(sim::SimShutterSettings),
+}
+
+impl DriverSettings {
+    /// The kind of device these settings make.
+    pub fn kind(&self) -> DeviceKind {
+        match self {
+            Self::SimCamera(_) => DeviceKind::Camera,
+            Self::SimXYStage(_) => DeviceKind::XYStage,
+            Self::SimStage(_) => DeviceKind::Stage,
+            Self::SimLaser(_) => DeviceKind::Laser,
+            Self::SimState(_) => DeviceKind::State,
+            Self::SimShutter(_) => DeviceKind::Shutter,
+        }
+    }
+}
+
+/// The drivers a config may name, with one line each for `check` and error messages.
+pub const DRIVERS: &[(&str, &str)] = &[
+    (
+        "sim.camera",
+        "simulated camera (noise, gradient or fluorescent beads)",
+    ),
+    ("sim.xy_stage", "simulated XY stage"),
+    ("sim.stage", "simulated single-axis stage (focus)"),
+    ("sim.laser", "simulated laser"),
+    ("sim.state", "simulated filter wheel or turret"),
+    ("sim.shutter", "simulated shutter"),
+];
+
+/// A config error: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or [`DEMO_CONFIG_NAME`]).
+    pub file: String,
+    /// 1-based line, when the error has a place in the file.
+    pub line: Option<usize>,
+    /// 1-based column, when the error has a place in the file.
+    pub column: Option<usize>,
+    /// The dotted key ("devices.Camera.width"), when the error is about one.
+    pub key: Option<String>,
+    /// What is wrong and, where it helps, what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let (Some(line), Some(col)) = (self.line, self.column) {
+            write!(f, ":{line}:{col}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read the config: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// The embedded demo config.
+    pub fn demo() -> Self {
+        Self::parse(DEMO_CONFIG, DEMO_CONFIG_NAME)
+            .unwrap_or_else(|e| panic!("the embedded demo config is invalid: {e}"))
+    }
+
+    /// Parses and validates config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        Parser { text, file }.parse()
+    }
+}
+
+/// The top level of the file, less `devices`, which is read table by table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTop {
+    instrument: RawInstrument,
+    #[serde(default)]
+    server: RawServer,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstrument {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+}
+
+/// Keys every device table has, whatever its driver.
+const COMMON_DEVICE_KEYS: &[&str] = &["driver", "description", "timeout_ms"];
+
+/// Lets the parser validate driver settings the same way for every driver.
+trait Validate {
+    fn check(&self) -> Result<(), sim::SettingError>;
+}
+
+macro_rules! validate_via_inherent {
+    ($($t:ty),*) => {$(
+        impl Validate for $t {
+            fn check(&self) -> Result<(), sim::SettingError> {
+                self.validate()
+            }
+        }
+    )*};
+}
+validate_via_inherent!(
+    sim::SimCameraSettings,
+    sim::SimXYStageSettings,
+    sim::SimStageSettings,
+    sim::SimLaserSettings,
+    sim::SimStateDeviceSettings,
+    sim::SimShutterSettings
+);
+
+struct Parser<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl<'a> Parser<'a> {
+    fn error(
+        &self,
+        span: Option<Range<usize>>,
+        key: Option<String>,
+        message: String,
+    ) -> ConfigError {
+        let (line, column) = match span {
+            Some(span) => {
+                let (l, c) = line_col(self.text, span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            key,
+            message,
+        }
+    }
+
+    /// Turns a serde error met under `prefix` (the dotted key of the table being read) into a
+    /// config error at the right line and with the full key.
+    fn serde_error(
+        &self,
+        prefix: &str,
+        fallback: Range<usize>,
+        err: serde_path_to_error::Error<toml::de::Error>,
+    ) -> ConfigError {
+        let inner = err.inner();
+        let mut message = inner.message().trim().to_owned();
+        let mut key = join_key(prefix, &err.path().to_string());
+        // Name the unknown field itself when the path stops at the table holding it.
+        if let Some(field) = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            if !key.ends_with(field) {
+                key = join_key(&key, field);
+            }
+        }
+        if message.starts_with("missing field") {
+            message.push_str(" (a required setting)");
+        }
+        self.error(Some(inner.span().unwrap_or(fallback)), Some(key), message)
+    }
+
+    fn parse(&self) -> Result<Config, ConfigError> {
+        let root = DeTable::parse(self.text).map_err(|e| {
+            self.error(
+                e.span(),
+                None,
+                format!("invalid TOML: {}", e.message().trim()),
+            )
+        })?;
+        let root_span = root.span();
+        let mut table = root.into_inner();
+        let devices = remove_key(&mut table, "devices");
+
+        let top: RawTop = self.deserialize("", root_span.clone(), DeValue::Table(table))?;
+        let listen_text = top
+            .server
+            .listen
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().map_err(|_| {
+            self.error(
+                self.find_key(&["server", "listen"]),
+                Some("server.listen".into()),
+                format!(
+                    "{listen_text:?} is not an address: write IP:PORT, e.g. \"127.0.0.1:50051\""
+                ),
+            )
+        })?;
+        if top.instrument.name.trim().is_empty() {
+            return Err(self.error(
+                self.find_key(&["instrument", "name"]),
+                Some("instrument.name".into()),
+                "must not be empty".into(),
+            ));
+        }
+
+        let mut parsed = Vec::new();
+        if let Some(devices) = devices {
+            let span = devices.span();
+            let DeValue::Table(devices) = devices.into_inner() else {
+                return Err(self.error(
+                    Some(span),
+                    Some("devices".into()),
+                    "must be a table of devices, e.g. [devices.Camera]".into(),
+                ));
+            };
+            for (name, value) in devices {
+                parsed.push(self.device(name, value)?);
+            }
+        }
+        Ok(Config {
+            source: self.file.to_owned(),
+            instrument: InstrumentInfo {
+                name: top.instrument.name,
+                description: top.instrument.description,
+            },
+            listen,
+            devices: parsed,
+        })
+    }
+
+    fn deserialize<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        span: Range<usize>,
+        value: DeValue<'a>,
+    ) -> Result<T, ConfigError> {
+        let de = Spanned::new(span.clone(), value).into_deserializer();
+        serde_path_to_error::deserialize(de).map_err(|e| self.serde_error(prefix, span, e))
+    }
+
+    fn device(
+        &self,
+        name: Spanned<std::borrow::Cow<'a, str>>,
+        value: Spanned<DeValue<'a>>,
+    ) -> Result<DeviceConfig, ConfigError> {
+        let name_span = name.span();
+        let name = name.into_inner().into_owned();
+        let prefix = format!("devices.{name}");
+        if !valid_device_name(&name) {
+            return Err(self.error(
+                Some(name_span),
+                Some(prefix),
+                "a device name is 1 to 64 letters, digits, '_', '-' or '.'".into(),
+            ));
+        }
+        let span = value.span();
+        let DeValue::Table(mut table) = value.into_inner() else {
+            return Err(self.error(
+                Some(span),
+                Some(prefix),
+                "a device must be a table with at least a `driver` key".into(),
+            ));
+        };
+        let driver = match remove_key(&mut table, "driver") {
+            None => {
+                return Err(self.error(
+                    Some(span),
+                    Some(format!("{prefix}.driver")),
+                    format!(
+                        "missing: every device names its driver, one of {}",
+                        driver_names()
+                    ),
+                ))
+            }
+            Some(v) => self.string(&prefix, "driver", v)?,
+        };
+        let description = match remove_key(&mut table, "description") {
+            None => String::new(),
+            Some(v) => self.string(&prefix, "description", v)?.1,
+        };
+        let timeout = match remove_key(&mut table, "timeout_ms") {
+            None => DEFAULT_DEVICE_TIMEOUT,
+            Some(v) => {
+                let vspan = v.span();
+                match v
+                    .get_ref()
+                    .as_integer()
+                    .and_then(|i| i.as_str().parse::<u64>().ok())
+                {
+                    Some(ms) if (1..=600_000).contains(&ms) => Duration::from_millis(ms),
+                    _ => {
+                        return Err(self.error(
+                            Some(vspan),
+                            Some(format!("{prefix}.timeout_ms")),
+                            "must be a whole number of milliseconds from 1 to 600000".into(),
+                        ))
+                    }
+                }
+            }
+        };
+        let (driver_span, driver) = driver;
+        let rest = DeValue::Table(table.clone());
+        let settings = match driver.as_str() {
+            "sim.camera" => DriverSettings::SimCamera(self.settings(&prefix, &table, span, rest)?),
+            "sim.xy_stage" => {
+                DriverSettings::SimXYStage(self.settings(&prefix, &table, span, rest)?)
+            }
+            "sim.stage" => DriverSettings::SimStage(self.settings(&prefix, &table, span, rest)?),
+            "sim.laser" => DriverSettings::SimLaser(self.settings(&prefix, &table, span, rest)?),
+            "sim.state" => DriverSettings::SimState(self.settings(&prefix, &table, span, rest)?),
+            "sim.shutter" => {
+                DriverSettings::SimShutter(self.settings(&prefix, &table, span, rest)?)
+            }
+            other => {
+                return Err(self.error(
+                    Some(driver_span),
+                    Some(format!("{prefix}.driver")),
+                    format!("unknown driver {other:?}: choose one of {}", driver_names()),
+                ))
+            }
+        };
+        Ok(DeviceConfig {
+            name,
+            driver,
+            description,
+            timeout,
+            settings,
+        })
+    }
+
+    /// Reads a driver's settings from what is left of the device table, then validates them.
+    fn settings<T: DeserializeOwned + Validate>(
+        &self,
+        prefix: &str,
+        table: &DeTable<'a>,
+        span: Range<usize>,
+        rest: DeValue<'a>,
+    ) -> Result<T, ConfigError> {
+        let settings: T = self
+            .deserialize(prefix, span.clone(), rest)
+            .map_err(|mut e| {
+                if e.message.starts_with("unknown field") {
+                    e.message = format!(
+                        "{}; every device also takes {}",
+                        e.message,
+                        COMMON_DEVICE_KEYS.join(", ")
+                    );
+                }
+                e
+            })?;
+        settings.check().map_err(|e| {
+            let at = table
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == e.key)
+                .map(|(_, v)| v.span())
+                .unwrap_or(span);
+            self.error(
+                Some(at),
+                Some(format!("{prefix}.{}", e.key)),
+                e.message.clone(),
+            )
+        })?;
+        Ok(settings)
+    }
+
+    fn string(
+        &self,
+        prefix: &str,
+        key: &str,
+        value: Spanned<DeValue<'a>>,
+    ) -> Result<(Range<usize>, String), ConfigError> {
+        let span = value.span();
+        match value.get_ref().as_str() {
+            Some(s) => Ok((span, s.to_owned())),
+            None => Err(self.error(
+                Some(span),
+                Some(format!("{prefix}.{key}")),
+                format!("must be a string, not {}", value.get_ref().type_str()),
+            )),
+        }
+    }
+
+    /// The span of a key's value, found by walking the document again; used for errors found
+    /// after deserializing, when the spans are gone.
+    fn find_key(&self, path: &[&str]) -> Option<Range<usize>> {
+        let root = DeTable::parse(self.text).ok()?;
+        let mut span = root.span();
+        let mut value = DeValue::Table(root.into_inner());
+        for part in path {
+            let DeValue::Table(t) = value else {
+                return None;
+            };
+            let (_, v) = t.into_iter().find(|(k, _)| k.get_ref().as_ref() == *part)?;
+            span = v.span();
+            value = v.into_inner();
+        }
+        Some(span)
+    }
+}
+
+fn remove_key<'a>(table: &mut DeTable<'a>, key: &str) -> Option<Spanned<DeValue<'a>>> {
+    let k = table.keys().find(|k| k.get_ref().as_ref() == key)?.clone();
+    table.remove(&k)
+}
+
+fn join_key(prefix: &str, path: &str) -> String {
+    match (prefix.is_empty(), path.is_empty() || path == ".") {
+        (true, _) => path.to_owned(),
+        (false, true) => prefix.to_owned(),
+        (false, false) => format!("{prefix}.{path}"),
+    }
+}
+
+fn driver_names() -> String {
+    DRIVERS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn valid_device_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> ConfigError {
+        Config::parse(text, "bad.toml").expect_err("config should be refused")
+    }
+
+    const HEAD: &str = "[instrument]\nname = \"t\"\n";
+
+    #[test]
+    fn demo_config_parses() {
+        let c = Config::demo();
+        assert!(c.devices.len() >= 7, "{:?}", c.devices);
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = err("[instrument]\nname = \"t\"\n\nbroken = = 1\n");
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.to_string().starts_with("bad.toml:4:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let e = err("[instrument]\nnmae = \"t\"\n");
+        assert_eq!(e.key.as_deref(), Some("instrument.nmae"), "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn missing_required_setting() {
+        let e = err("[server]\nlisten = \"127.0.0.1:1\"\n");
+        assert!(e.message.contains("instrument"), "{e}");
+    }
+
+    #[test]
+    fn unknown_driver() {
+        let e = err(&format!("{HEAD}\n[devices.Cam]\ndriver = \"acme.cam\"\n"));
+        assert_eq!(e.key.as_deref(), Some("devices.Cam.driver"));
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("sim.camera"), "{e}");
+    }
+
+    #[test]
+    fn unknown_device_key() {
+        let e = err(&format!(
+            "{HEAD}\n[devices.Cam]\ndriver = \"sim.camera\"\nwidht = 5\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("devices.Cam.widht"), "{e}");
+        assert_eq!(e.line, Some(6), "{e}");
+    }
+
+    #[test]
+    fn wrong_type() {
+        let e = err(&format!(
+            "{HEAD}\n[devices.Cam]\ndriver = \"sim.camera\"\nwidth = \"big\"\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("devices.Cam.width"), "{e}");
+        assert_eq!(e.line, Some(6), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_value() {
+        let e = err(&format!(
+            "{HEAD}\n[devices.L]\ndriver = \"sim.laser\"\n\nmax_power_mw = 10.0\npower_mw = 50.0\n"
+        ));
+        assert!(
+            e.key.as_deref().unwrap_or("").starts_with("devices.L."),
+            "{e}"
+        );
+        assert!(matches!(e.line, Some(7) | Some(8)), "{e}");
+    }
+
+    #[test]
+    fn duplicate_device() {
+        let e = err(&format!(
+            "{HEAD}\n[devices.A]\ndriver = \"sim.shutter\"\n[devices.A]\ndriver = \"sim.shutter\"\n"
+        ));
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(
+            e.message.contains("duplicate") || e.message.contains("defined"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_timeout_and_listen() {
+        let e = err(&format!(
+            "{HEAD}\n[devices.A]\ndriver = \"sim.shutter\"\ntimeout_ms = 0\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("devices.A.timeout_ms"), "{e}");
+        let e = err(&format!("{HEAD}[server]\nlisten = \"nowhere\"\n"));
+        assert_eq!(
+            (e.key.as_deref(), e.line),
+            (Some("server.listen"), Some(4)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_driver() {
+        let e = err(&format!("{HEAD}\n[devices.A]\ntimeout_ms = 5\n"));
+        assert_eq!(e.key.as_deref(), Some("devices.A.driver"), "{e}");
+    }
+}

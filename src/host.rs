@@ -1,0 +1,440 @@
+//! The device host: every device lives on a thread of its own and is reached through a command
+//! channel with a timeout. A device that does not answer in time, or that reports a fault, is
+//! marked faulted and refuses commands until [`DeviceHandle::reset`] finds it answering again;
+//! the daemon and the other devices keep working meanwhile.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use microscoped_driver_api::{
+    AnyDevice, Camera, DeviceError, DeviceKind, Laser, PropertySpec, Shutter, Stage, StateDevice,
+    XYStage,
+};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::drivers;
+
+/// How many commands may wait for one device before callers are told it is busy. A full queue
+/// means the device is far behind; piling up more only delays the answer everyone gets.
+const QUEUE_DEPTH: usize = 32;
+
+/// Why a call to a device did not succeed.
+#[derive(Debug, Error)]
+pub enum HostError {
+    /// No device has that name.
+    #[error("no device named {name:?}; the devices are: {known}")]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// The names that exist, for the message.
+        known: String,
+    },
+    /// The device exists but is not of the kind the operation needs.
+    #[error("device {device:?} is a {actual}, not a {wanted}")]
+    WrongKind {
+        /// The device.
+        device: String,
+        /// What the operation needs.
+        wanted: &'static str,
+        /// What it is.
+        actual: &'static str,
+    },
+    /// The device is faulted and refuses commands.
+    #[error("device {device:?} is faulted ({reason}); fix the cause, then reset it (ResetDevice, or `microscoped reset {device}`)")]
+    Faulted {
+        /// The device.
+        device: String,
+        /// Why it was marked faulted.
+        reason: String,
+    },
+    /// The device did not answer in time; it is now faulted.
+    #[error("device {device:?} did not answer within {} ms and is now marked faulted", timeout.as_millis())]
+    Timeout {
+        /// The device.
+        device: String,
+        /// How long the host waited.
+        timeout: Duration,
+    },
+    /// Too many commands are already waiting for the device.
+    #[error("device {device:?} is busy: {QUEUE_DEPTH} commands are already waiting for it")]
+    QueueFull {
+        /// The device.
+        device: String,
+    },
+    /// The driver refused or failed the command.
+    #[error("device {device:?}: {error}")]
+    Device {
+        /// The device.
+        device: String,
+        /// What the driver said.
+        error: DeviceError,
+    },
+}
+
+/// A command for a device thread.
+type Job = Box<dyn FnOnce(&mut AnyDevice) + Send>;
+
+/// Whether a device answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Answering.
+    Ok,
+    /// Refusing commands until reset, for the reason given.
+    Faulted(String),
+}
+
+struct HandleInner {
+    /// The name clients use.
+    name: String,
+    /// The device's kind, known without asking its thread.
+    kind: DeviceKind,
+    /// The driver name from the config, for listings.
+    driver: String,
+    /// Free text from the config.
+    description: String,
+    /// How long one command may take.
+    timeout: Duration,
+    /// The properties, read once at start: the list does not change while the device runs.
+    properties: Vec<PropertySpec>,
+    /// Commands to the device's thread.
+    tx: SyncSender<Job>,
+    /// Faulted or not. A std mutex: it is never held across an await.
+    health: Mutex<Health>,
+}
+
+/// A cheap-to-clone handle to one hosted device.
+#[derive(Clone)]
+pub struct DeviceHandle(Arc<HandleInner>);
+
+impl DeviceHandle {
+    /// Moves `device` onto a new thread and returns the handle that talks to it.
+    fn spawn(
+        name: String,
+        driver: String,
+        description: String,
+        timeout: Duration,
+        mut device: AnyDevice,
+    ) -> std::io::Result<Self> {
+        let kind = device.kind();
+        let properties = device.device().properties();
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_DEPTH);
+        let thread_name = format!("dev-{name}");
+        std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || {
+                // The loop ends when every handle is gone. A panicking driver drops the job's reply
+                // sender, which the caller sees as a fault; the thread itself goes on serving.
+                while let Ok(job) = rx.recv() {
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut device)));
+                }
+            })?;
+        Ok(Self(Arc::new(HandleInner {
+            name,
+            kind,
+            driver,
+            description,
+            timeout,
+            properties,
+            tx,
+            health: Mutex::new(Health::Ok),
+        })))
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The device's kind.
+    pub fn kind(&self) -> DeviceKind {
+        self.0.kind
+    }
+
+    /// The driver name from the config.
+    pub fn driver(&self) -> &str {
+        &self.0.driver
+    }
+
+    /// The description from the config.
+    pub fn description(&self) -> &str {
+        &self.0.description
+    }
+
+    /// The device's command timeout.
+    pub fn timeout(&self) -> Duration {
+        self.0.timeout
+    }
+
+    /// The device's properties.
+    pub fn properties(&self) -> &[PropertySpec] {
+        &self.0.properties
+    }
+
+    /// Whether the device answers.
+    pub fn health(&self) -> Health {
+        self.0
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_health(&self, health: Health) {
+        *self.0.health.lock().unwrap_or_else(|e| e.into_inner()) = health;
+    }
+
+    fn fault(&self, reason: String) {
+        warn!(device = %self.0.name, %reason, "device faulted");
+        self.set_health(Health::Faulted(reason));
+    }
+
+    /// Runs `f` on the device's thread with the device's own timeout.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, HostError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut AnyDevice) -> Result<R, DeviceError> + Send + 'static,
+    {
+        self.call_timeout(self.0.timeout, f).await
+    }
+
+    /// Runs `f` on the device's thread, waiting at most `timeout` for the answer.
+    pub async fn call_timeout<R, F>(&self, timeout: Duration, f: F) -> Result<R, HostError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut AnyDevice) -> Result<R, DeviceError> + Send + 'static,
+    {
+        if let Health::Faulted(reason) = self.health() {
+            return Err(HostError::Faulted {
+                device: self.0.name.clone(),
+                reason,
+            });
+        }
+        self.send(timeout, f).await
+    }
+
+    /// Sends a job whatever the device's health and applies the outcome to it.
+    async fn send<R, F>(&self, timeout: Duration, f: F) -> Result<R, HostError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut AnyDevice) -> Result<R, DeviceError> + Send + 'static,
+    {
+        let device = self.0.name.clone();
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |dev| {
+            let _ = reply_tx.send(f(dev));
+        });
+        match self.0.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(HostError::QueueFull { device }),
+            Err(TrySendError::Disconnected(_)) => {
+                let reason = "its thread has stopped".to_owned();
+                self.fault(reason.clone());
+                return Err(HostError::Faulted { device, reason });
+            }
+        }
+        match tokio::time::timeout(timeout, reply_rx).await {
+            Ok(Ok(Ok(r))) => Ok(r),
+            Ok(Ok(Err(error))) => {
+                if error.kind.is_fault() {
+                    self.fault(error.to_string());
+                }
+                Err(HostError::Device { device, error })
+            }
+            Ok(Err(_)) => {
+                let reason = "the driver panicked".to_owned();
+                self.fault(reason.clone());
+                Err(HostError::Faulted { device, reason })
+            }
+            Err(_) => {
+                self.fault(format!(
+                    "a command did not answer within {} ms",
+                    timeout.as_millis()
+                ));
+                Err(HostError::Timeout { device, timeout })
+            }
+        }
+    }
+
+    /// Asks a device whether it answers, even when faulted, and clears the fault if it does.
+    pub async fn reset(&self) -> Result<(), HostError> {
+        self.send(self.0.timeout, |d| d.device().ping()).await?;
+        if self.health() != Health::Ok {
+            info!(device = %self.0.name, "device answers again; fault cleared");
+        }
+        self.set_health(Health::Ok);
+        Ok(())
+    }
+
+    /// Puts the device in its safe state, trying even when it is faulted.
+    pub async fn make_safe(&self) -> Result<(), HostError> {
+        self.send(self.0.timeout, |d| d.device().make_safe()).await
+    }
+
+    fn wrong_kind(&self, wanted: &'static str) -> HostError {
+        HostError::WrongKind {
+            device: self.0.name.clone(),
+            wanted,
+            actual: self.0.kind.as_str(),
+        }
+    }
+}
+
+/// Generates `DeviceHandle::with_<kind>`: checks the kind before anything is sent, then runs
+/// `f` on the device thread with the driver as its own trait.
+macro_rules! typed_calls {
+    ($($method:ident, $variant:ident, $trait:ident, $label:literal;)*) => {
+        impl DeviceHandle {
+            $(
+                #[doc = concat!("Runs `f` on a ", $label, ", or fails with `WrongKind`.")]
+                pub async fn $method<R, F>(&self, f: F) -> Result<R, HostError>
+                where
+                    R: Send + 'static,
+                    F: FnOnce(&mut dyn $trait) -> Result<R, DeviceError> + Send + 'static,
+                {
+                    self.require(DeviceKind::$variant, $label)?;
+                    self.call(move |d| match d {
+                        AnyDevice::$variant(dev) => f(dev.as_mut()),
+                        _ => Err(DeviceError::new(
+                            microscoped_driver_api::ErrorKind::Other,
+                            "device kind changed under its handle",
+                        )),
+                    })
+                    .await
+                }
+            )*
+        }
+    };
+}
+
+typed_calls! {
+    with_camera, Camera, Camera, "camera";
+    with_stage, Stage, Stage, "stage";
+    with_xy_stage, XYStage, XYStage, "xy-stage";
+    with_laser, Laser, Laser, "laser";
+    with_state, State, StateDevice, "state device";
+    with_shutter, Shutter, Shutter, "shutter";
+}
+
+impl DeviceHandle {
+    /// Fails with `WrongKind` unless the device is of `kind`.
+    pub fn require(&self, kind: DeviceKind, label: &'static str) -> Result<(), HostError> {
+        if self.0.kind == kind {
+            Ok(())
+        } else {
+            Err(self.wrong_kind(label))
+        }
+    }
+
+    /// Waits until a stage, XY stage or state device reports it is not busy, polling every
+    /// 10 ms, for at most `limit`. Returns how long it waited.
+    pub async fn wait_for_idle(&self, limit: Duration) -> Result<Duration, HostError> {
+        if !matches!(
+            self.0.kind,
+            DeviceKind::Stage | DeviceKind::XYStage | DeviceKind::State
+        ) {
+            return Err(self.wrong_kind("stage, xy-stage or state device"));
+        }
+        let start = Instant::now();
+        loop {
+            let busy = self
+                .call(|d| match d {
+                    AnyDevice::Stage(s) => s.is_busy(),
+                    AnyDevice::XYStage(s) => s.is_busy(),
+                    AnyDevice::State(s) => s.is_busy(),
+                    _ => Ok(false),
+                })
+                .await?;
+            if !busy {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() >= limit {
+                return Err(HostError::Device {
+                    device: self.0.name.clone(),
+                    error: DeviceError::new(
+                        microscoped_driver_api::ErrorKind::Timeout,
+                        format!("still moving after {} ms", limit.as_millis()),
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// All the devices of the instrument.
+#[derive(Clone)]
+pub struct DeviceHost {
+    /// By name, in config order.
+    devices: Arc<IndexMap<String, DeviceHandle>>,
+}
+
+impl DeviceHost {
+    /// Builds every device of the config and starts its thread.
+    pub fn start(config: &Config) -> anyhow::Result<Self> {
+        let mut devices = IndexMap::new();
+        let built = drivers::build_all(config)?;
+        for (dc, device) in config.devices.iter().zip(built) {
+            let handle = DeviceHandle::spawn(
+                dc.name.clone(),
+                dc.driver.clone(),
+                dc.description.clone(),
+                dc.timeout,
+                device,
+            )?;
+            info!(device = %dc.name, driver = %dc.driver, "device started");
+            devices.insert(dc.name.clone(), handle);
+        }
+        Ok(Self {
+            devices: Arc::new(devices),
+        })
+    }
+
+    /// Every device, in config order.
+    pub fn devices(&self) -> impl Iterator<Item = &DeviceHandle> {
+        self.devices.values()
+    }
+
+    /// The device called `name`.
+    pub fn get(&self, name: &str) -> Result<&DeviceHandle, HostError> {
+        self.devices.get(name).ok_or_else(|| HostError::NotFound {
+            name: name.to_owned(),
+            known: self.devices.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The devices of one kind.
+    pub fn of_kind(&self, kind: DeviceKind) -> impl Iterator<Item = &DeviceHandle> {
+        self.devices.values().filter(move |d| d.kind() == kind)
+    }
+
+    /// Puts every device in its safe state, lasers and stages first, all at once, each within
+    /// its own timeout. Failures are logged: at shutdown there is nobody else to tell.
+    pub async fn make_all_safe(&self) {
+        let tasks = self.devices.values().map(|d| {
+            let d = d.clone();
+            async move {
+                match d.make_safe().await {
+                    Ok(()) => info!(device = %d.name(), "device in safe state"),
+                    Err(e) => warn!(device = %d.name(), error = %e, "could not make device safe"),
+                }
+            }
+        });
+        futures_join_all(tasks).await;
+    }
+}
+
+/// Runs futures concurrently and waits for all of them.
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) {
+    let mut set = tokio::task::JoinSet::new();
+    for f in futures {
+        set.spawn(f);
+    }
+    while set.join_next().await.is_some() {}
+}

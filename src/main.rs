@@ -1,0 +1,438 @@
+//! The `microscoped` command: `serve` runs the daemon; the other subcommands are gRPC clients of
+//! a running daemon, or offline tools.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use microscoped::client::{self, CliError};
+use microscoped::config::{Config, DRIVERS};
+use microscoped::pb;
+
+#[derive(Parser)]
+#[command(
+    name = "microscoped",
+    version,
+    about = "Microscope control and acquisition daemon"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Remote {
+    /// The daemon to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "MICROSCOPED_ADDR",
+        default_value = "127.0.0.1:50051"
+    )]
+    addr: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve {
+        /// Instrument config (TOML); without it, the embedded simulated demo instrument.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding the config's server.listen.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Validate a config and print the instrument it describes.
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
+    /// List the devices of a running daemon.
+    Devices {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a device's properties with their types and limits.
+    Props {
+        /// The device.
+        device: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Read a property.
+    Get {
+        /// The device.
+        device: String,
+        /// The property.
+        property: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Write a property.
+    Set {
+        /// The device.
+        device: String,
+        /// The property.
+        property: String,
+        /// The value (true/false, a number, or text).
+        value: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Move a stage (one position) or XY stage (two) and wait until it arrives.
+    Move {
+        /// The stage.
+        device: String,
+        /// Target in micrometres: Z, or X Y.
+        #[arg(allow_negative_numbers = true, required = true)]
+        position: Vec<f64>,
+        /// Move by this distance instead of to this position.
+        #[arg(long)]
+        relative: bool,
+        /// Return once the move has started.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Take one image and write it to a file (.tiff raw, .png auto-contrast preview).
+    Snap {
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Camera to use; may be left out when the instrument has one.
+        #[arg(long, default_value = "")]
+        camera: String,
+        /// Exposure for this image, in ms (default: the camera's current one).
+        #[arg(long)]
+        exposure: Option<f64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Ask a faulted device whether it answers again, and clear the fault if it does.
+    Reset {
+        /// The device.
+        device: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Serve { config, listen } => serve(config, listen).await,
+        Command::Check { file } => check(&file),
+        Command::Devices { remote } => devices(&remote).await,
+        Command::Props { device, remote } => props(&remote, device).await,
+        Command::Get {
+            device,
+            property,
+            remote,
+        } => {
+            let mut c = client::connect(&remote.addr).await?;
+            let v = c
+                .get_property(pb::GetPropertyRequest { device, property })
+                .await?
+                .into_inner();
+            println!("{}", client::show_value(&v.value));
+            Ok(())
+        }
+        Command::Set {
+            device,
+            property,
+            value,
+            remote,
+        } => set(&remote, device, property, value).await,
+        Command::Move {
+            device,
+            position,
+            relative,
+            no_wait,
+            remote,
+        } => move_stage(&remote, device, position, relative, no_wait).await,
+        Command::Snap {
+            output,
+            camera,
+            exposure,
+            remote,
+        } => {
+            let mut c = client::connect(&remote.addr).await?;
+            let img = c
+                .snap(pb::SnapRequest {
+                    camera,
+                    exposure_ms: exposure.unwrap_or(0.0),
+                })
+                .await?
+                .into_inner();
+            client::save_image(&img, &output)?;
+            println!(
+                "{}: {}x{} {}-bit from {} ({} ms)",
+                output.display(),
+                img.width,
+                img.height,
+                img.bit_depth,
+                img.camera,
+                img.metadata.map_or(0.0, |m| m.exposure_ms)
+            );
+            Ok(())
+        }
+        Command::Reset { device, remote } => {
+            let mut c = client::connect(&remote.addr).await?;
+            let d = c
+                .reset_device(pb::ResetDeviceRequest { device })
+                .await?
+                .into_inner();
+            println!("{}: answering again, fault cleared", d.name);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<(), CliError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let mut config = match config {
+        Some(path) => Config::load(&path).map_err(|e| CliError::Other(e.into()))?,
+        None => Config::demo(),
+    };
+    if let Some(addr) = listen {
+        config.listen = addr;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    microscoped::run(config, listener, shutdown_signal())
+        .await
+        .map_err(CliError::Other)
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM, so both an operator and a service manager stop the
+/// daemon in order.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested");
+}
+
+fn check(file: &std::path::Path) -> Result<(), CliError> {
+    let config = Config::load(file).map_err(|e| CliError::Other(e.into()))?;
+    println!("{}: valid", config.source);
+    println!(
+        "instrument {:?}{}",
+        config.instrument.name,
+        if config.instrument.description.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", config.instrument.description)
+        }
+    );
+    println!("listens on {}", config.listen);
+    println!("{} device(s):", config.devices.len());
+    let width = config
+        .devices
+        .iter()
+        .map(|d| d.name.len())
+        .max()
+        .unwrap_or(0);
+    for d in &config.devices {
+        let about = DRIVERS
+            .iter()
+            .find(|(n, _)| *n == d.driver)
+            .map_or("", |(_, a)| a);
+        println!(
+            "  {:width$}  {:13} {:13} timeout {} ms  {}",
+            d.name,
+            d.kind().as_str(),
+            d.driver,
+            d.timeout.as_millis(),
+            if d.description.is_empty() {
+                about
+            } else {
+                &d.description
+            },
+        );
+    }
+    Ok(())
+}
+
+async fn devices(remote: &Remote) -> Result<(), CliError> {
+    let mut c = client::connect(&remote.addr).await?;
+    let inst = c
+        .get_instrument(pb::GetInstrumentRequest {})
+        .await?
+        .into_inner();
+    println!(
+        "instrument {:?} (microscoped {})",
+        inst.name, inst.daemon_version
+    );
+    let width = inst.devices.iter().map(|d| d.name.len()).max().unwrap_or(0);
+    for d in inst.devices {
+        let kind = pb::DeviceKind::try_from(d.kind)
+            .map(|k| {
+                k.as_str_name()
+                    .trim_start_matches("DEVICE_KIND_")
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let health = if d.fault.is_empty() {
+            "ok".to_owned()
+        } else {
+            format!("FAULTED: {}", d.fault)
+        };
+        println!("  {:width$}  {kind:9} {:13} {health}", d.name, d.driver);
+    }
+    Ok(())
+}
+
+async fn props(remote: &Remote, device: String) -> Result<(), CliError> {
+    use pb::property_spec::Type;
+    let mut c = client::connect(&remote.addr).await?;
+    let specs = c
+        .list_properties(pb::ListPropertiesRequest {
+            device: device.clone(),
+        })
+        .await?
+        .into_inner()
+        .properties;
+    for s in specs {
+        let ty = match &s.r#type {
+            Some(Type::BoolType(_)) => "bool".to_owned(),
+            Some(Type::IntType(t)) => format!("int {}..={}", t.min, t.max),
+            Some(Type::FloatType(t)) => format!("float {}..={}", t.min, t.max),
+            Some(Type::StringType(_)) => "string".to_owned(),
+            Some(Type::EnumType(t)) => format!("one of {}", t.allowed.join("|")),
+            None => String::new(),
+        };
+        let value = c
+            .get_property(pb::GetPropertyRequest {
+                device: device.clone(),
+                property: s.name.clone(),
+            })
+            .await
+            .map(|v| client::show_value(&v.into_inner().value))
+            .unwrap_or_else(|e| format!("<{}>", e.message()));
+        println!(
+            "  {:20} = {:12} {:4} {}{}",
+            s.name,
+            value,
+            s.unit,
+            ty,
+            if s.read_only { " (read-only)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+async fn set(
+    remote: &Remote,
+    device: String,
+    property: String,
+    text: String,
+) -> Result<(), CliError> {
+    let mut c = client::connect(&remote.addr).await?;
+    let specs = c
+        .list_properties(pb::ListPropertiesRequest {
+            device: device.clone(),
+        })
+        .await?
+        .into_inner()
+        .properties;
+    let spec = specs.iter().find(|s| s.name == property);
+    let value = client::parse_value(&text, spec)
+        .map_err(|e| anyhow::anyhow!("{device}.{property}: {e}"))?;
+    let v = c
+        .set_property(pb::SetPropertyRequest {
+            device: device.clone(),
+            property: property.clone(),
+            value: Some(value),
+        })
+        .await?
+        .into_inner();
+    println!("{device}.{property} = {}", client::show_value(&v.value));
+    Ok(())
+}
+
+async fn move_stage(
+    remote: &Remote,
+    device: String,
+    position_um: Vec<f64>,
+    relative: bool,
+    no_wait: bool,
+) -> Result<(), CliError> {
+    let mut c = client::connect(&remote.addr).await?;
+    let req = pb::MoveRequest {
+        device: device.clone(),
+        position_um,
+    };
+    if relative {
+        c.move_relative(req).await?;
+    } else {
+        c.move_absolute(req).await?;
+    }
+    if !no_wait {
+        c.wait_for_idle(pb::WaitForIdleRequest {
+            device: device.clone(),
+            timeout_ms: 0,
+        })
+        .await?;
+    }
+    let p = c
+        .get_position(pb::DeviceRef {
+            device: device.clone(),
+        })
+        .await?
+        .into_inner();
+    let coords: Vec<String> = p.position_um.iter().map(|v| format!("{v:.3}")).collect();
+    println!(
+        "{device} at {} um{}",
+        coords.join(", "),
+        if p.busy { " (moving)" } else { "" }
+    );
+    Ok(())
+}

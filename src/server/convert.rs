@@ -1,0 +1,153 @@
+//! Conversions between the domain types and the generated protobuf types, and from domain errors
+//! to gRPC statuses. The only place besides the service itself that sees prost types.
+
+use microscoped_driver_api::{
+    DeviceError, DeviceKind, ErrorKind, PixelType, PropertySpec, PropertyType, Value,
+};
+use tonic::{Code, Status};
+
+use crate::host::{Health, HostError};
+use crate::pb;
+
+/// The gRPC status a host error stands for. A user's mistake is never INTERNAL.
+pub fn status(e: HostError) -> Status {
+    let code = match &e {
+        HostError::NotFound { .. } => Code::NotFound,
+        HostError::WrongKind { .. } => Code::InvalidArgument,
+        HostError::Faulted { .. } => Code::Unavailable,
+        HostError::Timeout { .. } => Code::DeadlineExceeded,
+        HostError::QueueFull { .. } => Code::Unavailable,
+        HostError::Device { error, .. } => device_code(error),
+    };
+    Status::new(code, e.to_string())
+}
+
+/// The gRPC code a driver error stands for.
+pub fn device_code(e: &DeviceError) -> Code {
+    match e.kind {
+        ErrorKind::OutOfRange | ErrorKind::InvalidValue => Code::InvalidArgument,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::ReadOnly | ErrorKind::Busy => Code::FailedPrecondition,
+        ErrorKind::Timeout => Code::DeadlineExceeded,
+        ErrorKind::Disconnected | ErrorKind::Hardware | ErrorKind::Protocol => Code::Unavailable,
+        _ => Code::Unknown,
+    }
+}
+
+/// A device kind as the API names it.
+pub fn kind(k: DeviceKind) -> pb::DeviceKind {
+    match k {
+        DeviceKind::Camera => pb::DeviceKind::Camera,
+        DeviceKind::Stage => pb::DeviceKind::Stage,
+        DeviceKind::XYStage => pb::DeviceKind::XyStage,
+        DeviceKind::Laser => pb::DeviceKind::Laser,
+        DeviceKind::State => pb::DeviceKind::State,
+        DeviceKind::Shutter => pb::DeviceKind::Shutter,
+    }
+}
+
+/// A device's health as the API names it, with the fault reason.
+pub fn health(h: Health) -> (pb::DeviceHealth, String) {
+    match h {
+        Health::Ok => (pb::DeviceHealth::Ok, String::new()),
+        Health::Faulted(reason) => (pb::DeviceHealth::Faulted, reason),
+    }
+}
+
+/// A pixel type as the API names it.
+pub fn pixel_type(p: PixelType) -> pb::PixelType {
+    match p {
+        PixelType::U8 => pb::PixelType::U8,
+        PixelType::U16 => pb::PixelType::U16,
+    }
+}
+
+/// A property spec for the API.
+pub fn property_spec(s: &PropertySpec) -> pb::PropertySpec {
+    use pb::property_spec::Type;
+    let ty = match &s.ty {
+        PropertyType::Bool => Type::BoolType(pb::BoolType {}),
+        PropertyType::Int { min, max } => Type::IntType(pb::IntType {
+            min: *min,
+            max: *max,
+        }),
+        PropertyType::Float { min, max } => Type::FloatType(pb::FloatType {
+            min: *min,
+            max: *max,
+        }),
+        PropertyType::String => Type::StringType(pb::StringType {}),
+        PropertyType::Enum { allowed } => Type::EnumType(pb::EnumType {
+            allowed: allowed.clone(),
+        }),
+    };
+    pb::PropertySpec {
+        name: s.name.clone(),
+        r#type: Some(ty),
+        unit: s.unit.clone().unwrap_or_default(),
+        read_only: s.read_only,
+        description: s.description.clone(),
+    }
+}
+
+/// A property value for the API.
+pub fn value_to_pb(v: Value) -> pb::Value {
+    use pb::value::Kind;
+    let kind = match v {
+        Value::Bool(b) => Kind::BoolValue(b),
+        Value::Int(i) => Kind::IntValue(i),
+        Value::Float(f) => Kind::FloatValue(f),
+        Value::String(s) => Kind::StringValue(s),
+    };
+    pb::Value { kind: Some(kind) }
+}
+
+/// A property value from the API; an absent value is the client's mistake.
+pub fn value_from_pb(v: Option<pb::Value>, what: &str) -> Result<Value, Status> {
+    use pb::value::Kind;
+    match v.and_then(|v| v.kind) {
+        Some(Kind::BoolValue(b)) => Ok(Value::Bool(b)),
+        Some(Kind::IntValue(i)) => Ok(Value::Int(i)),
+        Some(Kind::FloatValue(f)) => Ok(Value::Float(f)),
+        Some(Kind::StringValue(s)) => Ok(Value::String(s)),
+        None => Err(Status::invalid_argument(format!(
+            "{what}: a value is required (bool_value, int_value, float_value or string_value)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_mistakes_are_not_internal() {
+        for kind in [
+            ErrorKind::OutOfRange,
+            ErrorKind::InvalidValue,
+            ErrorKind::NotFound,
+            ErrorKind::ReadOnly,
+        ] {
+            let code = device_code(&DeviceError::new(kind, "x"));
+            assert_ne!(code, Code::Internal);
+            assert_ne!(code, Code::Unknown);
+        }
+        assert_eq!(
+            device_code(&DeviceError::new(ErrorKind::Timeout, "x")),
+            Code::DeadlineExceeded
+        );
+    }
+
+    #[test]
+    fn values_round_trip() {
+        for v in [
+            Value::Bool(true),
+            Value::Int(-3),
+            Value::Float(2.5),
+            Value::String("GFP".into()),
+        ] {
+            assert_eq!(value_from_pb(Some(value_to_pb(v.clone())), "x").unwrap(), v);
+        }
+        let e = value_from_pb(None, "Camera.exposure_ms").unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+    }
+}

@@ -1,0 +1,566 @@
+//! The gRPC services: the `Microscope` control service, health and reflection. Only this module
+//! sees prost types; domain types convert in [`convert`].
+
+pub mod convert;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use microscoped_driver_api::{AnyDevice, DeviceError, DeviceKind, Value};
+use tonic::{Request, Response, Status};
+
+use crate::config::InstrumentInfo;
+use crate::host::{DeviceHandle, DeviceHost, HostError};
+use crate::pb;
+use convert::status;
+
+/// How long WaitForIdle waits when the client does not say.
+const DEFAULT_IDLE_WAIT: Duration = Duration::from_millis(60_000);
+
+/// The `Microscope` service: a thin layer from RPCs to the device host.
+#[derive(Clone)]
+pub struct MicroscopeService {
+    /// Name and description, for GetInstrument.
+    instrument: InstrumentInfo,
+    /// The devices.
+    host: DeviceHost,
+}
+
+impl MicroscopeService {
+    /// A service over the given devices.
+    pub fn new(instrument: InstrumentInfo, host: DeviceHost) -> Self {
+        Self { instrument, host }
+    }
+
+    fn device(&self, name: &str) -> Result<&DeviceHandle, Status> {
+        if name.is_empty() {
+            return Err(Status::invalid_argument(
+                "a device name is required (see ListDevices)",
+            ));
+        }
+        self.host.get(name).map_err(status)
+    }
+
+    fn camera(&self, name: &str) -> Result<&DeviceHandle, Status> {
+        if !name.is_empty() {
+            let d = self.device(name)?;
+            d.require(DeviceKind::Camera, "camera").map_err(status)?;
+            return Ok(d);
+        }
+        let cameras: Vec<_> = self.host.of_kind(DeviceKind::Camera).collect();
+        match cameras.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Status::failed_precondition("this instrument has no camera")),
+            many => Err(Status::invalid_argument(format!(
+                "this instrument has {} cameras; name one of: {}",
+                many.len(),
+                many.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    fn device_info(d: &DeviceHandle) -> pb::Device {
+        let (health, fault) = convert::health(d.health());
+        pb::Device {
+            name: d.name().to_owned(),
+            kind: convert::kind(d.kind()) as i32,
+            driver: d.driver().to_owned(),
+            description: d.description().to_owned(),
+            health: health as i32,
+            fault,
+        }
+    }
+
+    /// Finds a writable property and checks a value against it, without touching the device.
+    fn check_setting(
+        &self,
+        device: &str,
+        property: &str,
+        value: Option<pb::Value>,
+    ) -> Result<(DeviceHandle, String, Value), Status> {
+        let d = self.device(device)?;
+        let spec = d
+            .properties()
+            .iter()
+            .find(|s| s.name == property)
+            .ok_or_else(|| no_property(d, property))?;
+        if spec.read_only {
+            return Err(Status::failed_precondition(format!(
+                "{device}.{property} is read-only"
+            )));
+        }
+        let value = convert::value_from_pb(value, &format!("{device}.{property}"))?;
+        let value = spec.coerce(&value).map_err(|e| {
+            Status::new(convert::device_code(&e), format!("{device}.{}", e.message))
+        })?;
+        Ok((d.clone(), property.to_owned(), value))
+    }
+
+    async fn read_property(d: &DeviceHandle, property: &str) -> Result<pb::PropertyValue, Status> {
+        let name = property.to_owned();
+        let v = d
+            .call(move |dev| dev.device().get_property(&name))
+            .await
+            .map_err(status)?;
+        Ok(pb::PropertyValue {
+            device: d.name().to_owned(),
+            property: property.to_owned(),
+            value: Some(convert::value_to_pb(v)),
+        })
+    }
+
+    async fn write_property(
+        d: &DeviceHandle,
+        property: &str,
+        value: Value,
+    ) -> Result<(), HostError> {
+        let name = property.to_owned();
+        d.call(move |dev| dev.device().set_property(&name, &value))
+            .await
+    }
+}
+
+fn no_property(d: &DeviceHandle, property: &str) -> Status {
+    let names: Vec<_> = d.properties().iter().map(|p| p.name.as_str()).collect();
+    Status::not_found(format!(
+        "device {:?} has no property {property:?}; its properties are: {}",
+        d.name(),
+        names.join(", ")
+    ))
+}
+
+/// Where a stage or XY stage is and whether it moves.
+async fn stage_position(d: &DeviceHandle) -> Result<pb::StagePosition, HostError> {
+    let (position_um, busy) = match d.kind() {
+        DeviceKind::XYStage => {
+            d.with_xy_stage(|s| {
+                let (x, y) = s.position_um()?;
+                Ok((vec![x, y], s.is_busy()?))
+            })
+            .await?
+        }
+        _ => {
+            d.with_stage(|s| Ok((vec![s.position_um()?], s.is_busy()?)))
+                .await?
+        }
+    };
+    Ok(pb::StagePosition {
+        device: d.name().to_owned(),
+        position_um,
+        busy,
+    })
+}
+
+fn require_stage(d: &DeviceHandle) -> Result<(), Status> {
+    match d.kind() {
+        DeviceKind::Stage | DeviceKind::XYStage => Ok(()),
+        other => Err(Status::invalid_argument(format!(
+            "device {:?} is a {}, not a stage or xy-stage",
+            d.name(),
+            other.as_str()
+        ))),
+    }
+}
+
+/// Checks a move's coordinates: the right count for the stage and finite numbers.
+fn move_target(d: &DeviceHandle, position: &[f64]) -> Result<(), Status> {
+    require_stage(d)?;
+    let want = if d.kind() == DeviceKind::XYStage {
+        2
+    } else {
+        1
+    };
+    if position.len() != want {
+        return Err(Status::invalid_argument(format!(
+            "device {:?} is a {} and takes {want} coordinate(s) in position_um, got {}",
+            d.name(),
+            d.kind().as_str(),
+            position.len()
+        )));
+    }
+    if let Some(bad) = position.iter().find(|p| !p.is_finite()) {
+        return Err(Status::invalid_argument(format!(
+            "position_um must be finite numbers, got {bad}"
+        )));
+    }
+    Ok(())
+}
+
+async fn laser_state(d: &DeviceHandle) -> Result<pb::LaserState, HostError> {
+    let name = d.name().to_owned();
+    d.with_laser(move |l| {
+        Ok(pb::LaserState {
+            device: name,
+            enabled: l.is_on()?,
+            setpoint_mw: l.power_setpoint_mw()?,
+            power_mw: l.power_mw()?,
+            max_power_mw: l.max_power_mw()?,
+            wavelength_nm: l.wavelength_nm()?,
+        })
+    })
+    .await
+}
+
+async fn state_of(d: &DeviceHandle) -> Result<pb::StateDeviceState, HostError> {
+    let name = d.name().to_owned();
+    d.with_state(move |s| {
+        let labels = s.labels()?;
+        let index = s.position()?;
+        Ok(pb::StateDeviceState {
+            device: name,
+            index,
+            label: labels.get(index as usize).cloned().unwrap_or_default(),
+            labels,
+            busy: s.is_busy()?,
+        })
+    })
+    .await
+}
+
+fn unix_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+type Rpc<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl pb::microscope_server::Microscope for MicroscopeService {
+    async fn get_instrument(&self, _: Request<pb::GetInstrumentRequest>) -> Rpc<pb::Instrument> {
+        Ok(Response::new(pb::Instrument {
+            name: self.instrument.name.clone(),
+            description: self.instrument.description.clone(),
+            daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
+            devices: self.host.devices().map(Self::device_info).collect(),
+        }))
+    }
+
+    async fn list_devices(
+        &self,
+        _: Request<pb::ListDevicesRequest>,
+    ) -> Rpc<pb::ListDevicesResponse> {
+        Ok(Response::new(pb::ListDevicesResponse {
+            devices: self.host.devices().map(Self::device_info).collect(),
+        }))
+    }
+
+    async fn reset_device(&self, req: Request<pb::ResetDeviceRequest>) -> Rpc<pb::Device> {
+        let d = self.device(&req.get_ref().device)?;
+        d.reset().await.map_err(status)?;
+        Ok(Response::new(Self::device_info(d)))
+    }
+
+    async fn list_properties(
+        &self,
+        req: Request<pb::ListPropertiesRequest>,
+    ) -> Rpc<pb::ListPropertiesResponse> {
+        let d = self.device(&req.get_ref().device)?;
+        Ok(Response::new(pb::ListPropertiesResponse {
+            properties: d.properties().iter().map(convert::property_spec).collect(),
+        }))
+    }
+
+    async fn get_property(&self, req: Request<pb::GetPropertyRequest>) -> Rpc<pb::PropertyValue> {
+        let req = req.into_inner();
+        let d = self.device(&req.device)?;
+        if !d.properties().iter().any(|s| s.name == req.property) {
+            return Err(no_property(d, &req.property));
+        }
+        Ok(Response::new(Self::read_property(d, &req.property).await?))
+    }
+
+    async fn set_property(&self, req: Request<pb::SetPropertyRequest>) -> Rpc<pb::PropertyValue> {
+        let req = req.into_inner();
+        let (d, property, value) = self.check_setting(&req.device, &req.property, req.value)?;
+        Self::write_property(&d, &property, value)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(Self::read_property(&d, &property).await?))
+    }
+
+    async fn set_properties(
+        &self,
+        req: Request<pb::SetPropertiesRequest>,
+    ) -> Rpc<pb::SetPropertiesResponse> {
+        let settings = req.into_inner().settings;
+        if settings.is_empty() {
+            return Err(Status::invalid_argument(
+                "settings is empty: nothing to set",
+            ));
+        }
+        // Check everything first so a mistake in the last setting changes nothing.
+        let mut checked = Vec::with_capacity(settings.len());
+        for (i, s) in settings.into_iter().enumerate() {
+            let c = self
+                .check_setting(&s.device, &s.property, s.value)
+                .map_err(|e| {
+                    Status::new(
+                        e.code(),
+                        format!("settings[{i}]: {}; nothing was applied", e.message()),
+                    )
+                })?;
+            checked.push(c);
+        }
+        for (i, (d, property, value)) in checked.iter().enumerate() {
+            if let Err(e) = Self::write_property(d, property, value.clone()).await {
+                let e = status(e);
+                let applied = if i == 0 {
+                    "nothing was applied".to_owned()
+                } else {
+                    format!("settings[0..{i}] were applied")
+                };
+                return Err(Status::new(
+                    e.code(),
+                    format!(
+                        "settings[{i}] {}.{property}: {}; {applied}",
+                        d.name(),
+                        e.message()
+                    ),
+                ));
+            }
+        }
+        let mut values = Vec::with_capacity(checked.len());
+        for (d, property, _) in &checked {
+            values.push(Self::read_property(d, property).await?);
+        }
+        Ok(Response::new(pb::SetPropertiesResponse { values }))
+    }
+
+    async fn move_absolute(&self, req: Request<pb::MoveRequest>) -> Rpc<pb::StagePosition> {
+        let req = req.into_inner();
+        let d = self.device(&req.device)?;
+        move_target(d, &req.position_um)?;
+        let p = req.position_um;
+        match d.kind() {
+            DeviceKind::XYStage => {
+                d.with_xy_stage(move |s| s.move_absolute_um(p[0], p[1]))
+                    .await
+            }
+            _ => d.with_stage(move |s| s.move_absolute_um(p[0])).await,
+        }
+        .map_err(status)?;
+        Ok(Response::new(stage_position(d).await.map_err(status)?))
+    }
+
+    async fn move_relative(&self, req: Request<pb::MoveRequest>) -> Rpc<pb::StagePosition> {
+        let req = req.into_inner();
+        let d = self.device(&req.device)?;
+        move_target(d, &req.position_um)?;
+        let p = req.position_um;
+        match d.kind() {
+            DeviceKind::XYStage => {
+                d.with_xy_stage(move |s| s.move_relative_um(p[0], p[1]))
+                    .await
+            }
+            _ => d.with_stage(move |s| s.move_relative_um(p[0])).await,
+        }
+        .map_err(status)?;
+        Ok(Response::new(stage_position(d).await.map_err(status)?))
+    }
+
+    async fn get_position(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
+        let d = self.device(&req.get_ref().device)?;
+        require_stage(d)?;
+        Ok(Response::new(stage_position(d).await.map_err(status)?))
+    }
+
+    async fn stop(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
+        let d = self.device(&req.get_ref().device)?;
+        require_stage(d)?;
+        match d.kind() {
+            DeviceKind::XYStage => d.with_xy_stage(|s| s.stop()).await,
+            _ => d.with_stage(|s| s.stop()).await,
+        }
+        .map_err(status)?;
+        Ok(Response::new(stage_position(d).await.map_err(status)?))
+    }
+
+    async fn home(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
+        let d = self.device(&req.get_ref().device)?;
+        require_stage(d)?;
+        match d.kind() {
+            DeviceKind::XYStage => d.with_xy_stage(|s| s.home()).await,
+            _ => d.with_stage(|s| s.home()).await,
+        }
+        .map_err(status)?;
+        Ok(Response::new(stage_position(d).await.map_err(status)?))
+    }
+
+    async fn wait_for_idle(
+        &self,
+        req: Request<pb::WaitForIdleRequest>,
+    ) -> Rpc<pb::WaitForIdleResponse> {
+        let req = req.into_inner();
+        let d = self.device(&req.device)?;
+        let limit = match req.timeout_ms {
+            0 => DEFAULT_IDLE_WAIT,
+            ms => Duration::from_millis(ms.into()),
+        };
+        let waited = d.wait_for_idle(limit).await.map_err(status)?;
+        Ok(Response::new(pb::WaitForIdleResponse {
+            device: req.device,
+            waited_ms: waited.as_secs_f64() * 1e3,
+        }))
+    }
+
+    async fn set_laser_enabled(
+        &self,
+        req: Request<pb::SetLaserEnabledRequest>,
+    ) -> Rpc<pb::LaserState> {
+        let req = req.into_inner();
+        let d = self.device(&req.device)?;
+        let on = req.enabled;
+        d.with_laser(move |l| l.set_on(on)).await.map_err(status)?;
+        Ok(Response::new(laser_state(d).await.map_err(status)?))
+    }
+
+    async fn set_laser_power(&self, req: Request<pb::SetLaserPowerRequest>) -> Rpc<pb::LaserState> {
+        let req = req.into_inner();
+        let d = self.device(&req.device)?;
+        let power = req.power_mw;
+        if !power.is_finite() || power < 0.0 {
+            return Err(Status::invalid_argument(format!(
+                "power_mw must be a number >= 0, got {power}"
+            )));
+        }
+        d.with_laser(move |l| l.set_power_mw(power))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(laser_state(d).await.map_err(status)?))
+    }
+
+    async fn get_laser_state(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::LaserState> {
+        let d = self.device(&req.get_ref().device)?;
+        Ok(Response::new(laser_state(d).await.map_err(status)?))
+    }
+
+    async fn set_state(&self, req: Request<pb::SetStateRequest>) -> Rpc<pb::StateDeviceState> {
+        use pb::set_state_request::Target;
+        let req = req.into_inner();
+        let d = self.device(&req.device)?;
+        let target = req
+            .target
+            .ok_or_else(|| Status::invalid_argument("give the position as an index or a label"))?;
+        let name = d.name().to_owned();
+        d.with_state(move |s| {
+            let labels = s.labels()?;
+            let index = match target {
+                Target::Index(i) if (i as usize) < labels.len() => i,
+                Target::Index(i) => {
+                    return Err(DeviceError::out_of_range(format!(
+                        "position {i} does not exist: {name} has positions 0..={} ({})",
+                        labels.len().saturating_sub(1),
+                        labels.join(", ")
+                    )))
+                }
+                Target::Label(l) => match labels.iter().position(|x| *x == l) {
+                    Some(i) => i as u32,
+                    None => {
+                        return Err(DeviceError::not_found(format!(
+                            "{name} has no position labelled {l:?}; its labels are: {}",
+                            labels.join(", ")
+                        )))
+                    }
+                },
+            };
+            s.set_position(index)
+        })
+        .await
+        .map_err(status)?;
+        Ok(Response::new(state_of(d).await.map_err(status)?))
+    }
+
+    async fn get_state(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StateDeviceState> {
+        let d = self.device(&req.get_ref().device)?;
+        Ok(Response::new(state_of(d).await.map_err(status)?))
+    }
+
+    async fn set_shutter(&self, req: Request<pb::SetShutterRequest>) -> Rpc<pb::ShutterState> {
+        let req = req.into_inner();
+        let d = self.device(&req.device)?;
+        let open = req.open;
+        let open = d
+            .with_shutter(move |s| {
+                s.set_open(open)?;
+                s.is_open()
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ShutterState {
+            device: req.device,
+            open,
+        }))
+    }
+
+    async fn get_shutter(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::ShutterState> {
+        let d = self.device(&req.get_ref().device)?;
+        let open = d.with_shutter(|s| s.is_open()).await.map_err(status)?;
+        Ok(Response::new(pb::ShutterState {
+            device: d.name().to_owned(),
+            open,
+        }))
+    }
+
+    async fn snap(&self, req: Request<pb::SnapRequest>) -> Rpc<pb::Image> {
+        let req = req.into_inner();
+        let cam = self.camera(&req.camera)?;
+        let exposure = req.exposure_ms;
+        if exposure != 0.0 && !(exposure.is_finite() && exposure > 0.0) {
+            return Err(Status::invalid_argument(format!(
+                "exposure_ms must be > 0 (or 0 for the camera's current exposure), got {exposure}"
+            )));
+        }
+        let current = cam.with_camera(|c| c.exposure_ms()).await.map_err(status)?;
+        let effective = if exposure > 0.0 { exposure } else { current };
+        // The snap itself takes the exposure: the device timeout covers only the overhead.
+        let limit = cam.timeout() + Duration::from_secs_f64(effective / 1e3);
+        let (data, info, bit_depth, binning, roi) = cam
+            .call_timeout(limit, move |dev| {
+                let AnyDevice::Camera(c) = dev else {
+                    return Err(DeviceError::invalid("not a camera"));
+                };
+                if exposure > 0.0 {
+                    c.set_exposure_ms(exposure)?;
+                }
+                let shape = c.frame_shape()?;
+                let mut data = vec![0u8; shape.bytes()];
+                let snapped = c.snap(&mut data);
+                if exposure > 0.0 {
+                    c.set_exposure_ms(current)?;
+                }
+                let info = snapped?;
+                Ok((data, info, c.bit_depth()?, c.binning()?, c.roi()?))
+            })
+            .await
+            .map_err(status)?;
+        let host_time_unix_us = unix_us();
+        let mut stage_positions = std::collections::HashMap::new();
+        for s in self
+            .host
+            .devices()
+            .filter(|d| matches!(d.kind(), DeviceKind::Stage | DeviceKind::XYStage))
+        {
+            // Metadata is best effort: a faulted stage must not cost the user the image.
+            if let Ok(p) = stage_position(s).await {
+                stage_positions.insert(s.name().to_owned(), p);
+            }
+        }
+        Ok(Response::new(pb::Image {
+            camera: cam.name().to_owned(),
+            width: info.shape.width,
+            height: info.shape.height,
+            pixel_type: convert::pixel_type(info.shape.pixel_type) as i32,
+            bit_depth,
+            data,
+            metadata: Some(pb::ImageMetadata {
+                exposure_ms: info.exposure_ms,
+                camera_timestamp_us: info.camera_timestamp_us,
+                host_time_unix_us,
+                binning,
+                roi_x: roi.x,
+                roi_y: roi.y,
+                stage_positions,
+            }),
+        }))
+    }
+}

@@ -1,0 +1,214 @@
+//! The `microscoped` binary as a technician uses it: `check`, `serve` in its own process, the
+//! client subcommands against it, and an orderly stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_microscoped");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("microscoped runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_demo_and_names_file_line_and_key_in_a_broken_config() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml");
+    let o = run(&["check", demo.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("valid") && out.contains("Laser488") && out.contains("sim.camera"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("unknown key", "[instrument]\nname = \"x\"\n\n[devices.Cam]\ndriver = \"sim.camera\"\nexposure = 5\n", ":6:", "devices.Cam.exposure"),
+        ("unknown driver", "[instrument]\nname = \"x\"\n[devices.Cam]\ndriver = \"acme\"\n", ":4:", "devices.Cam.driver"),
+        ("wrong type", "[instrument]\nname = \"x\"\n[devices.Z]\ndriver = \"sim.stage\"\nspeed_um_s = \"fast\"\n", ":5:", "devices.Z.speed_um_s"),
+        ("out of range", "[instrument]\nname = \"x\"\n[devices.L]\ndriver = \"sim.laser\"\nmax_power_mw = -1.0\n", ":5:", "devices.L.max_power_mw"),
+        ("duplicate device", "[instrument]\nname = \"x\"\n[devices.L]\ndriver = \"sim.laser\"\n[devices.L]\ndriver = \"sim.laser\"\n", ":5:", ""),
+        ("missing setting", "[server]\nlisten = \"127.0.0.1:1\"\n", "", "instrument"),
+    ];
+    for (what, body, line, key) in cases {
+        let path = dir.path().join("broken.toml");
+        std::fs::write(&path, body).unwrap();
+        let o = run(&["check", path.to_str().unwrap()]);
+        let (_, err) = text(&o);
+        assert!(!o.status.success(), "{what}: accepted");
+        assert!(
+            err.contains(&format!("broken.toml{line}")),
+            "{what}: no file:line in {err}"
+        );
+        assert!(err.contains(key), "{what}: no key in {err}");
+    }
+    let o = run(&["check", "/nonexistent/instrument.toml"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("cannot read the config"));
+}
+
+/// The daemon in its own process on a free loopback port.
+struct Served {
+    child: Child,
+    addr: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl Served {
+    fn start() -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = log
+                .recv_timeout(Duration::from_secs(30))
+                .expect("daemon logs that it serves");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                if line.contains("serving") {
+                    break rest.split_whitespace().next().unwrap().to_owned();
+                }
+            }
+        };
+        Self { child, addr, log }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut all = args.to_vec();
+        all.extend(["--addr", &self.addr]);
+        run(&all)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn client_subcommands_against_a_served_daemon_then_sigterm() {
+    let d = Served::start();
+    let o = d.cli(&["devices"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("FilterWheel") && out.contains("ok"), "{out}");
+
+    let o = d.cli(&["set", "Laser488", "on", "true"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = d.cli(&["set", "FilterWheel", "label", "GFP"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = d.cli(&["get", "Laser488", "on"]);
+    assert_eq!(text(&o).0.trim(), "true");
+
+    let o = d.cli(&["move", "XY", "250", "-125.5"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("250.000, -125.500"), "{out}");
+    let o = d.cli(&["move", "Z", "--relative", "-5"]);
+    assert!(text(&o).0.contains("95.000"), "{:?}", text(&o));
+    // Back into focus for the snaps below.
+    assert!(d.cli(&["move", "Z", "100"]).status.success());
+
+    // Mistakes: a clear message and a non-zero exit.
+    let o = d.cli(&["set", "Laser488", "power_setpoint_mw", "900"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains("0..=100 mW") && text(&o).1.contains("INVALID_ARGUMENT"),
+        "{:?}",
+        text(&o)
+    );
+    let o = d.cli(&["set", "Laser488", "on", "perhaps"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("not a bool"));
+    let o = d.cli(&["move", "XY", "1e9", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = d.cli(&["get", "Nothing", "x"]);
+    assert!(text(&o).1.contains("NOT_FOUND"));
+
+    // Snap to a raw TIFF and to a PNG preview, both read back by independent decoders.
+    let dir = tempfile::tempdir().unwrap();
+    let tiff_path = dir.path().join("snap.tiff");
+    let o = d.cli(&[
+        "snap",
+        "-o",
+        tiff_path.to_str().unwrap(),
+        "--exposure",
+        "20",
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let mut dec = tiff::decoder::Decoder::new(std::fs::File::open(&tiff_path).unwrap()).unwrap();
+    assert_eq!(dec.dimensions().unwrap(), (512, 512));
+    let tiff::decoder::DecodingResult::U16(px) = dec.read_image().unwrap() else {
+        panic!("expected 16-bit pixels");
+    };
+    assert!(
+        *px.iter().max().unwrap() > 1000,
+        "beads visible with 488 + GFP"
+    );
+    let png_path = dir.path().join("snap.png");
+    let o = d.cli(&["snap", "-o", png_path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let png = image::open(&png_path).unwrap().to_luma8();
+    assert_eq!(png.dimensions(), (512, 512));
+    assert_eq!(
+        *png.iter().max().unwrap(),
+        255,
+        "auto-contrast uses the full range"
+    );
+    let o = d.cli(&["snap", "-o", dir.path().join("snap.bmp").to_str().unwrap()]);
+    assert!(text(&o).1.contains(".tiff") && !o.status.success());
+
+    // SIGTERM: stop taking requests, lasers off, stages stopped, exit 0.
+    let pid = d.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut d = d;
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let lines: Vec<String> = d.log.try_iter().collect();
+    for device in ["Laser488", "XY", "Z", "Shutter"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("device in safe state")
+                    && l.contains(&format!("device={device}"))),
+            "{device} not made safe: {lines:#?}"
+        );
+    }
+    assert!(lines.iter().any(|l| l.contains("shutdown complete")));
+}
+
+#[test]
+fn client_without_a_daemon_says_how_to_start_one() {
+    let o = run(&["devices", "--addr", "127.0.0.1:1"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).1.contains("microscoped serve"), "{:?}", text(&o));
+}
