@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/microscoped/v1/microscope.proto"];
+    let protos = [
+        "proto/microscoped/v1/microscope.proto",
+        "proto/microscoped/v1/acquisition.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

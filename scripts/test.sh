@@ -23,5 +23,5 @@ step "cargo test"
 cargo test --workspace --locked
 
 step "Python interop tests"
-cargo build --locked --bin microscoped
+# `cargo test` built the daemon binary (the CLI tests run it); the Python tests use that one.
 MICROSCOPED_BIN="$PWD/target/debug/microscoped" .venv/bin/python -m pytest -q tests/python

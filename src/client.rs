@@ -88,6 +88,15 @@ fn code_name(code: tonic::Code) -> &'static str {
 
 /// Connects to the daemon at `addr` ("127.0.0.1:50051" or "http://host:port").
 pub async fn connect(addr: &str) -> Result<Client, CliError> {
+    Ok(
+        pb::microscope_client::MicroscopeClient::new(channel(addr).await?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
+}
+
+/// A gRPC channel to the daemon at `addr`, for any of its services.
+pub async fn channel(addr: &str) -> Result<Channel, CliError> {
     let uri = if addr.contains("://") {
         addr.to_owned()
     } else {
@@ -108,9 +117,7 @@ pub async fn connect(addr: &str) -> Result<Client, CliError> {
         .map_err(|e| {
             unreachable(&std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string()))
         })?;
-    Ok(pb::microscope_client::MicroscopeClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    Ok(channel)
 }
 
 /// Parses what a person typed for a property into the value its spec asks for. Without a spec

@@ -17,7 +17,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use microscoped_driver_api::DeviceKind;
@@ -26,6 +26,8 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+
+pub use crate::ring::OverflowPolicy;
 
 /// The simulated instrument, embedded so `microscoped serve` runs with no file at all.
 pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
@@ -48,7 +50,27 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The devices, in config order.
     pub devices: Vec<DeviceConfig>,
+    /// Where datasets go and how frames are buffered on their way.
+    pub storage: StorageConfig,
 }
+
+/// Where datasets land and how the frame ring is sized.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Every dataset is a folder under this one.
+    pub data_root: PathBuf,
+    /// Memory for the frame ring of one acquisition, in bytes.
+    pub ring_bytes: u64,
+    /// The ring has at least this many slots whatever the budget.
+    pub min_slots: usize,
+    /// What happens when the writer falls behind and the ring is full.
+    pub overflow: OverflowPolicy,
+}
+
+/// The ring budget when the config does not say: 1 GiB holds 128 full 2048x2048 16-bit frames.
+pub const DEFAULT_RING_MB: u64 = 1024;
+/// The minimum slot count when the config does not say.
+pub const DEFAULT_MIN_SLOTS: usize = 8;
 
 /// The instrument's identity, shown to clients.
 #[derive(Debug, Clone)]
@@ -57,6 +79,8 @@ pub struct InstrumentInfo {
     pub name: String,
     /// Free text for people (room, owner, objective list).
     pub description: String,
+    /// The state device whose current label names the objective in use ("60x/1.4 oil").
+    pub objective: Option<String>,
 }
 
 /// One device: its name, its driver and the driver's settings.
@@ -188,6 +212,45 @@ struct RawTop {
     instrument: RawInstrument,
     #[serde(default)]
     server: RawServer,
+    #[serde(default)]
+    storage: RawStorage,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default = "default_data_root")]
+    data_root: PathBuf,
+    #[serde(default = "default_ring_mb")]
+    ring_mb: u64,
+    #[serde(default = "default_min_slots")]
+    min_slots: usize,
+    #[serde(default = "default_overflow")]
+    overflow: OverflowPolicy,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self {
+            data_root: default_data_root(),
+            ring_mb: DEFAULT_RING_MB,
+            min_slots: DEFAULT_MIN_SLOTS,
+            overflow: default_overflow(),
+        }
+    }
+}
+
+fn default_data_root() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_ring_mb() -> u64 {
+    DEFAULT_RING_MB
+}
+fn default_min_slots() -> usize {
+    DEFAULT_MIN_SLOTS
+}
+fn default_overflow() -> OverflowPolicy {
+    OverflowPolicy::Drop
 }
 
 #[derive(Deserialize)]
@@ -196,6 +259,7 @@ struct RawInstrument {
     name: String,
     #[serde(default)]
     description: String,
+    objective: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -318,6 +382,7 @@ impl<'a> Parser<'a> {
             ));
         }
 
+        let storage = self.storage(top.storage)?;
         let mut parsed = Vec::new();
         if let Some(devices) = devices {
             let span = devices.span();
@@ -332,14 +397,61 @@ impl<'a> Parser<'a> {
                 parsed.push(self.device(name, value)?);
             }
         }
+        if let Some(obj) = &top.instrument.objective {
+            if !parsed
+                .iter()
+                .any(|d: &DeviceConfig| &d.name == obj && d.kind() == DeviceKind::State)
+            {
+                return Err(self.error(
+                    self.find_key(&["instrument", "objective"]),
+                    Some("instrument.objective".into()),
+                    format!(
+                        "{obj:?} must name a state device (an objective turret) of this config"
+                    ),
+                ));
+            }
+        }
         Ok(Config {
             source: self.file.to_owned(),
             instrument: InstrumentInfo {
                 name: top.instrument.name,
                 description: top.instrument.description,
+                objective: top.instrument.objective,
             },
             listen,
             devices: parsed,
+            storage,
+        })
+    }
+
+    fn storage(&self, raw: RawStorage) -> Result<StorageConfig, ConfigError> {
+        let at = |key: &str, message: String| {
+            self.error(
+                self.find_key(&["storage", key]),
+                Some(format!("storage.{key}")),
+                message,
+            )
+        };
+        if raw.data_root.as_os_str().is_empty() {
+            return Err(at("data_root", "must name a folder".into()));
+        }
+        if !(1..=1 << 20).contains(&raw.ring_mb) {
+            return Err(at(
+                "ring_mb",
+                format!("must be from 1 to 1048576 MiB, got {}", raw.ring_mb),
+            ));
+        }
+        if !(2..=100_000).contains(&raw.min_slots) {
+            return Err(at(
+                "min_slots",
+                format!("must be from 2 to 100000, got {}", raw.min_slots),
+            ));
+        }
+        Ok(StorageConfig {
+            data_root: raw.data_root,
+            ring_bytes: raw.ring_mb << 20,
+            min_slots: raw.min_slots,
+            overflow: raw.overflow,
         })
     }
 
@@ -646,6 +758,28 @@ mod tests {
         assert_eq!(
             (e.key.as_deref(), e.line),
             (Some("server.listen"), Some(4)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn storage_settings() {
+        let c = Config::parse(
+            &format!(
+                "{HEAD}[storage]\ndata_root = \"/tmp/x\"\nring_mb = 64\noverflow = \"stop\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.storage.ring_bytes, 64 << 20);
+        assert_eq!(c.storage.overflow, OverflowPolicy::Stop);
+        let e = err(&format!("{HEAD}[storage]\noverflow = \"maybe\"\n"));
+        assert_eq!(e.key.as_deref(), Some("storage.overflow"), "{e}");
+        assert_eq!(e.line, Some(4), "{e}");
+        let e = err(&format!("{HEAD}[storage]\nmin_slots = 1\n"));
+        assert_eq!(
+            (e.key.as_deref(), e.line),
+            (Some("storage.min_slots"), Some(4)),
             "{e}"
         );
     }

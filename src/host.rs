@@ -60,6 +60,17 @@ pub enum HostError {
         /// How long the host waited.
         timeout: Duration,
     },
+    /// The device is running a long job (an acquisition) and takes no other commands meanwhile.
+    #[error("device {device:?} is busy with {job}; stop it first or wait until it ends")]
+    InUse {
+        /// The device.
+        device: String,
+        /// What it is doing.
+        job: String,
+    },
+    /// The request leaves out which camera, and the instrument has none or several.
+    #[error("{0}")]
+    NoSuchCamera(String),
     /// Too many commands are already waiting for the device.
     #[error("device {device:?} is busy: {QUEUE_DEPTH} commands are already waiting for it")]
     QueueFull {
@@ -105,6 +116,8 @@ struct HandleInner {
     tx: SyncSender<Job>,
     /// Faulted or not. A std mutex: it is never held across an await.
     health: Mutex<Health>,
+    /// The long job the device thread is running, if any (see [`DeviceHandle::run_exclusive`]).
+    job: Mutex<Option<String>>,
 }
 
 /// A cheap-to-clone handle to one hosted device.
@@ -142,6 +155,7 @@ impl DeviceHandle {
             properties,
             tx,
             health: Mutex::new(Health::Ok),
+            job: Mutex::new(None),
         })))
     }
 
@@ -214,7 +228,49 @@ impl DeviceHandle {
                 reason,
             });
         }
+        if let Some(job) = self.job() {
+            return Err(HostError::InUse {
+                device: self.0.name.clone(),
+                job,
+            });
+        }
         self.send(timeout, f).await
+    }
+
+    fn job(&self) -> Option<String> {
+        self.0.job.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Claims the device for a long job named `job` (e.g. "acquisition 3"): until the returned
+    /// guard is dropped, other callers get [`HostError::InUse`] at once instead of queueing
+    /// behind the job and timing out. Fails if the device is faulted or already claimed.
+    pub fn claim(&self, job: &str) -> Result<Claim, HostError> {
+        if let Health::Faulted(reason) = self.health() {
+            return Err(HostError::Faulted {
+                device: self.0.name.clone(),
+                reason,
+            });
+        }
+        let mut current = self.0.job.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(job) = current.as_ref() {
+            return Err(HostError::InUse {
+                device: self.0.name.clone(),
+                job: job.clone(),
+            });
+        }
+        *current = Some(job.to_owned());
+        Ok(Claim(self.clone()))
+    }
+
+    /// Runs a long job on the device thread with no timeout; the caller holds the claim. A
+    /// fault-kind error still marks the device faulted.
+    pub async fn run_claimed<R, F>(&self, _claim: &Claim, f: F) -> Result<R, HostError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut AnyDevice) -> Result<R, DeviceError> + Send + 'static,
+    {
+        // A day is "no timeout" for any acquisition, while keeping the arithmetic finite.
+        self.send(Duration::from_secs(86_400), f).await
     }
 
     /// Sends a job whatever the device's health and applies the outcome to it.
@@ -281,6 +337,15 @@ impl DeviceHandle {
             wanted,
             actual: self.0.kind.as_str(),
         }
+    }
+}
+
+/// A device claimed for a long job; dropping it frees the device for other callers.
+pub struct Claim(DeviceHandle);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        *self.0 .0.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -405,6 +470,27 @@ impl DeviceHost {
             name: name.to_owned(),
             known: self.devices.keys().cloned().collect::<Vec<_>>().join(", "),
         })
+    }
+
+    /// The camera called `name`, or the only camera when `name` is empty.
+    pub fn camera(&self, name: &str) -> Result<&DeviceHandle, HostError> {
+        if !name.is_empty() {
+            let d = self.get(name)?;
+            d.require(DeviceKind::Camera, "camera")?;
+            return Ok(d);
+        }
+        let cameras: Vec<_> = self.of_kind(DeviceKind::Camera).collect();
+        match cameras.as_slice() {
+            [one] => Ok(one),
+            [] => Err(HostError::NoSuchCamera(
+                "this instrument has no camera".into(),
+            )),
+            many => Err(HostError::NoSuchCamera(format!(
+                "this instrument has {} cameras; name one of: {}",
+                many.len(),
+                many.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
     }
 
     /// The devices of one kind.

@@ -4,17 +4,24 @@
 //! - [`config`]: the instrument config (TOML), parsed, validated, errors with file:line:key.
 //! - [`drivers`]: turns device configs into running drivers.
 //! - [`host`]: the device host: one thread per device, command channel, timeouts, faults.
+//! - [`ring`]: the preallocated frame ring between a camera and its consumers.
+//! - [`acquire`]: the acquisition engine (sequences), events, live rings.
+//! - [`storage`]: the streaming OME-TIFF writer, its sidecar and crash recovery.
 //! - [`server`]: the gRPC services; the only module that sees prost types.
 //! - [`client`]: the CLI's gRPC client side.
 //!
 //! [`run`] starts the daemon on a listener the caller made, so tests run the real daemon on
 //! `127.0.0.1:0` with a shutdown future of their own.
 
+pub mod acquire;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod drivers;
 pub mod host;
+pub mod ring;
 pub mod server;
+pub mod storage;
 
 use std::future::Future;
 
@@ -45,6 +52,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let host = host::DeviceHost::start(&config)?;
+    let acquisitions = acquire::Acquisitions::new(
+        host.clone(),
+        config.storage.clone(),
+        config.instrument.clone(),
+    );
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let acquisition =
+        server::acquisition::AcquisitionService::new(acquisitions.clone(), host.clone(), stopping);
+    let acquisition = pb::acquisition_server::AcquisitionServer::new(acquisition)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let service = server::MicroscopeService::new(config.instrument.clone(), host.clone());
     let service = pb::microscope_server::MicroscopeServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -53,6 +71,9 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::microscope_server::MicroscopeServer<server::MicroscopeService>>()
+        .await;
+    health
+        .set_serving::<pb::acquisition_server::AcquisitionServer<server::acquisition::AcquisitionService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -67,9 +88,16 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .add_service(acquisition)
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            // Open streams end now, or the server would wait for their clients to hang up.
+            let _ = stopping_tx.send(true);
+        })
         .await?;
-    info!("stopped taking requests; putting devices in their safe state");
+    info!("stopped taking requests; finishing acquisitions");
+    acquisitions.stop_all().await;
+    info!("putting devices in their safe state");
     host.make_all_safe().await;
     info!("shutdown complete");
     Ok(())

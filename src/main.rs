@@ -110,6 +110,51 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Run a sequence acquisition into a new OME-TIFF dataset, with a progress bar; Ctrl-C stops
+    /// it early and keeps what was taken.
+    Acquire {
+        /// Frames to take.
+        #[arg(long, required_unless_present = "until_stopped")]
+        frames: Option<u64>,
+        /// Run until Ctrl-C instead of for a number of frames.
+        #[arg(long, conflicts_with = "frames")]
+        until_stopped: bool,
+        /// Dataset name (default: named after the time).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Camera to use; may be left out when the instrument has one.
+        #[arg(long, default_value = "")]
+        camera: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Measure the frame path: writer vs plain sequential writes on the same disk, live view
+    /// throughput and control latency while streaming (runs its own daemon in-process).
+    Bench {
+        /// Folder on the disk to measure (made and cleaned up).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Frames per run (2048x2048 u16 frames are 8 MiB each).
+        #[arg(long, default_value_t = 400)]
+        frames: u64,
+        /// Frame width.
+        #[arg(long, default_value_t = 2048)]
+        width: u32,
+        /// Frame height.
+        #[arg(long, default_value_t = 2048)]
+        height: u32,
+        /// Alternating plain/writer run pairs.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Seconds of the live-view and latency phase.
+        #[arg(long, default_value_t = 3.0)]
+        live_seconds: f64,
+    },
+    /// Repair an OME-TIFF left by a daemon that was killed mid-acquisition.
+    Recover {
+        /// The .ome.tiff file.
+        path: PathBuf,
+    },
     /// Ask a faulted device whether it answers again, and clear the fault if it does.
     Reset {
         /// The device.
@@ -193,6 +238,49 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
                 img.camera,
                 img.metadata.map_or(0.0, |m| m.exposure_ms)
             );
+            Ok(())
+        }
+        Command::Acquire {
+            frames,
+            until_stopped,
+            name,
+            camera,
+            remote,
+        } => acquire(&remote, frames.unwrap_or(0), until_stopped, name, camera).await,
+        Command::Bench {
+            dir,
+            frames,
+            width,
+            height,
+            runs,
+            live_seconds,
+        } => microscoped::bench::run(microscoped::bench::BenchOptions {
+            dir,
+            frames,
+            width,
+            height,
+            runs: runs.max(1),
+            live_seconds,
+        })
+        .await
+        .map_err(CliError::Other),
+        Command::Recover { path } => {
+            let r = microscoped::storage::recover(&path)
+                .map_err(|e| anyhow::anyhow!("cannot recover {}: {e}", path.display()))?;
+            if r.already_complete {
+                println!(
+                    "{}: complete already, nothing to recover ({} planes)",
+                    path.display(),
+                    r.planes
+                );
+            } else {
+                println!(
+                    "{}: recovered {} planes; cut {} bytes past the last complete plane",
+                    path.display(),
+                    r.planes,
+                    r.truncated_bytes
+                );
+            }
             Ok(())
         }
         Command::Reset { device, remote } => {
@@ -434,5 +522,98 @@ async fn move_stage(
         coords.join(", "),
         if p.busy { " (moving)" } else { "" }
     );
+    Ok(())
+}
+
+async fn acquire(
+    remote: &Remote,
+    frames: u64,
+    until_stopped: bool,
+    name: String,
+    camera: String,
+) -> Result<(), CliError> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use pb::acquisition_client::AcquisitionClient;
+
+    let channel = client::channel(&remote.addr).await?;
+    let mut acq = AcquisitionClient::new(channel);
+    // Subscribe first so no event of this acquisition can be missed.
+    let mut events = acq
+        .watch_events(pb::WatchEventsRequest {})
+        .await?
+        .into_inner();
+    let started = acq
+        .start_sequence(pb::StartSequenceRequest {
+            camera,
+            frames,
+            until_stopped,
+            name,
+        })
+        .await?
+        .into_inner();
+    let bar = if until_stopped {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::new(frames)
+    };
+    let template = if until_stopped {
+        "{spinner} {pos} frames written {msg} ({elapsed}) - Ctrl-C stops"
+    } else {
+        "{bar:40} {pos}/{len} frames {msg} ({elapsed}, {eta} left) - Ctrl-C stops"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    eprintln!("acquisition {} started: {}", started.id, started.path);
+    let id = started.id;
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut stop_sent = false;
+    let last = loop {
+        tokio::select! {
+            _ = &mut ctrl_c, if !stop_sent => {
+                stop_sent = true;
+                bar.set_message("stopping...");
+                let mut acq = acq.clone();
+                tokio::spawn(async move { let _ = acq.stop_acquisition(pb::AcquisitionRef { id }).await; });
+            }
+            ev = events.message() => {
+                let Some(ev) = ev? else {
+                    // The daemon went away; ask for the final word if it is still there.
+                    break acq.get_acquisition(pb::AcquisitionRef { id }).await?.into_inner();
+                };
+                let Some(s) = ev.acquisition.filter(|s| s.id == id) else { continue };
+                bar.set_position(s.written);
+                if s.dropped > 0 {
+                    bar.set_message(format!("({} dropped)", s.dropped));
+                }
+                if s.state != pb::AcquisitionState::Running as i32 {
+                    break s;
+                }
+            }
+        }
+    };
+    bar.finish_and_clear();
+    let state = pb::AcquisitionState::try_from(last.state)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("ACQUISITION_STATE_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    println!("{}", last.path);
+    println!(
+        "{state}: received {} written {} dropped {} ({:.1} MB in {:.2} s)",
+        last.received,
+        last.written,
+        last.dropped,
+        last.bytes as f64 / 1e6,
+        last.elapsed_s
+    );
+    if last.state == pb::AcquisitionState::Failed as i32 {
+        return Err(CliError::Other(anyhow::anyhow!(
+            "acquisition failed: {}",
+            last.error
+        )));
+    }
     Ok(())
 }

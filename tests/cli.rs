@@ -69,8 +69,23 @@ struct Served {
 
 impl Served {
     fn start() -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        Self::spawn(cmd)
+    }
+
+    /// The daemon on a config file, under a shell prefix (e.g. resource limits).
+    fn with_config(config: &Path, shell_prefix: &str) -> Self {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c").arg(format!(
+            "{shell_prefix} exec '{BIN}' serve --listen 127.0.0.1:0 --config '{}'",
+            config.display()
+        ));
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -211,4 +226,109 @@ fn client_without_a_daemon_says_how_to_start_one() {
     let o = run(&["devices", "--addr", "127.0.0.1:1"]);
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o).1.contains("microscoped serve"), "{:?}", text(&o));
+}
+
+/// A small ramp-pattern camera with datasets under `root`.
+fn ramp_config(dir: &Path, root: &Path) -> std::path::PathBuf {
+    let path = dir.join("instrument.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[instrument]
+name = "cli-acq"
+
+[storage]
+data_root = "{}"
+ring_mb = 4
+
+[devices.Camera]
+driver = "sim.camera"
+width = 256
+height = 256
+bit_depth = 16
+exposure_ms = 5.0
+readout_ms = 1.0
+pattern = "ramp"
+"#,
+            root.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn tiff_planes(path: &Path) -> (usize, String) {
+    use tiff::decoder::Decoder;
+    use tiff::tags::Tag;
+    let mut dec = Decoder::new(std::fs::File::open(path).unwrap()).unwrap();
+    let xml = dec.get_tag_ascii_string(Tag::ImageDescription).unwrap();
+    let mut n = 0;
+    loop {
+        dec.read_image().unwrap();
+        n += 1;
+        if !dec.more_images() {
+            return (n, xml);
+        }
+        dec.next_image().unwrap();
+    }
+}
+
+#[test]
+fn acquire_prints_the_file_and_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let d = Served::with_config(&ramp_config(dir.path(), &root), "");
+    let o = d.cli(&["acquire", "--frames", "20", "--name", "cli-burst"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let path = root.join("cli-burst").join("cli-burst.ome.tiff");
+    assert!(out.contains(path.to_str().unwrap()), "{out}");
+    assert!(
+        out.contains("finished: received 20 written 20 dropped 0"),
+        "{out}"
+    );
+    assert_eq!(tiff_planes(&path).0, 20);
+
+    let o = d.cli(&["acquire", "--frames", "5", "--name", "cli-burst"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("ALREADY_EXISTS"), "{:?}", text(&o));
+    let o = d.cli(&["acquire", "--frames", "5", "--name", "../up"]);
+    assert!(text(&o).1.contains("INVALID_ARGUMENT"), "{:?}", text(&o));
+    let o = d.cli(&["acquire", "--frames", "0"]);
+    assert!(text(&o).1.contains("at least 1"), "{:?}", text(&o));
+}
+
+#[test]
+fn a_disk_that_fills_up_mid_run_fails_cleanly_and_keeps_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    // Files may grow to 1 MiB: the 8th frame of 128 KiB does not fit. SIGXFSZ is ignored, so
+    // the write fails with EFBIG as it would with ENOSPC on a full disk.
+    let d = Served::with_config(
+        &ramp_config(dir.path(), &root),
+        "trap '' XFSZ; ulimit -f 1024;",
+    );
+    let o = d.cli(&["acquire", "--frames", "50", "--name", "full"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("failed: received"), "{out}");
+    assert!(
+        err.contains("failed") && err.contains("frames before it are in the file"),
+        "{err}"
+    );
+    let written: usize = out
+        .split("written ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("written count printed");
+    assert!((5..8).contains(&written), "{out}");
+    let path = root.join("full").join("full.ome.tiff");
+    let (planes, xml) = tiff_planes(&path);
+    assert_eq!(planes, written);
+    assert!(xml.contains(&format!(r#"SizeT="{written}""#)), "{xml}");
+    // The daemon is still fine: a smaller run works.
+    let o = d.cli(&["acquire", "--frames", "2", "--name", "small"]);
+    assert!(o.status.success(), "{:?}", text(&o));
 }

@@ -17,6 +17,8 @@ pub fn status(e: HostError) -> Status {
         HostError::Faulted { .. } => Code::Unavailable,
         HostError::Timeout { .. } => Code::DeadlineExceeded,
         HostError::QueueFull { .. } => Code::Unavailable,
+        HostError::InUse { .. } => Code::FailedPrecondition,
+        HostError::NoSuchCamera(_) => Code::InvalidArgument,
         HostError::Device { error, .. } => device_code(error),
     };
     Status::new(code, e.to_string())

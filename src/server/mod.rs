@@ -1,6 +1,7 @@
 //! The gRPC services: the `Microscope` control service, health and reflection. Only this module
 //! sees prost types; domain types convert in [`convert`].
 
+pub mod acquisition;
 pub mod convert;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,24 +39,6 @@ impl MicroscopeService {
             ));
         }
         self.host.get(name).map_err(status)
-    }
-
-    fn camera(&self, name: &str) -> Result<&DeviceHandle, Status> {
-        if !name.is_empty() {
-            let d = self.device(name)?;
-            d.require(DeviceKind::Camera, "camera").map_err(status)?;
-            return Ok(d);
-        }
-        let cameras: Vec<_> = self.host.of_kind(DeviceKind::Camera).collect();
-        match cameras.as_slice() {
-            [one] => Ok(one),
-            [] => Err(Status::failed_precondition("this instrument has no camera")),
-            many => Err(Status::invalid_argument(format!(
-                "this instrument has {} cameras; name one of: {}",
-                many.len(),
-                many.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
-            ))),
-        }
     }
 
     fn device_info(d: &DeviceHandle) -> pb::Device {
@@ -503,7 +486,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
 
     async fn snap(&self, req: Request<pb::SnapRequest>) -> Rpc<pb::Image> {
         let req = req.into_inner();
-        let cam = self.camera(&req.camera)?;
+        let cam = self.host.camera(&req.camera).map_err(status)?;
         let exposure = req.exposure_ms;
         if exposure != 0.0 && !(exposure.is_finite() && exposure > 0.0) {
             return Err(Status::invalid_argument(format!(

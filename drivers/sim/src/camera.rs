@@ -28,10 +28,14 @@ pub enum SimPattern {
     Gradient,
     /// Camera noise only: offset plus read noise.
     Noise,
+    /// A digital test pattern, as real cameras have: pixel `i` of frame `n` (row-major, in the
+    /// output frame) reads `(i + 7919 * n) mod 2^bit_depth`, with no offset or noise. Cheap to
+    /// make (for benchmarks) and exactly predictable (for checking files bit by bit).
+    Ramp,
 }
 
 impl SimPattern {
-    const NAMES: [&'static str; 3] = ["beads", "gradient", "noise"];
+    const NAMES: [&'static str; 4] = ["beads", "gradient", "noise", "ramp"];
 
     /// The pattern's name, as in the config and the `pattern` property.
     pub fn as_str(self) -> &'static str {
@@ -39,6 +43,7 @@ impl SimPattern {
             Self::Beads => "beads",
             Self::Gradient => "gradient",
             Self::Noise => "noise",
+            Self::Ramp => "ramp",
         }
     }
 
@@ -47,6 +52,7 @@ impl SimPattern {
             "beads" => Some(Self::Beads),
             "gradient" => Some(Self::Gradient),
             "noise" => Some(Self::Noise),
+            "ramp" => Some(Self::Ramp),
             _ => None,
         }
     }
@@ -348,12 +354,23 @@ impl SimCamera {
         Ok(shape)
     }
 
-    /// Renders the frame exposed from `at` into `buf`, which holds at least one frame.
-    fn render(&mut self, at: Instant, buf: &mut [u8]) {
+    /// Renders frame number `frame`, exposed from `at`, into `buf`, which holds at least one
+    /// frame.
+    fn render(&mut self, at: Instant, frame: u64, buf: &mut [u8]) {
+        if self.pattern == SimPattern::Ramp {
+            let bytes = self.shape().bytes();
+            render::ramp(
+                &mut buf[..bytes],
+                self.pixel_type(),
+                frame,
+                full_scale(self.settings.bit_depth),
+            );
+            return;
+        }
         let view = self.view();
         let signal = &mut self.signal[..];
         match self.pattern {
-            SimPattern::Noise => signal.fill(0.0),
+            SimPattern::Noise | SimPattern::Ramp => signal.fill(0.0),
             SimPattern::Gradient => {
                 let t_s = at.saturating_duration_since(self.clock).as_secs_f64();
                 let amplitude =
@@ -614,7 +631,7 @@ impl Camera for SimCamera {
         self.refuse_while_running("snap")?;
         let shape = self.check_buffer(buf)?;
         let start = Instant::now();
-        self.render(start, buf);
+        self.render(start, 0, buf);
         sleep_until(start + Duration::from_secs_f64(self.exposure_ms / 1000.0));
         Ok(FrameInfo {
             shape,
@@ -658,7 +675,7 @@ impl Camera for SimCamera {
             n = n.max((newest + 1).saturating_sub(FIFO_FRAMES));
         }
         let exposed = seq.exposure_start(n);
-        self.render(exposed, buf);
+        self.render(exposed, n, buf);
         seq.next = n + 1;
         self.sequence = Some(seq);
         Ok(FrameInfo {

@@ -166,6 +166,28 @@ pub(crate) fn gradient(signal: &mut [f32], view: &View, t_s: f64, amplitude: f64
     }
 }
 
+/// The `ramp` test pattern: pixel `i` of frame `frame` is `(i + 7919 * frame) mod
+/// (max_value + 1)`. A u16 frame is written a whole pixel at a time from a running value, so
+/// it goes at memory speed.
+pub(crate) fn ramp(buf: &mut [u8], pixel_type: PixelType, frame: u64, max_value: u32) {
+    let modulus = u64::from(max_value) + 1;
+    let mut v = (frame.wrapping_mul(7919) % modulus) as u32;
+    match pixel_type {
+        PixelType::U8 => {
+            for out in buf.iter_mut() {
+                *out = v as u8;
+                v = if v == max_value { 0 } else { v + 1 };
+            }
+        }
+        PixelType::U16 => {
+            for out in buf.chunks_exact_mut(2) {
+                out.copy_from_slice(&(v as u16).to_le_bytes());
+                v = if v == max_value { 0 } else { v + 1 };
+            }
+        }
+    }
+}
+
 /// Camera electronics: baseline, shot noise on the signal (one count per photoelectron), read
 /// noise, rounding and clipping to the bit depth, written to `buf` in the frame's pixel type.
 pub(crate) fn digitize(
@@ -226,6 +248,28 @@ fn erf(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ramp_follows_its_formula() {
+        let mut buf = vec![0u8; 2 * 10];
+        ramp(&mut buf, PixelType::U16, 3, 4095);
+        let px: Vec<u16> = buf
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let first = (3 * 7919 % 4096) as u16;
+        assert_eq!(px[0], first);
+        assert!(px
+            .iter()
+            .enumerate()
+            .all(|(i, &p)| p == (first + i as u16) % 4096));
+        let mut small = vec![0u8; 300];
+        ramp(&mut small, PixelType::U8, 0, 255);
+        assert_eq!(
+            (small[0], small[255], small[256], small[299]),
+            (0, 255, 0, 43)
+        );
+    }
 
     #[test]
     fn erf_matches_known_values() {

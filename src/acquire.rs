@@ -1,0 +1,888 @@
+//! The acquisition engine for sequences: a camera free-running into the frame ring on its own
+//! device thread, the storage writer draining the ring into OME-TIFF on a thread of its own, and
+//! a supervisor task that reports progress and finishes the dataset.
+//!
+//! An acquisition belongs to the daemon, not to the client that started it: it runs until it has
+//! its frames, is stopped, fails, or the daemon shuts down.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use microscoped_driver_api::{AnyDevice, DeviceError, DeviceKind, FrameShape, Value};
+use thiserror::Error;
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use crate::config::{InstrumentInfo, StorageConfig};
+use crate::host::{DeviceHandle, DeviceHost, HostError};
+use crate::ring::{AcqIndex, FrameMeta, FrameRing, Produced, RingCounters, StageCoords};
+use crate::storage::{
+    Counters, DatasetMeta, InstrumentMeta, LaserMeta, ObjectiveMeta, OmeTiffWriter, PlaneMeta,
+};
+
+/// The most frames one sequence may ask for: beyond this a request is a mistake, not a plan.
+pub const MAX_FRAMES: u64 = 10_000_000;
+/// How often progress events go out while an acquisition runs.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// How often stage positions are refreshed for the frames' metadata.
+const POSITIONS_EVERY: Duration = Duration::from_millis(200);
+
+/// Why an acquisition could not start or be found.
+#[derive(Debug, Error)]
+pub enum AcqError {
+    /// The request is malformed (count, name).
+    #[error("{0}")]
+    Invalid(String),
+    /// A dataset of that name exists.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// No acquisition has that id.
+    #[error("{0}")]
+    NotFound(String),
+    /// The daemon is not in a state to do it (data root unusable, shutting down).
+    #[error("{0}")]
+    Precondition(String),
+    /// A device refused or failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// Where an acquisition is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Taking frames.
+    Running,
+    /// Took every frame asked for.
+    Finished,
+    /// Stopped early by a client or by shutdown.
+    Stopped,
+    /// Ended by an error.
+    Failed,
+}
+
+/// A snapshot of one acquisition, for status replies and events.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// The acquisition's id, from 1.
+    pub id: u64,
+    /// The dataset name.
+    pub name: String,
+    /// The camera.
+    pub camera: String,
+    /// Where it is in its life.
+    pub state: RunState,
+    /// Frames asked for; `None` until stopped.
+    pub frames_planned: Option<u64>,
+    /// Frame counters.
+    pub counters: RingCounters,
+    /// Bytes in the file.
+    pub bytes: u64,
+    /// The OME-TIFF file.
+    pub path: PathBuf,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Time since start, or its whole duration once ended.
+    pub elapsed: Duration,
+    /// Ring slots.
+    pub ring_slots: usize,
+    /// Frame shape.
+    pub shape: FrameShape,
+}
+
+/// What an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// An acquisition started.
+    Started,
+    /// Counters moved on.
+    Progress,
+    /// An acquisition ended without error (finished or stopped).
+    Finished,
+    /// An acquisition ended with an error.
+    Failed,
+}
+
+/// A daemon event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// When.
+    pub time: SystemTime,
+    /// The acquisition's status at that moment.
+    pub status: Status,
+}
+
+/// What the supervisor records while an acquisition runs.
+struct Progress {
+    state: RunState,
+    error: Option<String>,
+    ended: Option<Duration>,
+}
+
+/// One acquisition.
+struct Run {
+    /// Its id.
+    id: u64,
+    /// The dataset name.
+    name: String,
+    /// The camera.
+    camera: String,
+    /// The OME-TIFF file.
+    path: PathBuf,
+    /// Frames asked for.
+    frames_planned: Option<u64>,
+    /// The ring its frames go through.
+    ring: Arc<FrameRing>,
+    /// Set to ask the camera loop to end.
+    stop: Arc<AtomicBool>,
+    /// Bytes in the file, updated by the writer thread.
+    bytes: Arc<AtomicU64>,
+    /// When it started.
+    started: Instant,
+    /// State and error. A std mutex: never held across an await.
+    progress: Mutex<Progress>,
+    /// Becomes true once the dataset is finished and the final state set.
+    done: watch::Sender<bool>,
+}
+
+impl Run {
+    fn status(&self) -> Status {
+        let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        Status {
+            id: self.id,
+            name: self.name.clone(),
+            camera: self.camera.clone(),
+            state: p.state,
+            frames_planned: self.frames_planned,
+            counters: self.ring.counters(),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            path: self.path.clone(),
+            error: p.error.clone(),
+            elapsed: p.ended.unwrap_or_else(|| self.started.elapsed()),
+            ring_slots: self.ring.capacity(),
+            shape: self.ring.shape(),
+        }
+    }
+}
+
+struct Inner {
+    /// The devices.
+    host: DeviceHost,
+    /// Data root and ring sizing.
+    storage: StorageConfig,
+    /// For the OME metadata (objective device).
+    instrument: InstrumentInfo,
+    /// Every acquisition since start, oldest first. A std mutex: never held across an await.
+    runs: Mutex<Vec<Arc<Run>>>,
+    /// The next acquisition id.
+    next_id: AtomicU64,
+    /// Events to every watcher; a watcher that falls behind skips events, never slows us.
+    events: broadcast::Sender<Event>,
+    /// Refuses new acquisitions once shutdown has begun.
+    closing: AtomicBool,
+}
+
+/// The acquisition engine: a cheap-to-clone handle.
+#[derive(Clone)]
+pub struct Acquisitions(Arc<Inner>);
+
+impl Acquisitions {
+    /// An engine over the given devices and storage settings.
+    pub fn new(host: DeviceHost, storage: StorageConfig, instrument: InstrumentInfo) -> Self {
+        let (events, _) = broadcast::channel(256);
+        Self(Arc::new(Inner {
+            host,
+            storage,
+            instrument,
+            runs: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            events,
+            closing: AtomicBool::new(false),
+        }))
+    }
+
+    fn runs(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Run>>> {
+        self.0.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Subscribes to the daemon's events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.0.events.subscribe()
+    }
+
+    fn emit(&self, kind: EventKind, run: &Run) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.0.events.send(Event {
+            kind,
+            time: SystemTime::now(),
+            status: run.status(),
+        });
+    }
+
+    /// Every acquisition since start, oldest first.
+    pub fn list(&self) -> Vec<Status> {
+        self.runs().iter().map(|r| r.status()).collect()
+    }
+
+    fn find(&self, id: u64) -> Result<Arc<Run>, AcqError> {
+        let runs = self.runs();
+        let found = if id == 0 {
+            runs.last()
+        } else {
+            runs.iter().find(|r| r.id == id)
+        };
+        found.cloned().ok_or_else(|| {
+            AcqError::NotFound(if id == 0 {
+                "no acquisition has run yet".into()
+            } else {
+                format!("no acquisition has id {id}")
+            })
+        })
+    }
+
+    /// The status of acquisition `id` (0: the most recent).
+    pub fn get(&self, id: u64) -> Result<Status, AcqError> {
+        Ok(self.find(id)?.status())
+    }
+
+    /// The ring of the acquisition running on `camera`, for live view.
+    pub fn live_ring(&self, camera: &str) -> Option<Arc<FrameRing>> {
+        self.runs()
+            .iter()
+            .rev()
+            .find(|r| r.camera == camera && !*r.done.borrow())
+            .map(|r| r.ring.clone())
+    }
+
+    /// Asks acquisition `id` (0: the most recent) to stop and waits until its file is finished.
+    pub async fn stop(&self, id: u64) -> Result<Status, AcqError> {
+        let run = self.find(id)?;
+        run.stop.store(true, Ordering::Relaxed);
+        let mut done = run.done.subscribe();
+        // wait_for only fails if the sender is gone, which means it is done too.
+        let _ = done.wait_for(|d| *d).await;
+        Ok(run.status())
+    }
+
+    /// Stops every running acquisition and waits until their files are finished (shutdown).
+    pub async fn stop_all(&self) {
+        self.0.closing.store(true, Ordering::Relaxed);
+        let running: Vec<_> = self
+            .runs()
+            .iter()
+            .filter(|r| !*r.done.borrow())
+            .cloned()
+            .collect();
+        for run in running {
+            info!(id = run.id, "stopping acquisition for shutdown");
+            let _ = self.stop(run.id).await;
+        }
+    }
+
+    /// Starts a sequence acquisition on `camera` (empty: the only camera): `frames` frames, or
+    /// until stopped when `None`, into a new dataset called `name` (or one named after the time).
+    pub async fn start_sequence(
+        &self,
+        camera: &str,
+        frames: Option<u64>,
+        name: Option<String>,
+    ) -> Result<Status, AcqError> {
+        if self.0.closing.load(Ordering::Relaxed) {
+            return Err(AcqError::Precondition("the daemon is shutting down".into()));
+        }
+        match frames {
+            Some(0) => {
+                return Err(AcqError::Invalid(
+                    "frames must be at least 1 (or ask to run until stopped)".into(),
+                ))
+            }
+            Some(n) if n > MAX_FRAMES => {
+                return Err(AcqError::Invalid(format!(
+                    "frames = {n} is more than the {MAX_FRAMES} one sequence may take; run until stopped instead"
+                )))
+            }
+            _ => {}
+        }
+        let name = match name {
+            Some(n) => {
+                validate_dataset_name(&n).map_err(AcqError::Invalid)?;
+                n
+            }
+            None => self.fresh_name(),
+        };
+        let cam = self.0.host.camera(camera)?.clone();
+        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+        let claim = cam.claim(&format!("acquisition {id} ({name})"))?;
+
+        let (shape, exposure_ms, bit_depth, binning, pixel_size) = cam
+            .run_claimed(&claim, |d| {
+                let AnyDevice::Camera(c) = d else {
+                    return Err(DeviceError::invalid("not a camera"));
+                };
+                let pixel = c
+                    .properties()
+                    .iter()
+                    .any(|p| p.name == "pixel_size_um")
+                    .then(|| c.get_property("pixel_size_um"))
+                    .transpose()?;
+                Ok((
+                    c.frame_shape()?,
+                    c.exposure_ms()?,
+                    c.bit_depth()?,
+                    c.binning()?,
+                    pixel,
+                ))
+            })
+            .await?;
+        let physical_size_um = match pixel_size {
+            Some(Value::Float(um)) => Some(um * binning as f64),
+            _ => None,
+        };
+
+        let dir = self.dataset_dir(&name)?;
+        let path = dir.join(format!("{name}.ome.tiff"));
+        let meta = DatasetMeta {
+            name: name.clone(),
+            width: shape.width,
+            height: shape.height,
+            pixel_type: shape.pixel_type,
+            significant_bits: bit_depth,
+            size_t: frames.map_or(1, |n| n.min(u32::MAX as u64) as u32),
+            size_c: 1,
+            size_z: 1,
+            dimension_order: "XYCZT".into(),
+            physical_size_um,
+            channels: vec![cam.name().to_owned()],
+            instrument: self.instrument_meta(cam.name()).await,
+            acquisition_date: SystemTime::now(),
+        };
+        let writer = OmeTiffWriter::create(&path, meta).map_err(|e| {
+            let _ = std::fs::remove_dir(&dir);
+            AcqError::Precondition(format!("cannot create {}: {e}", path.display()))
+        })?;
+
+        let s = &self.0.storage;
+        let ring = Arc::new(FrameRing::new(shape, s.ring_bytes, s.min_slots, s.overflow));
+        let run = Arc::new(Run {
+            id,
+            name,
+            camera: cam.name().to_owned(),
+            path,
+            frames_planned: frames,
+            ring,
+            stop: Arc::new(AtomicBool::new(false)),
+            bytes: Arc::new(AtomicU64::new(writer.bytes())),
+            started: Instant::now(),
+            progress: Mutex::new(Progress {
+                state: RunState::Running,
+                error: None,
+                ended: None,
+            }),
+            done: watch::channel(false).0,
+        });
+        self.runs().push(run.clone());
+        info!(id, name = %run.name, camera = %run.camera, slots = run.ring.capacity(), path = %run.path.display(), "acquisition started");
+        self.emit(EventKind::Started, &run);
+        let status = run.status();
+        tokio::spawn(self.clone().supervise(run, cam, claim, writer, exposure_ms));
+        Ok(status)
+    }
+
+    /// A name for a dataset the client did not name: the time, with a counter if taken.
+    fn fresh_name(&self) -> String {
+        let base = format!("seq-{}", utc_stamp(SystemTime::now()));
+        let root = &self.0.storage.data_root;
+        (0..)
+            .map(|i| {
+                if i == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}-{i}")
+                }
+            })
+            .find(|n| !root.join(n).exists())
+            .unwrap_or(base)
+    }
+
+    /// Makes the dataset's folder; never reuses an existing one.
+    fn dataset_dir(&self, name: &str) -> Result<PathBuf, AcqError> {
+        let root = &self.0.storage.data_root;
+        std::fs::create_dir_all(root).map_err(|e| {
+            AcqError::Precondition(format!(
+                "cannot use the data root {}: {e}; fix its permissions or set storage.data_root",
+                root.display()
+            ))
+        })?;
+        let dir = root.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(AcqError::AlreadyExists(format!(
+                    "dataset {name:?} already exists in {}; choose another name",
+                    root.display()
+                )))
+            }
+            Err(e) => Err(AcqError::Precondition(format!(
+                "cannot create the dataset folder {}: {e}",
+                dir.display()
+            ))),
+        }
+    }
+
+    /// The instrument as OME describes it, read from the devices now; best effort, since a
+    /// faulted laser must not stop an acquisition that does not use it.
+    async fn instrument_meta(&self, camera: &str) -> InstrumentMeta {
+        let mut lasers = Vec::new();
+        for l in self.0.host.of_kind(DeviceKind::Laser) {
+            if let Ok((wavelength_nm, power_mw)) = l
+                .with_laser(|l| Ok((l.wavelength_nm()?, l.power_setpoint_mw()?)))
+                .await
+            {
+                lasers.push(LaserMeta {
+                    name: l.name().to_owned(),
+                    wavelength_nm,
+                    power_mw,
+                });
+            }
+        }
+        let mut objective = None;
+        if let Some(dev) = &self.0.instrument.objective {
+            if let Ok(d) = self.0.host.get(dev) {
+                if let Ok(label) = d
+                    .with_state(|s| {
+                        let labels = s.labels()?;
+                        Ok(labels
+                            .get(s.position()? as usize)
+                            .cloned()
+                            .unwrap_or_default())
+                    })
+                    .await
+                {
+                    objective = Some(objective_meta(&label));
+                }
+            }
+        }
+        InstrumentMeta {
+            detector_model: camera.to_owned(),
+            lasers,
+            objective,
+        }
+    }
+
+    /// Runs one acquisition to its end: the camera loop on the camera's thread, the writer on
+    /// its own, progress and stage positions from here; then finishes the file.
+    async fn supervise(
+        self,
+        run: Arc<Run>,
+        cam: DeviceHandle,
+        claim: crate::host::Claim,
+        writer: OmeTiffWriter,
+        exposure_ms: f64,
+    ) {
+        let positions = Arc::new(Mutex::new(StageCoords::default()));
+        self.refresh_positions(&positions).await;
+        let write_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let writer_thread = {
+            let ring = run.ring.clone();
+            let bytes = run.bytes.clone();
+            let stop = run.stop.clone();
+            let error = write_error.clone();
+            std::thread::Builder::new()
+                .name(format!("writer-{}", run.id))
+                .spawn(move || write_all(ring, writer, bytes, stop, error))
+        };
+        let writer_thread = match writer_thread {
+            Ok(t) => t,
+            Err(e) => {
+                self.end(
+                    &run,
+                    RunState::Failed,
+                    Some(format!("cannot start the writer thread: {e}")),
+                );
+                return;
+            }
+        };
+
+        let camera_result = {
+            let camera_job = cam.run_claimed(
+                &claim,
+                camera_loop(
+                    run.ring.clone(),
+                    run.stop.clone(),
+                    run.frames_planned,
+                    positions.clone(),
+                    exposure_ms,
+                ),
+            );
+            tokio::pin!(camera_job);
+            let mut progress = tokio::time::interval(PROGRESS_EVERY);
+            let mut stage = tokio::time::interval(POSITIONS_EVERY);
+            loop {
+                tokio::select! {
+                    r = &mut camera_job => break r,
+                    _ = progress.tick() => self.emit(EventKind::Progress, &run),
+                    _ = stage.tick() => self.refresh_positions(&positions).await,
+                }
+            }
+        };
+        drop(claim);
+
+        // The camera loop closed (or the writer abandoned) the ring; the writer drains it.
+        let writer = tokio::task::spawn_blocking(move || writer_thread.join())
+            .await
+            .ok()
+            .and_then(|j| j.ok());
+        let counters = run.ring.counters();
+        let write_error = write_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (mut state, mut error) = match (&camera_result, write_error) {
+            (_, Some(e)) => (RunState::Failed, Some(e)),
+            (Err(e), None) => (RunState::Failed, Some(format!("camera: {e}"))),
+            (Ok(Ended::Overflow), None) => (
+                RunState::Failed,
+                Some(format!(
+                    "the writer could not keep up: all {} ring slots were full (storage.overflow = \"stop\")",
+                    run.ring.capacity()
+                )),
+            ),
+            (Ok(Ended::Complete), None) => (RunState::Finished, None),
+            (Ok(Ended::Stopped), None) => (RunState::Stopped, None),
+        };
+        match writer {
+            Some(w) => {
+                let c = Counters {
+                    received: counters.received,
+                    written: counters.written,
+                    dropped: counters.dropped,
+                };
+                match tokio::task::spawn_blocking(move || w.finish(c)).await {
+                    Ok(Ok(f)) => run.bytes.store(f.bytes, Ordering::Relaxed),
+                    Ok(Err(e)) => {
+                        state = RunState::Failed;
+                        error = Some(format!(
+                            "{}finishing the file failed: {e}; `microscoped recover` can repair it",
+                            error.map(|e| format!("{e}; ")).unwrap_or_default()
+                        ));
+                    }
+                    Err(_) => {
+                        state = RunState::Failed;
+                        error = Some("the writer panicked while finishing the file; `microscoped recover` can repair it".into());
+                    }
+                }
+            }
+            None => {
+                state = RunState::Failed;
+                error = Some(
+                    "the writer thread panicked; `microscoped recover` can repair the file".into(),
+                );
+            }
+        }
+        self.end(&run, state, error);
+    }
+
+    fn end(&self, run: &Run, state: RunState, error: Option<String>) {
+        {
+            let mut p = run.progress.lock().unwrap_or_else(|e| e.into_inner());
+            p.state = state;
+            p.error = error.clone();
+            p.ended = Some(run.started.elapsed());
+        }
+        let c = run.ring.counters();
+        match &error {
+            None => {
+                info!(id = run.id, ?state, received = c.received, written = c.written, dropped = c.dropped, path = %run.path.display(), "acquisition ended")
+            }
+            Some(e) => {
+                warn!(id = run.id, received = c.received, written = c.written, dropped = c.dropped, error = %e, "acquisition failed")
+            }
+        }
+        self.emit(
+            if state == RunState::Failed {
+                EventKind::Failed
+            } else {
+                EventKind::Finished
+            },
+            run,
+        );
+        run.done.send_replace(true);
+    }
+
+    /// Reads the first XY stage and first single-axis stage into the position cache.
+    async fn refresh_positions(&self, cache: &Mutex<StageCoords>) {
+        let mut coords = StageCoords::default();
+        if let Some(xy) = self.0.host.of_kind(DeviceKind::XYStage).next() {
+            if let Ok((x, y)) = xy.with_xy_stage(|s| s.position_um()).await {
+                coords.x_um = Some(x);
+                coords.y_um = Some(y);
+            }
+        }
+        if let Some(z) = self.0.host.of_kind(DeviceKind::Stage).next() {
+            coords.z_um = z.with_stage(|s| s.position_um()).await.ok();
+        }
+        *cache.lock().unwrap_or_else(|e| e.into_inner()) = coords;
+    }
+}
+
+/// How the camera loop ended without a device error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Every frame asked for was received.
+    Complete,
+    /// Stopped by request, or the writer gave up (its error is reported separately).
+    Stopped,
+    /// The ring was full under the `stop` policy.
+    Overflow,
+}
+
+/// Closes the ring when the camera loop ends, however it ends (a driver panic included), so
+/// the writer never waits for frames that will not come.
+struct CloseOnDrop(Arc<FrameRing>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The camera side of an acquisition, run on the camera's device thread.
+fn camera_loop(
+    ring: Arc<FrameRing>,
+    stop: Arc<AtomicBool>,
+    frames: Option<u64>,
+    positions: Arc<Mutex<StageCoords>>,
+    exposure_ms: f64,
+) -> impl FnOnce(&mut AnyDevice) -> Result<Ended, DeviceError> + Send + 'static {
+    move |dev| {
+        let _close = CloseOnDrop(ring.clone());
+        let AnyDevice::Camera(cam) = dev else {
+            return Err(DeviceError::invalid("not a camera"));
+        };
+        cam.start_sequence()?;
+        let mut next_camera_seq = 0u64;
+        let result = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Ok(Ended::Stopped);
+            }
+            if frames.is_some_and(|n| ring.counters().received >= n) {
+                break Ok(Ended::Complete);
+            }
+            let stage = *positions.lock().unwrap_or_else(|e| e.into_inner());
+            let mut camera_seq = 0;
+            let produced = ring.produce(|buf| {
+                let info = cam.next_frame(buf)?;
+                camera_seq = info.sequence;
+                Ok::<_, DeviceError>(FrameMeta {
+                    seq: 0,
+                    camera_seq: info.sequence,
+                    camera_timestamp_us: info.camera_timestamp_us,
+                    host_time_s: ring.now_s(),
+                    exposure_ms: if info.exposure_ms > 0.0 {
+                        info.exposure_ms
+                    } else {
+                        exposure_ms
+                    },
+                    stage,
+                    index: AcqIndex {
+                        t: info.sequence.min(u32::MAX as u64) as u32,
+                        ..Default::default()
+                    },
+                })
+            });
+            match produced {
+                Ok(Produced::Stored | Produced::Dropped) => {
+                    // A jump in the camera's counter: frames it took that never reached us.
+                    if camera_seq > next_camera_seq {
+                        ring.count_lost(camera_seq - next_camera_seq);
+                    }
+                    next_camera_seq = camera_seq + 1;
+                }
+                Ok(Produced::Full) => break Ok(Ended::Overflow),
+                Ok(Produced::Closed) => break Ok(Ended::Stopped),
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = cam.stop_sequence() {
+            warn!(error = %e, "camera did not stop its sequence cleanly");
+        }
+        result
+    }
+}
+
+/// The lossless consumer: writes every frame of the ring to the file, in order. On a write
+/// error it records why, abandons the ring (the frames still waiting are counted dropped) and
+/// asks the camera loop to stop; the file keeps what was written before.
+fn write_all(
+    ring: Arc<FrameRing>,
+    mut writer: OmeTiffWriter,
+    bytes: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    error: Arc<Mutex<Option<String>>>,
+) -> OmeTiffWriter {
+    let mut first_time: Option<f64> = None;
+    while let Some(result) = ring.consume(|slot| {
+        let m = &slot.meta;
+        let t0 = *first_time.get_or_insert(m.host_time_s);
+        let plane = PlaneMeta {
+            // In a sequence, T is the order of frames in the file: dropped frames leave no hole.
+            the_t: writer.planes().min(u32::MAX as u64) as u32,
+            the_c: 0,
+            the_z: 0,
+            delta_t_s: m.host_time_s - t0,
+            exposure_ms: m.exposure_ms,
+            position_x_um: m.stage.x_um,
+            position_y_um: m.stage.y_um,
+            position_z_um: m.stage.z_um,
+        };
+        writer.write_plane(slot.bytes(), &plane)
+    }) {
+        match result {
+            Ok(()) => bytes.store(writer.bytes(), Ordering::Relaxed),
+            Err(e) => {
+                let written = writer.planes();
+                *error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                    "writing frame {} to {} failed: {e}; the {written} frames before it are in the file",
+                    written + 1,
+                    writer.path().display()
+                ));
+                stop.store(true, Ordering::Relaxed);
+                ring.abandon();
+                break;
+            }
+        }
+    }
+    writer
+}
+
+/// Checks a dataset name: it becomes a folder and file name, so it must not be able to reach
+/// outside the data root or mean something special to a file system.
+pub fn validate_dataset_name(name: &str) -> Result<(), String> {
+    const RESERVED: &[&str] = &[
+        "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+        "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    ];
+    let bad = |why: &str| Err(format!("dataset name {name:?} is not allowed: {why}"));
+    if name.is_empty() || name.chars().count() > 128 {
+        return bad("a name has 1 to 128 characters");
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return bad(&format!(
+            "{c:?} is not allowed; use letters, digits, '_', '-' and '.' (a dataset is named, never given as a path)"
+        ));
+    }
+    if name.starts_with('.') {
+        return bad("it must not start with '.'");
+    }
+    let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
+    if RESERVED.contains(&stem.as_str()) {
+        return bad("it is a reserved device name on Windows file systems");
+    }
+    Ok(())
+}
+
+/// An objective as OME describes it, from a turret label such as "60x/1.4 oil".
+fn objective_meta(label: &str) -> ObjectiveMeta {
+    let mut magnification = None;
+    let mut numerical_aperture = None;
+    if let Some((mag, rest)) = label.split_once(['x', 'X']) {
+        magnification = mag.trim().parse().ok();
+        let na = rest
+            .trim_start_matches('/')
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        numerical_aperture = na.parse().ok();
+    }
+    ObjectiveMeta {
+        model: label.to_owned(),
+        magnification,
+        numerical_aperture,
+    }
+}
+
+/// "20261122-134501" in UTC, for dataset names.
+fn utc_stamp(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Gregorian date from days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Where the data of a dataset lives, for messages and tests.
+pub fn dataset_path(root: &Path, name: &str) -> PathBuf {
+    root.join(name).join(format!("{name}.ome.tiff"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_dataset_names_are_refused() {
+        for bad in [
+            "",
+            "a/b",
+            "../x",
+            "..",
+            ".",
+            "/abs",
+            "a\\b",
+            "tab\there",
+            "nul\0",
+            "CON",
+            "nul.txt",
+            "lpt1",
+            ".hidden",
+            "sp ace",
+            "new\nline",
+            &"x".repeat(129),
+        ] {
+            assert!(validate_dataset_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["run1", "cells_2026-11-22", "a.b", "CONSOLE", "x"] {
+            assert!(validate_dataset_name(good).is_ok(), "{good:?} refused");
+        }
+    }
+
+    #[test]
+    fn objective_labels() {
+        let o = objective_meta("60x/1.4 oil");
+        assert_eq!(
+            (o.magnification, o.numerical_aperture),
+            (Some(60.0), Some(1.4))
+        );
+        let o = objective_meta("custom");
+        assert_eq!((o.magnification, o.numerical_aperture), (None, None));
+    }
+
+    #[test]
+    fn utc_stamps() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_268_701);
+        assert_eq!(utc_stamp(t), "20261121-134501");
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+    }
+}

@@ -1,0 +1,499 @@
+//! The frame ring buffer: slots preallocated when an acquisition starts, one producer (the camera
+//! thread, writing straight into a slot), one lossless consumer (the storage writer) and any
+//! number of lossy consumers (live view: they copy the newest frame and may skip).
+//!
+//! The producer never waits for the writer: when every slot holds a frame the writer has not
+//! taken yet, the overflow policy decides. `Drop` takes the camera's frame into a scratch slot and
+//! counts it dropped (the camera can't wait); `Stop` ends the acquisition. Nothing is ever
+//! cleared wholesale: every frame that enters is written, or counted dropped, so
+//! `received == written + dropped` once the ring is drained.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, RwLock};
+use std::time::Instant;
+
+use microscoped_driver_api::FrameShape;
+use ndarray::Array2;
+
+/// What to do when the writer falls behind and every slot is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverflowPolicy {
+    /// Drop the newest frame and count it.
+    Drop,
+    /// End the acquisition with an error.
+    Stop,
+}
+
+/// Where a frame sits in an acquisition: time point, stage position, channel, z slice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AcqIndex {
+    /// Time point.
+    pub t: u32,
+    /// Stage position.
+    pub p: u32,
+    /// Channel.
+    pub c: u32,
+    /// Z slice.
+    pub z: u32,
+}
+
+/// Stage coordinates at the time of a frame, as far as they are known.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageCoords {
+    /// X in micrometres.
+    pub x_um: Option<f64>,
+    /// Y in micrometres.
+    pub y_um: Option<f64>,
+    /// Z in micrometres.
+    pub z_um: Option<f64>,
+}
+
+/// Metadata that travels with a frame through the ring.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FrameMeta {
+    /// The ring's own sequence number: 0 for the first frame stored in this ring.
+    pub seq: u64,
+    /// The camera's frame counter.
+    pub camera_seq: u64,
+    /// The camera's timestamp, microseconds on its own clock.
+    pub camera_timestamp_us: u64,
+    /// Host monotonic time of arrival, seconds since the ring was made.
+    pub host_time_s: f64,
+    /// Exposure in milliseconds.
+    pub exposure_ms: f64,
+    /// Stage positions.
+    pub stage: StageCoords,
+    /// The acquisition index.
+    pub index: AcqIndex,
+}
+
+/// One preallocated frame buffer and the metadata of the frame in it.
+pub struct Slot {
+    /// Pixels as raw little-endian bytes, one row per array row.
+    pixels: Array2<u8>,
+    /// The frame's metadata.
+    pub meta: FrameMeta,
+}
+
+impl Slot {
+    fn new(shape: FrameShape) -> Self {
+        let row = shape.width as usize * shape.pixel_type.bytes();
+        Self {
+            pixels: Array2::zeros((shape.height as usize, row)),
+            meta: FrameMeta::default(),
+        }
+    }
+
+    /// The frame's bytes, row-major.
+    pub fn bytes(&self) -> &[u8] {
+        self.pixels
+            .as_slice()
+            .expect("slots are allocated in standard layout")
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.pixels
+            .as_slice_mut()
+            .expect("slots are allocated in standard layout")
+    }
+}
+
+/// The frame counters of a ring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingCounters {
+    /// Frames that came from the camera (including those lost before reaching the ring).
+    pub received: u64,
+    /// Frames the lossless consumer finished with.
+    pub written: u64,
+    /// Frames dropped: ring full, lost by the camera, or left unwritten when the writer failed.
+    pub dropped: u64,
+    /// Frames in the ring waiting for the writer.
+    pub pending: u64,
+}
+
+/// What became of a frame the producer offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Produced {
+    /// Stored in a slot for the writer.
+    Stored,
+    /// The ring was full and the policy is `Drop`: taken from the camera and counted dropped.
+    Dropped,
+    /// The ring was full and the policy is `Stop`: the camera was not read.
+    Full,
+    /// The ring no longer accepts frames (closed or abandoned).
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct Cursor {
+    /// Sequence number of the next frame to store.
+    head: u64,
+    /// Sequence number of the next frame the writer takes.
+    tail: u64,
+    /// No more frames will be stored.
+    closed: bool,
+}
+
+/// The ring buffer.
+pub struct FrameRing {
+    /// The shape every slot is sized for.
+    shape: FrameShape,
+    /// The slots. A slot's lock is write-held only by the producer filling it, read-held by the
+    /// writer and live consumers; the cursor guarantees the producer never wants a slot the
+    /// writer still has to take.
+    slots: Box<[RwLock<Slot>]>,
+    /// Where a frame goes when the ring is full under the `Drop` policy: the camera still has
+    /// to be read, and reading it must not allocate.
+    scratch: Mutex<Slot>,
+    /// Head, tail and closed. A std mutex: held only for a few instructions, never across I/O.
+    cursor: Mutex<Cursor>,
+    /// Wakes the writer when a frame is stored or the ring closes.
+    available: Condvar,
+    /// The overflow policy.
+    policy: OverflowPolicy,
+    /// Frames that came from the camera.
+    received: AtomicU64,
+    /// Frames written by the lossless consumer.
+    written: AtomicU64,
+    /// Frames dropped.
+    dropped: AtomicU64,
+    /// When the ring was made: frame arrival times are measured from here.
+    epoch: Instant,
+}
+
+impl FrameRing {
+    /// A ring for frames of `shape`, with as many slots as fit in `budget_bytes` but at least
+    /// `min_slots` (and at least 2, so live consumers and the producer never want one slot).
+    pub fn new(
+        shape: FrameShape,
+        budget_bytes: u64,
+        min_slots: usize,
+        policy: OverflowPolicy,
+    ) -> Self {
+        let count = Self::slot_count(shape, budget_bytes, min_slots);
+        let slots = (0..count).map(|_| RwLock::new(Slot::new(shape))).collect();
+        Self {
+            shape,
+            slots,
+            scratch: Mutex::new(Slot::new(shape)),
+            cursor: Mutex::new(Cursor::default()),
+            available: Condvar::new(),
+            policy,
+            received: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// How many slots a ring for `shape` gets from a budget.
+    pub fn slot_count(shape: FrameShape, budget_bytes: u64, min_slots: usize) -> usize {
+        let by_budget = budget_bytes / (shape.bytes().max(1) as u64);
+        (by_budget as usize).max(min_slots).max(2)
+    }
+
+    /// The frame shape.
+    pub fn shape(&self) -> FrameShape {
+        self.shape
+    }
+
+    /// The number of slots.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Seconds since the ring was made, for frame arrival times.
+    pub fn now_s(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64()
+    }
+
+    fn cursor(&self) -> std::sync::MutexGuard<'_, Cursor> {
+        self.cursor.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Offers the next camera frame. `fill` writes the pixels into the buffer it is given and
+    /// returns the frame's metadata (its `seq` is set by the ring). An error from `fill` means no
+    /// frame came: nothing is counted.
+    pub fn produce<E>(
+        &self,
+        fill: impl FnOnce(&mut [u8]) -> Result<FrameMeta, E>,
+    ) -> Result<Produced, E> {
+        let (head, full) = {
+            let c = self.cursor();
+            if c.closed {
+                return Ok(Produced::Closed);
+            }
+            (c.head, c.head - c.tail >= self.slots.len() as u64)
+        };
+        if full {
+            return match self.policy {
+                OverflowPolicy::Stop => Ok(Produced::Full),
+                OverflowPolicy::Drop => {
+                    let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+                    fill(scratch.bytes_mut())?;
+                    self.received.fetch_add(1, Ordering::Relaxed);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    Ok(Produced::Dropped)
+                }
+            };
+        }
+        {
+            let mut slot = self.slots[(head % self.slots.len() as u64) as usize]
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut meta = fill(slot.bytes_mut())?;
+            meta.seq = head;
+            slot.meta = meta;
+        }
+        self.received.fetch_add(1, Ordering::Relaxed);
+        let mut c = self.cursor();
+        if c.closed {
+            // The writer abandoned the ring while the camera filled the slot: nobody will
+            // write this frame.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(Produced::Closed);
+        }
+        c.head = head + 1;
+        drop(c);
+        self.available.notify_all();
+        Ok(Produced::Stored)
+    }
+
+    /// Counts frames the camera took but never delivered (a gap in its frame counter).
+    pub fn count_lost(&self, frames: u64) {
+        self.received.fetch_add(frames, Ordering::Relaxed);
+        self.dropped.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    /// Waits for the next frame in order and hands it to `write`; the slot is released once
+    /// `write` returns. A frame `write` fails on is counted dropped: it never reached the file.
+    /// Returns `None` once the ring is closed and drained.
+    pub fn consume<E>(&self, write: impl FnOnce(&Slot) -> Result<(), E>) -> Option<Result<(), E>> {
+        let tail = {
+            let mut c = self.cursor();
+            while c.tail == c.head && !c.closed {
+                c = self.available.wait(c).unwrap_or_else(|e| e.into_inner());
+            }
+            if c.tail == c.head {
+                return None;
+            }
+            c.tail
+        };
+        let result = {
+            let slot = self.slots[(tail % self.slots.len() as u64) as usize]
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            write(&slot)
+        };
+        let mut c = self.cursor();
+        // An abandon() while we wrote has already counted this frame dropped.
+        if c.tail == tail {
+            c.tail = tail + 1;
+            let counter = if result.is_ok() {
+                &self.written
+            } else {
+                &self.dropped
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(result)
+    }
+
+    /// Copies the newest frame into `out` if it is newer than `after` (a `seq + 1`, or 0 for
+    /// none yet) and returns its metadata. Never waits for the writer or the camera beyond one
+    /// copy. `out` is resized only when the shape differs from what it held.
+    pub fn latest(&self, after: u64, out: &mut Vec<u8>) -> Option<FrameMeta> {
+        let head = self.cursor().head;
+        if head == 0 || head <= after {
+            return None;
+        }
+        let slot = self.slots[((head - 1) % self.slots.len() as u64) as usize]
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        out.clear();
+        out.extend_from_slice(slot.bytes());
+        Some(slot.meta)
+    }
+
+    /// No more frames will be stored; the writer drains what is there.
+    pub fn close(&self) {
+        self.cursor().closed = true;
+        self.available.notify_all();
+    }
+
+    /// The writer has failed: no more frames are stored, and those still waiting are counted
+    /// dropped, since they will never be written.
+    pub fn abandon(&self) {
+        let mut c = self.cursor();
+        c.closed = true;
+        let waiting = c.head - c.tail;
+        c.tail = c.head;
+        self.dropped.fetch_add(waiting, Ordering::Relaxed);
+        drop(c);
+        self.available.notify_all();
+    }
+
+    /// The counters now.
+    pub fn counters(&self) -> RingCounters {
+        let c = self.cursor();
+        RingCounters {
+            received: self.received.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            pending: c.head - c.tail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microscoped_driver_api::PixelType;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const SHAPE: FrameShape = FrameShape {
+        width: 8,
+        height: 4,
+        pixel_type: PixelType::U16,
+    };
+
+    fn frame(n: u64) -> impl FnOnce(&mut [u8]) -> Result<FrameMeta, ()> {
+        move |buf| {
+            buf.fill((n % 251) as u8);
+            Ok(FrameMeta {
+                camera_seq: n,
+                ..Default::default()
+            })
+        }
+    }
+
+    /// Runs `frames` frames through a ring of `slots` slots with a writer that sleeps `delay`
+    /// per frame; returns the camera sequence numbers written and the final counters. A
+    /// `paced` producer waits for a free slot before each frame: a camera slower than the
+    /// writer, by construction rather than by timing.
+    fn run(
+        policy: OverflowPolicy,
+        slots: usize,
+        frames: u64,
+        delay: Duration,
+        paced: bool,
+    ) -> (Vec<u64>, RingCounters, Vec<Produced>) {
+        let ring = Arc::new(FrameRing::new(SHAPE, 0, slots, policy));
+        let writer = {
+            let ring = ring.clone();
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while let Some(r) = ring.consume(|slot| {
+                    std::thread::sleep(delay);
+                    // The pixels are the ones the producer wrote for this frame.
+                    assert!(slot
+                        .bytes()
+                        .iter()
+                        .all(|&b| b == (slot.meta.camera_seq % 251) as u8));
+                    seen.push(slot.meta.camera_seq);
+                    Ok::<_, ()>(())
+                }) {
+                    r.unwrap();
+                }
+                seen
+            })
+        };
+        let mut outcomes = Vec::new();
+        for n in 0..frames {
+            while paced && ring.counters().pending >= slots as u64 {
+                std::thread::yield_now();
+            }
+            let o = ring.produce(frame(n)).unwrap();
+            outcomes.push(o);
+            if o == Produced::Full {
+                break;
+            }
+        }
+        ring.close();
+        let seen = writer.join().unwrap();
+        (seen, ring.counters(), outcomes)
+    }
+
+    #[test]
+    fn slot_count_follows_budget_and_minimum() {
+        assert_eq!(FrameRing::slot_count(SHAPE, 64 * 10, 2), 10);
+        assert_eq!(FrameRing::slot_count(SHAPE, 64 * 10, 16), 16);
+        assert_eq!(FrameRing::slot_count(SHAPE, 0, 0), 2);
+    }
+
+    #[test]
+    fn fast_writer_loses_nothing() {
+        let (seen, c, _) = run(OverflowPolicy::Drop, 4, 200, Duration::ZERO, true);
+        assert_eq!(seen, (0..200).collect::<Vec<_>>());
+        assert_eq!(
+            (c.received, c.written, c.dropped, c.pending),
+            (200, 200, 0, 0)
+        );
+    }
+
+    #[test]
+    fn slow_writer_with_drop_policy_drops_and_counts() {
+        let (seen, c, outcomes) = run(OverflowPolicy::Drop, 3, 40, Duration::from_millis(5), false);
+        let dropped = outcomes.iter().filter(|o| **o == Produced::Dropped).count() as u64;
+        assert!(
+            dropped > 0,
+            "a writer 5 ms per frame behind a free-running producer must drop"
+        );
+        assert_eq!(c.received, 40);
+        assert_eq!(c.dropped, dropped);
+        assert_eq!(c.written, seen.len() as u64);
+        assert_eq!(c.received, c.written + c.dropped);
+        // What was written is in camera order, with the dropped frames missing.
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn slow_writer_with_stop_policy_stops_without_dropping() {
+        let (seen, c, outcomes) = run(OverflowPolicy::Stop, 3, 40, Duration::from_millis(5), false);
+        assert_eq!(outcomes.last(), Some(&Produced::Full));
+        assert_eq!(c.dropped, 0);
+        assert_eq!(c.received, c.written);
+        assert_eq!(seen, (0..c.written).collect::<Vec<_>>());
+        assert!(c.written >= 3 && c.written < 40);
+    }
+
+    #[test]
+    fn abandon_counts_waiting_frames_dropped() {
+        let ring = FrameRing::new(SHAPE, 0, 8, OverflowPolicy::Drop);
+        for n in 0..5 {
+            ring.produce(frame(n)).unwrap();
+        }
+        ring.consume(|_| Ok::<_, ()>(())).unwrap().unwrap();
+        // A failed write is a frame that never reached the file.
+        ring.consume(|_| Err(())).unwrap().unwrap_err();
+        ring.abandon();
+        assert_eq!(ring.produce(frame(9)).unwrap(), Produced::Closed);
+        assert!(ring.consume(|_| Ok::<_, ()>(())).is_none());
+        let c = ring.counters();
+        assert_eq!((c.received, c.written, c.dropped, c.pending), (5, 1, 4, 0));
+    }
+
+    #[test]
+    fn lost_frames_count_as_received_and_dropped() {
+        let ring = FrameRing::new(SHAPE, 0, 2, OverflowPolicy::Drop);
+        ring.count_lost(3);
+        let c = ring.counters();
+        assert_eq!((c.received, c.dropped), (3, 3));
+    }
+
+    #[test]
+    fn latest_gives_the_newest_frame_once() {
+        let ring = FrameRing::new(SHAPE, 0, 4, OverflowPolicy::Drop);
+        let mut out = Vec::new();
+        assert!(ring.latest(0, &mut out).is_none());
+        ring.produce(frame(1)).unwrap();
+        ring.produce(frame(2)).unwrap();
+        let m = ring.latest(0, &mut out).unwrap();
+        assert_eq!((m.seq, m.camera_seq), (1, 2));
+        assert_eq!(out.len(), SHAPE.bytes());
+        assert!(out.iter().all(|&b| b == 2));
+        assert!(ring.latest(m.seq + 1, &mut out).is_none());
+    }
+}

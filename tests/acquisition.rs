@@ -1,0 +1,462 @@
+//! Sequence acquisitions end to end: the real daemon on loopback, frames through the ring into
+//! OME-TIFF, read back with the `tiff` crate's decoder as an independent reader.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+use microscoped::pb;
+use pb::acquisition_client::AcquisitionClient;
+use tonic::transport::Channel;
+use tonic::Code;
+
+const W: u32 = 96;
+const H: u32 = 64;
+
+/// A small instrument whose camera shows the `ramp` test pattern, with datasets under `root`.
+fn config(root: &Path, extra_storage: &str) -> String {
+    format!(
+        r#"
+[instrument]
+name = "acq-test"
+
+[storage]
+data_root = "{}"
+ring_mb = 1
+min_slots = 4
+{extra_storage}
+
+[devices.Camera]
+driver = "sim.camera"
+width = {W}
+height = {H}
+bit_depth = 12
+exposure_ms = 5.0
+readout_ms = 1.0
+pattern = "ramp"
+
+[devices.XY]
+driver = "sim.xy_stage"
+
+[devices.Z]
+driver = "sim.stage"
+home = 50.0
+"#,
+        root.display()
+    )
+}
+
+fn acq(d: &Daemon) -> AcquisitionClient<Channel> {
+    AcquisitionClient::new(d.channel.clone())
+        .max_decoding_message_size(microscoped::MAX_MESSAGE_BYTES)
+}
+
+fn start(frames: u64, name: &str) -> pb::StartSequenceRequest {
+    pb::StartSequenceRequest {
+        camera: String::new(),
+        frames,
+        until_stopped: false,
+        name: name.into(),
+    }
+}
+
+/// Polls until the acquisition has ended; bounded.
+async fn wait_done(a: &mut AcquisitionClient<Channel>, id: u64) -> pb::AcquisitionStatus {
+    let start = Instant::now();
+    loop {
+        let s = a
+            .get_acquisition(pb::AcquisitionRef { id })
+            .await
+            .unwrap()
+            .into_inner();
+        if s.state != pb::AcquisitionState::Running as i32 {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "acquisition {id} never ended: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The ramp the simulated camera draws for frame `n` (12-bit).
+fn ramp(n: u64) -> Vec<u16> {
+    let first = (n * 7919 % 4096) as u32;
+    (0..W * H).map(|i| ((first + i) % 4096) as u16).collect()
+}
+
+/// Every plane of a TIFF file, decoded by the `tiff` crate, and IFD 0's ImageDescription.
+fn read_tiff(path: &Path) -> (Vec<Vec<u16>>, String) {
+    use tiff::decoder::{Decoder, DecodingResult};
+    use tiff::tags::Tag;
+    let mut dec =
+        Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap())).unwrap();
+    let xml = dec.get_tag_ascii_string(Tag::ImageDescription).unwrap();
+    let mut planes = Vec::new();
+    loop {
+        assert_eq!(dec.dimensions().unwrap(), (W, H));
+        match dec.read_image().unwrap() {
+            DecodingResult::U16(px) => planes.push(px),
+            other => panic!(
+                "expected u16 planes, got {:?}",
+                std::mem::discriminant(&other)
+            ),
+        }
+        if !dec.more_images() {
+            break;
+        }
+        dec.next_image().unwrap();
+    }
+    (planes, xml)
+}
+
+fn count(xml: &str, needle: &str) -> usize {
+    xml.matches(needle).count()
+}
+
+#[tokio::test]
+async fn a_burst_lands_bit_exact_in_ome_tiff_with_every_frame_accounted() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path(), "")).await;
+    let mut a = acq(&d);
+    let mut events = a
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let s = a
+        .start_sequence(start(30, "burst"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.state, pb::AcquisitionState::Running as i32);
+    assert_eq!((s.width, s.height, s.frames_planned), (W, H, 30));
+    let expected_path = root.path().join("burst").join("burst.ome.tiff");
+    assert_eq!(PathBuf::from(&s.path), expected_path);
+
+    let done = wait_done(&mut a, s.id).await;
+    assert_eq!(
+        done.state,
+        pb::AcquisitionState::Finished as i32,
+        "{done:?}"
+    );
+    assert_eq!(
+        (done.received, done.written, done.dropped),
+        (30, 30, 0),
+        "{done:?}"
+    );
+    assert_eq!(done.bytes, std::fs::metadata(&expected_path).unwrap().len());
+
+    let (planes, xml) = read_tiff(&expected_path);
+    assert_eq!(planes.len(), 30);
+    for (n, plane) in planes.iter().enumerate() {
+        assert!(
+            *plane == ramp(n as u64),
+            "plane {n} differs from camera frame {n}"
+        );
+    }
+    assert!(xml.contains(r#"SizeT="30""#), "{xml}");
+    assert!(xml.contains(r#"DimensionOrder="XYCZT""#));
+    assert_eq!(count(&xml, "<Plane "), 30);
+    assert!(
+        xml.contains("PositionZ=\"50"),
+        "stage Z in the plane metadata: {xml}"
+    );
+    assert!(
+        !Path::new(&format!("{}.frames.jsonl", expected_path.display())).exists(),
+        "sidecar removed"
+    );
+
+    // The event stream told the story: started, then finished, for this acquisition.
+    let mut kinds = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.message())
+            .await
+            .expect("events arrive")
+            .unwrap()
+            .expect("the event stream stays open");
+        if ev.acquisition.as_ref().map(|a| a.id) != Some(s.id) {
+            continue;
+        }
+        kinds.push(ev.kind);
+        if ev.kind == pb::EventKind::AcquisitionFinished as i32 {
+            assert_eq!(ev.acquisition.unwrap().written, 30);
+            break;
+        }
+    }
+    assert_eq!(
+        kinds.first(),
+        Some(&(pb::EventKind::AcquisitionStarted as i32))
+    );
+    assert_eq!(
+        kinds.last(),
+        Some(&(pb::EventKind::AcquisitionFinished as i32))
+    );
+
+    // The dataset is never overwritten.
+    let e = a.start_sequence(start(3, "burst")).await.unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    assert_eq!(read_tiff(&expected_path).0.len(), 30);
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_run_stopped_early_has_xml_matching_the_frames_written() {
+    let root = tempfile::tempdir().unwrap();
+    let mut d = Daemon::with_config(&config(root.path(), "")).await;
+    let mut a = acq(&d);
+    let s = a
+        .start_sequence(pb::StartSequenceRequest {
+            until_stopped: true,
+            ..start(0, "")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(s.name.starts_with("seq-"), "{}", s.name);
+    assert_eq!(s.frames_planned, 0);
+
+    // One acquisition per camera; the camera is busy for other commands meanwhile.
+    let e = a.start_sequence(start(5, "second")).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("acquisition"), "{e:?}");
+    let e = d
+        .client
+        .snap(pb::SnapRequest {
+            camera: String::new(),
+            exposure_ms: 0.0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(!root.path().join("second").exists());
+
+    let t = Instant::now();
+    while a
+        .get_acquisition(pb::AcquisitionRef { id: s.id })
+        .await
+        .unwrap()
+        .into_inner()
+        .written
+        < 8
+    {
+        assert!(t.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped = a
+        .stop_acquisition(pb::AcquisitionRef { id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        stopped.state,
+        pb::AcquisitionState::Stopped as i32,
+        "{stopped:?}"
+    );
+    assert!(stopped.written >= 8);
+    assert_eq!(stopped.received, stopped.written + stopped.dropped);
+    let (planes, xml) = read_tiff(Path::new(&stopped.path));
+    assert_eq!(planes.len() as u64, stopped.written);
+    assert!(
+        xml.contains(&format!(r#"SizeT="{}""#, stopped.written)),
+        "{xml}"
+    );
+    assert_eq!(count(&xml, "<Plane ") as u64, stopped.written);
+    assert!(
+        xml.contains(&format!(r#"<M K="written">{}</M>"#, stopped.written)),
+        "{xml}"
+    );
+
+    // The camera is free again.
+    d.client
+        .snap(pb::SnapRequest {
+            camera: String::new(),
+            exposure_ms: 0.0,
+        })
+        .await
+        .unwrap();
+    let list = a
+        .list_acquisitions(pb::ListAcquisitionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.acquisitions.len(), 1);
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_and_nothing_is_written_outside_the_data_root() {
+    let outer = tempfile::tempdir().unwrap();
+    let root = outer.path().join("data");
+    let d = Daemon::with_config(&config(&root, "")).await;
+    let mut a = acq(&d);
+    let cases: &[(pb::StartSequenceRequest, Code, &str)] = &[
+        (start(0, "zero"), Code::InvalidArgument, "at least 1"),
+        (
+            start(1_000_000_000_000, "huge"),
+            Code::InvalidArgument,
+            "10000000",
+        ),
+        (start(3, "a/b"), Code::InvalidArgument, "'/'"),
+        (start(3, ".."), Code::InvalidArgument, "not allowed"),
+        (start(3, "../escape"), Code::InvalidArgument, "not allowed"),
+        (start(3, "/tmp/abs"), Code::InvalidArgument, "not allowed"),
+        (start(3, "ctl\u{7}"), Code::InvalidArgument, "not allowed"),
+        (start(3, "NUL"), Code::InvalidArgument, "reserved"),
+        (
+            pb::StartSequenceRequest {
+                until_stopped: true,
+                ..start(5, "both")
+            },
+            Code::InvalidArgument,
+            "not both",
+        ),
+        (
+            pb::StartSequenceRequest {
+                camera: "XY".into(),
+                ..start(5, "xy")
+            },
+            Code::InvalidArgument,
+            "not a camera",
+        ),
+        (
+            pb::StartSequenceRequest {
+                camera: "Nope".into(),
+                ..start(5, "nope")
+            },
+            Code::NotFound,
+            "Nope",
+        ),
+    ];
+    for (req, code, part) in cases {
+        let e = a.start_sequence(req.clone()).await.unwrap_err();
+        assert_eq!(e.code(), *code, "{req:?}: {e:?}");
+        assert!(
+            e.message().contains(part),
+            "{req:?}: {:?} lacks {part:?}",
+            e.message()
+        );
+    }
+    // Nothing was created: not in the data root, not beside it.
+    let outside: Vec<_> = std::fs::read_dir(outer.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(outside.iter().all(|n| n == "data"), "{outside:?}");
+    if root.exists() {
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+    }
+    let e = a
+        .get_acquisition(pb::AcquisitionRef { id: 42 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = a
+        .stop_acquisition(pb::AcquisitionRef { id: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn an_unusable_data_root_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    let d = Daemon::with_config(&config(&file.join("data"), "")).await;
+    let e = acq(&d).start_sequence(start(3, "x")).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("data root"), "{e:?}");
+}
+
+#[tokio::test]
+async fn two_live_viewers_watch_while_the_writer_writes_every_frame() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path(), "")).await;
+    let mut a = acq(&d);
+    let mut viewers = Vec::new();
+    for fps in [0.0, 20.0] {
+        let mut client = acq(&d);
+        viewers.push(tokio::spawn(async move {
+            let mut stream = client
+                .live_view(pb::LiveViewRequest {
+                    camera: String::new(),
+                    max_fps: fps,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut frames = Vec::new();
+            while frames.len() < 5 {
+                let img = tokio::time::timeout(Duration::from_secs(30), stream.message())
+                    .await
+                    .expect("live frames arrive")
+                    .unwrap()
+                    .unwrap();
+                frames.push(img);
+            }
+            frames
+        }));
+    }
+    // Live view stays open across acquisitions: start one after the viewers connected.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let s = a
+        .start_sequence(start(150, "watched"))
+        .await
+        .unwrap()
+        .into_inner();
+    for v in viewers {
+        let frames = v.await.unwrap();
+        for img in &frames {
+            assert_eq!((img.width, img.height), (W, H));
+            assert_eq!(img.data.len(), (W * H * 2) as usize);
+            // Every live frame is one of the camera's ramps, intact.
+            let px: Vec<u16> = img
+                .data
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            let first = px[0] as u32;
+            assert!(px
+                .iter()
+                .enumerate()
+                .all(|(i, &p)| p as u32 == (first + i as u32) % 4096));
+        }
+    }
+    let done = wait_done(&mut a, s.id).await;
+    assert_eq!(
+        (done.received, done.written, done.dropped),
+        (150, 150, 0),
+        "{done:?}"
+    );
+    let e = a
+        .live_view(pb::LiveViewRequest {
+            camera: String::new(),
+            max_fps: -1.0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn shutdown_finishes_a_running_acquisition() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path(), "")).await;
+    let mut a = acq(&d);
+    let s = a
+        .start_sequence(start(100_000, "long"))
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    d.shutdown().await.unwrap();
+    let (planes, xml) = read_tiff(Path::new(&s.path));
+    assert!(!planes.is_empty());
+    assert!(
+        xml.contains(&format!(r#"SizeT="{}""#, planes.len())),
+        "{xml}"
+    );
+}
