@@ -364,8 +364,13 @@ impl Acquisitions {
             AcqError::Precondition(format!("cannot create {}: {e}", path.display()))
         })?;
 
-        let s = &self.0.storage;
-        let ring = Arc::new(FrameRing::new(shape, s.ring_bytes, s.min_slots, s.overflow));
+        let s = self.0.storage.clone();
+        let ring = tokio::task::spawn_blocking(move || {
+            FrameRing::new(shape, s.ring_bytes, s.min_slots, s.overflow)
+        })
+        .await
+        .map(Arc::new)
+        .map_err(|e| AcqError::Precondition(format!("cannot allocate the frame ring: {e}")))?;
         let run = Arc::new(Run {
             id,
             name,
@@ -804,32 +809,12 @@ fn objective_meta(label: &str) -> ObjectiveMeta {
     }
 }
 
-/// "20261122-134501" in UTC, for dataset names.
+/// "20261122-134501" in UTC, for dataset names: the file metadata's own ISO-8601 time, with
+/// the characters a name does not allow left out.
 fn utc_stamp(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Gregorian date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let iso = crate::storage::iso8601(t);
+    let digits = |r: std::ops::Range<usize>| iso[r].replace([':', '-'], "");
+    format!("{}-{}", digits(0..10), digits(11..19))
 }
 
 /// Where the data of a dataset lives, for messages and tests.
@@ -883,6 +868,6 @@ mod tests {
     fn utc_stamps() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_268_701);
         assert_eq!(utc_stamp(t), "20261121-134501");
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH), "19700101-000000");
     }
 }

@@ -1,18 +1,21 @@
 //! `microscoped bench`: measures the frame path against the disk it writes to.
 //!
-//! It runs the real daemon in-process on a loopback port with a simulated 2048x2048 16-bit
-//! camera at full speed (the `ramp` test pattern, cheap to make, so the camera outruns the
-//! disk) and takes sequences into OME-TIFF over gRPC. In the same run, on the same disk, it
-//! writes the same number of bytes with plain sequential `write` calls. The two alternate, since
-//! disks here vary run to run, and both end with an fsync, so the page cache flatters neither.
-//! Then, while a sequence streams to disk, it measures live-view throughput to one client and
-//! the latency of a unary control RPC.
+//! - **Writer vs plain write**: the OME-TIFF writer and plain sequential `write` calls put the
+//!   same bytes on the same disk, alternating (disks here vary run to run), both ending with an
+//!   fsync so the page cache flatters neither. Their ratio is the writer's overhead.
+//! - **Pipeline**: the real daemon in-process on a loopback port, a simulated 2048x2048 16-bit
+//!   camera (the `ramp` test pattern: one memory copy per frame, like a camera's DMA), frames
+//!   through the ring into OME-TIFF, driven over gRPC. Once with the camera faster than the
+//!   disk (the writer's speed and the frames dropped), once at half the writer's speed (where
+//!   nothing may be dropped) while a separate client measures unary RPC latency, and once more
+//!   with a live-view client reading as fast as it can.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
+use microscoped_driver_api::PixelType;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
@@ -20,11 +23,12 @@ use crate::config::Config;
 use crate::pb;
 use crate::pb::acquisition_client::AcquisitionClient;
 use crate::pb::microscope_client::MicroscopeClient;
+use crate::storage::{Counters, DatasetMeta, InstrumentMeta, OmeTiffWriter, PlaneMeta};
 
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// Folder on the disk to measure; datasets are made and removed there.
+    /// Folder on the disk to measure; files are made and removed there.
     pub dir: PathBuf,
     /// Frames per run.
     pub frames: u64,
@@ -34,8 +38,6 @@ pub struct BenchOptions {
     pub height: u32,
     /// Alternating (plain, writer) run pairs.
     pub runs: u32,
-    /// Seconds of streaming for the live-view and latency phase.
-    pub live_seconds: f64,
 }
 
 fn bench_config(o: &BenchOptions) -> String {
@@ -55,7 +57,7 @@ driver = "sim.camera"
 width = {w}
 height = {h}
 bit_depth = 16
-exposure_ms = 0.01
+exposure_ms = 10.0
 min_exposure_ms = 0.01
 readout_ms = 0.01
 pattern = "ramp"
@@ -69,7 +71,11 @@ driver = "sim.stage"
     )
 }
 
-/// Plain sequential writes of `frames` frames of `frame` bytes, then fsync; returns GB/s.
+fn gbs(bytes: f64, secs: f64) -> f64 {
+    bytes / secs / 1e9
+}
+
+/// Plain sequential writes of `frames` frames, then fsync; returns GB/s.
 fn plain_write(path: &Path, frame: &[u8], frames: u64) -> anyhow::Result<f64> {
     let start = Instant::now();
     let mut f =
@@ -81,46 +87,55 @@ fn plain_write(path: &Path, frame: &[u8], frames: u64) -> anyhow::Result<f64> {
     let secs = start.elapsed().as_secs_f64();
     drop(f);
     std::fs::remove_file(path)?;
-    Ok(frame.len() as f64 * frames as f64 / secs / 1e9)
+    Ok(gbs(frame.len() as f64 * frames as f64, secs))
 }
 
-/// One sequence through the daemon; returns (GB/s written, dropped).
-async fn pipeline(
-    acq: &mut AcquisitionClient<Channel>,
-    o: &BenchOptions,
-    name: &str,
-) -> anyhow::Result<(f64, u64)> {
-    let s = acq
-        .start_sequence(pb::StartSequenceRequest {
-            camera: String::new(),
-            frames: o.frames,
-            until_stopped: false,
-            name: name.into(),
-        })
-        .await?
-        .into_inner();
-    let done = wait_done(acq, s.id).await?;
-    let _ = std::fs::remove_dir_all(o.dir.join("datasets").join(name));
-    if done.state != pb::AcquisitionState::Finished as i32 {
-        anyhow::bail!("acquisition ended {}: {}", done.state, done.error);
+/// The OME-TIFF writer putting the same frames on disk, finish (and its fsync) included.
+fn writer_write(path: &Path, o: &BenchOptions, frame: &[u8]) -> anyhow::Result<f64> {
+    let meta = DatasetMeta {
+        name: "bench".into(),
+        width: o.width,
+        height: o.height,
+        pixel_type: PixelType::U16,
+        significant_bits: 16,
+        size_t: o.frames as u32,
+        size_c: 1,
+        size_z: 1,
+        dimension_order: "XYCZT".into(),
+        physical_size_um: None,
+        channels: vec!["Camera".into()],
+        instrument: InstrumentMeta::default(),
+        acquisition_date: SystemTime::now(),
+    };
+    let start = Instant::now();
+    let mut w = OmeTiffWriter::create(path, meta)?;
+    for t in 0..o.frames {
+        let plane = PlaneMeta {
+            the_t: t as u32,
+            the_c: 0,
+            the_z: 0,
+            delta_t_s: 0.0,
+            exposure_ms: 1.0,
+            position_x_um: None,
+            position_y_um: None,
+            position_z_um: None,
+        };
+        w.write_plane(frame, &plane)?;
     }
-    Ok((done.bytes as f64 / done.elapsed_s / 1e9, done.dropped))
+    let done = w.finish(Counters {
+        received: o.frames,
+        written: o.frames,
+        dropped: 0,
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    std::fs::remove_file(&done.path)?;
+    Ok(gbs(frame.len() as f64 * o.frames as f64, secs))
 }
 
-async fn wait_done(
-    acq: &mut AcquisitionClient<Channel>,
-    id: u64,
-) -> anyhow::Result<pb::AcquisitionStatus> {
-    loop {
-        let s = acq
-            .get_acquisition(pb::AcquisitionRef { id })
-            .await?
-            .into_inner();
-        if s.state != pb::AcquisitionState::Running as i32 {
-            return Ok(s);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
@@ -130,14 +145,127 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+/// A client on its own thread and runtime, so its timings are not those of the daemon's
+/// scheduler; returns what `f` returns.
+fn on_own_thread<T: Send + 'static, F>(
+    f: impl FnOnce() -> F + Send + 'static,
+) -> std::thread::JoinHandle<anyhow::Result<T>>
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(f())
+    })
+}
+
+async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .initial_stream_window_size(crate::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(crate::CONNECTION_WINDOW_BYTES)
+        .connect()
+        .await?)
+}
+
+/// Sets the camera's frame period (the ramp pattern ignores exposure otherwise).
+async fn set_period(control: &mut MicroscopeClient<Channel>, period_ms: f64) -> anyhow::Result<()> {
+    control
+        .set_property(pb::SetPropertyRequest {
+            device: "Camera".into(),
+            property: "exposure_ms".into(),
+            value: Some(pb::Value {
+                kind: Some(pb::value::Kind::FloatValue(period_ms)),
+            }),
+        })
+        .await?;
+    Ok(())
+}
+
+/// One sequence through the daemon; returns its final status.
+async fn sequence(
+    acq: &mut AcquisitionClient<Channel>,
+    o: &BenchOptions,
+    name: &str,
+) -> anyhow::Result<pb::AcquisitionStatus> {
+    let s = acq
+        .start_sequence(pb::StartSequenceRequest {
+            camera: String::new(),
+            frames: o.frames,
+            until_stopped: false,
+            name: name.into(),
+        })
+        .await?
+        .into_inner();
+    let done = loop {
+        let s = acq
+            .get_acquisition(pb::AcquisitionRef { id: s.id })
+            .await?
+            .into_inner();
+        if s.state != pb::AcquisitionState::Running as i32 {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = std::fs::remove_dir_all(o.dir.join("datasets").join(name));
+    if done.state != pb::AcquisitionState::Finished as i32 {
+        anyhow::bail!(
+            "acquisition {name} ended in state {}: {}",
+            done.state,
+            done.error
+        );
+    }
+    Ok(done)
+}
+
+fn rate(s: &pb::AcquisitionStatus) -> f64 {
+    gbs(s.bytes as f64, s.elapsed_s)
 }
 
 /// Runs the benchmark and prints its report.
 pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&o.dir).with_context(|| format!("cannot use {}", o.dir.display()))?;
+    let frame_bytes = o.width as usize * o.height as usize * 2;
+    println!(
+        "microscoped bench: {}x{} u16 frames ({:.1} MiB), {} frames = {:.2} GB per run, in {}",
+        o.width,
+        o.height,
+        frame_bytes as f64 / f64::from(1 << 20),
+        o.frames,
+        frame_bytes as f64 * o.frames as f64 / 1e9,
+        o.dir.display()
+    );
+
+    // The bytes the camera makes: a ramp frame.
+    let frame: Vec<u8> = (0..o.width as usize * o.height as usize)
+        .flat_map(|i| (i as u16).to_le_bytes())
+        .collect();
+    let (mut plain, mut writer) = (Vec::new(), Vec::new());
+    for run in 0..o.runs {
+        // Whoever goes first pays for writeback the other left behind: take turns.
+        let plain_path = o.dir.join("plain.bin");
+        let writer_path = o.dir.join("writer.ome.tiff");
+        let (p, w) = if run % 2 == 0 {
+            let p = plain_write(&plain_path, &frame, o.frames)?;
+            (p, writer_write(&writer_path, &o, &frame)?)
+        } else {
+            let w = writer_write(&writer_path, &o, &frame)?;
+            (plain_write(&plain_path, &frame, o.frames)?, w)
+        };
+        println!(
+            "  run {}: plain write {p:.2} GB/s, OME-TIFF writer {w:.2} GB/s",
+            run + 1
+        );
+        plain.push(p);
+        writer.push(w);
+    }
+    let ratios: Vec<f64> = writer.iter().zip(&plain).map(|(w, p)| w / p).collect();
+    let (pm, wm) = (median(&plain), median(&writer));
+    println!("writer vs plain write (same bytes, same disk, fsync included):");
+    println!("  writer {wm:.2} GB/s, plain {pm:.2} GB/s, ratio {:.2} (median of per-run ratios; target >= 0.9)", median(&ratios));
+
     let config = Config::parse(&bench_config(&o), "<bench config>")?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -145,66 +273,73 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let daemon = tokio::spawn(crate::run(config, listener, async {
         let _ = stop_rx.await;
     }));
-    let channel = Channel::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?;
-    let mut acq =
-        AcquisitionClient::new(channel.clone()).max_decoding_message_size(crate::MAX_MESSAGE_BYTES);
-    let frame_bytes = o.width as usize * o.height as usize * 2;
-    let total_gb = frame_bytes as f64 * o.frames as f64 / 1e9;
+    let channel = connect(addr).await?;
+    let mut acq = AcquisitionClient::new(channel.clone());
+    let mut control = MicroscopeClient::new(channel.clone());
+
+    // B: the camera at twice the plain disk speed: the writer is the bottleneck.
+    let fast_ms = (frame_bytes as f64 / (2.0 * pm * 1e9) * 1e3).max(0.01);
+    set_period(&mut control, fast_ms).await?;
+    let b = sequence(&mut acq, &o, "bench-fast").await?;
+    println!("pipeline, camera faster than the disk ({fast_ms:.2} ms/frame):");
     println!(
-        "microscoped bench: {}x{} u16 frames ({:.1} MiB), {} frames = {:.2} GB per run, in {}",
-        o.width,
-        o.height,
-        frame_bytes as f64 / (1 << 20) as f64,
-        o.frames,
-        total_gb,
-        o.dir.display()
+        "  written {:.2} GB/s; received {} written {} dropped {} ({} of them lost in the camera)",
+        rate(&b),
+        b.received,
+        b.written,
+        b.dropped,
+        b.dropped_in_camera
     );
 
-    // The same bytes the camera makes: one ramp frame.
-    let frame: Vec<u8> = (0..o.width as usize * o.height as usize)
-        .flat_map(|i| (i as u16).to_le_bytes())
-        .collect();
-    let mut plain = Vec::new();
-    let mut writer = Vec::new();
-    let mut dropped_total = 0;
-    for run in 0..o.runs {
-        let p = plain_write(&o.dir.join("plain.bin"), &frame, o.frames)?;
-        let (w, dropped) = pipeline(&mut acq, &o, &format!("bench-{run}")).await?;
-        println!(
-            "  run {}: plain write {p:.2} GB/s, writer {w:.2} GB/s ({dropped} dropped)",
-            run + 1
-        );
-        plain.push(p);
-        writer.push(w);
-        dropped_total += dropped;
-    }
-    let ratios: Vec<f64> = writer.iter().zip(&plain).map(|(w, p)| w / p).collect();
-    let (pm, wm) = (median(&mut plain.clone()), median(&mut writer.clone()));
-    println!("writer:        {wm:.2} GB/s (median of {})", o.runs);
-    println!("plain write:   {pm:.2} GB/s (median of {})", o.runs);
-    println!(
-        "ratio:         {:.2} (median of run ratios {:.2}; target >= 0.9)",
-        wm / pm,
-        median(&mut ratios.clone())
-    );
-    println!("dropped:       {dropped_total} frames in {} runs", o.runs);
-
-    // Live view and control latency while a sequence streams to disk.
-    let s = acq
-        .start_sequence(pb::StartSequenceRequest {
-            camera: String::new(),
-            frames: 0,
-            until_stopped: true,
-            name: "bench-live".into(),
+    // C: the camera at half the speed of the slower of the two, with a control client timing
+    // a unary RPC.
+    let slow_ms = frame_bytes as f64 / (0.5 * wm.min(pm) * 1e9) * 1e3;
+    set_period(&mut control, slow_ms).await?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let latency = {
+        let stop = stop.clone();
+        on_own_thread(move || async move {
+            let mut c = MicroscopeClient::new(connect(addr).await?);
+            let mut samples = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                c.get_position(pb::DeviceRef { device: "Z".into() }).await?;
+                samples.push(t.elapsed());
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Ok(samples)
         })
-        .await?
-        .into_inner();
+    };
+    let c = sequence(&mut acq, &o, "bench-slow").await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut samples = latency
+        .join()
+        .map_err(|_| anyhow::anyhow!("latency client panicked"))??;
+    samples.sort();
+    println!("pipeline, camera at half the disk's speed ({slow_ms:.2} ms/frame):");
+    println!(
+        "  written {:.2} GB/s; received {} written {} dropped {} ({} lost in the camera; target 0)",
+        rate(&c),
+        c.received,
+        c.written,
+        c.dropped,
+        c.dropped_in_camera
+    );
+    println!(
+        "  unary RPC (GetPosition) meanwhile: p50 {:.3} ms, p99 {:.3} ms over {} calls (target p99 < 1 ms)",
+        percentile(&samples, 0.5).as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3,
+        samples.len()
+    );
+
+    // D: the camera as in B, with a live-view client reading as fast as it can.
+    set_period(&mut control, fast_ms).await?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let live = {
-        let mut client = acq.clone();
-        let secs = o.live_seconds;
-        tokio::spawn(async move {
+        let stop = stop.clone();
+        on_own_thread(move || async move {
+            let mut client = AcquisitionClient::new(connect(addr).await?)
+                .max_decoding_message_size(crate::MAX_MESSAGE_BYTES);
             let mut stream = client
                 .live_view(pb::LiveViewRequest {
                     camera: String::new(),
@@ -212,53 +347,38 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
                 })
                 .await?
                 .into_inner();
-            let start = Instant::now();
             let (mut bytes, mut frames) = (0u64, 0u64);
-            while start.elapsed().as_secs_f64() < secs {
-                match stream.message().await? {
-                    Some(img) => {
+            let mut first: Option<Instant> = None;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match tokio::time::timeout(Duration::from_millis(200), stream.message()).await {
+                    Ok(Ok(Some(img))) => {
+                        first.get_or_insert_with(Instant::now);
                         bytes += img.data.len() as u64;
                         frames += 1;
                     }
-                    None => break,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => {}
                 }
             }
-            anyhow::Ok((bytes as f64 / start.elapsed().as_secs_f64() / 1e9, frames))
+            let secs = first.map_or(1.0, |f| f.elapsed().as_secs_f64());
+            Ok((gbs(bytes as f64, secs), frames))
         })
     };
-    let mut control = MicroscopeClient::new(channel.clone());
-    let mut latencies = Vec::new();
-    let start = Instant::now();
-    while start.elapsed().as_secs_f64() < o.live_seconds {
-        let t = Instant::now();
-        control
-            .get_position(pb::DeviceRef { device: "Z".into() })
-            .await?;
-        latencies.push(t.elapsed());
-    }
-    let (live_gbs, live_frames) = live.await??;
-    let stopped = acq
-        .stop_acquisition(pb::AcquisitionRef { id: s.id })
-        .await?
-        .into_inner();
-    let _ = std::fs::remove_dir_all(o.dir.join("datasets").join("bench-live"));
-    latencies.sort();
-    let writer_live = stopped.bytes as f64 / stopped.elapsed_s / 1e9;
+    let d = sequence(&mut acq, &o, "bench-live").await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (live_gbs, live_frames) = live
+        .join()
+        .map_err(|_| anyhow::anyhow!("live client panicked"))??;
+    println!("pipeline as in the first run, with a live-view client reading as fast as it can:");
     println!(
-        "live view:     {live_gbs:.2} GB/s to one client ({live_frames} frames in {:.1} s)",
-        o.live_seconds
+        "  live view {live_gbs:.2} GB/s ({live_frames} frames); written {:.2} GB/s ({:+.1}% vs without), dropped {} ({} in the camera)",
+        rate(&d),
+        100.0 * (rate(&d) / rate(&b) - 1.0),
+        d.dropped,
+        d.dropped_in_camera
     );
-    println!(
-        "writer during live view: {writer_live:.2} GB/s ({:.0}% of the writer alone; {} dropped)",
-        100.0 * writer_live / wm,
-        stopped.dropped
-    );
-    println!(
-        "unary RPC (GetPosition) while streaming: p50 {:.3} ms, p99 {:.3} ms over {} calls (target p99 < 1 ms)",
-        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.len()
-    );
+
     let _ = stop_tx.send(());
     daemon.await??;
     let _ = std::fs::remove_dir(o.dir.join("datasets"));

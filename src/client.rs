@@ -112,6 +112,8 @@ pub async fn channel(addr: &str) -> Result<Channel, CliError> {
     let channel = endpoint
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true)
+        .initial_stream_window_size(crate::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(crate::CONNECTION_WINDOW_BYTES)
         .connect()
         .await
         .map_err(|e| {

@@ -44,6 +44,12 @@ pub mod pb {
 /// sensor is tens of MiB, far over tonic's 4 MiB default.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// HTTP/2 flow-control windows for both sides. The 64 KiB default makes a stream of 8 MiB
+/// frames wait for a window update every 64 KiB, capping live view far below loopback speed.
+pub const STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// The connection-wide window: room for a few streams' windows at once.
+pub const CONNECTION_WINDOW_BYTES: u32 = 64 * 1024 * 1024;
+
 /// Runs the daemon on `listener` until `shutdown` completes, then stops taking requests and puts
 /// every device in its safe state (lasers off, stages stopped, shutters closed).
 pub async fn run(
@@ -85,6 +91,8 @@ pub async fn run(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     info!(%addr, instrument = %config.instrument.name, devices = config.devices.len(), "microscoped serving");
     Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)

@@ -128,8 +128,9 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Measure the frame path: writer vs plain sequential writes on the same disk, live view
-    /// throughput and control latency while streaming (runs its own daemon in-process).
+    /// Measure the frame path: writer vs plain sequential writes on the same disk, the
+    /// pipeline's speed and drops, control latency and live view while streaming (runs its own
+    /// daemon in-process).
     Bench {
         /// Folder on the disk to measure (made and cleaned up).
         #[arg(long, default_value = "bench-data")]
@@ -146,9 +147,6 @@ enum Command {
         /// Alternating plain/writer run pairs.
         #[arg(long, default_value_t = 3)]
         runs: u32,
-        /// Seconds of the live-view and latency phase.
-        #[arg(long, default_value_t = 3.0)]
-        live_seconds: f64,
     },
     /// Repair an OME-TIFF left by a daemon that was killed mid-acquisition.
     Recover {
@@ -253,14 +251,12 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
             width,
             height,
             runs,
-            live_seconds,
         } => microscoped::bench::run(microscoped::bench::BenchOptions {
             dir,
             frames,
             width,
             height,
             runs: runs.max(1),
-            live_seconds,
         })
         .await
         .map_err(CliError::Other),

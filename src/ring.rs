@@ -79,10 +79,19 @@ pub struct Slot {
 impl Slot {
     fn new(shape: FrameShape) -> Self {
         let row = shape.width as usize * shape.pixel_type.bytes();
-        Self {
+        let mut slot = Self {
             pixels: Array2::zeros((shape.height as usize, row)),
             meta: FrameMeta::default(),
+        };
+        // Zeroed memory is mapped lazily: without touching every page now, the camera would
+        // take thousands of page faults on its first pass through the ring, late enough to
+        // lose frames.
+        for page in slot.bytes_mut().chunks_mut(4096) {
+            // SAFETY: `page` is a valid, exclusive, non-empty slice; a volatile write keeps
+            // the compiler from eliding the store into memory it knows is zero.
+            unsafe { std::ptr::write_volatile(page.as_mut_ptr(), 0) };
         }
+        slot
     }
 
     /// The frame's bytes, row-major.
@@ -108,6 +117,9 @@ pub struct RingCounters {
     pub written: u64,
     /// Frames dropped: ring full, lost by the camera, or left unwritten when the writer failed.
     pub dropped: u64,
+    /// Of `dropped`, the frames the camera took but never delivered (its own buffer overflowed
+    /// because the host read too late): a sign of a busy host rather than a slow disk.
+    pub lost_in_camera: u64,
     /// Frames in the ring waiting for the writer.
     pub pending: u64,
 }
@@ -158,6 +170,8 @@ pub struct FrameRing {
     written: AtomicU64,
     /// Frames dropped.
     dropped: AtomicU64,
+    /// Of those, frames lost before they reached the ring.
+    lost_in_camera: AtomicU64,
     /// When the ring was made: frame arrival times are measured from here.
     epoch: Instant,
 }
@@ -165,6 +179,8 @@ pub struct FrameRing {
 impl FrameRing {
     /// A ring for frames of `shape`, with as many slots as fit in `budget_bytes` but at least
     /// `min_slots` (and at least 2, so live consumers and the producer never want one slot).
+    /// Every page is touched here, so this takes time in proportion to the budget: call it
+    /// off the async runtime.
     pub fn new(
         shape: FrameShape,
         budget_bytes: u64,
@@ -183,6 +199,7 @@ impl FrameRing {
             received: AtomicU64::new(0),
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            lost_in_camera: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -264,6 +281,7 @@ impl FrameRing {
     pub fn count_lost(&self, frames: u64) {
         self.received.fetch_add(frames, Ordering::Relaxed);
         self.dropped.fetch_add(frames, Ordering::Relaxed);
+        self.lost_in_camera.fetch_add(frames, Ordering::Relaxed);
     }
 
     /// Waits for the next frame in order and hands it to `write`; the slot is released once
@@ -341,6 +359,7 @@ impl FrameRing {
             received: self.received.load(Ordering::Relaxed),
             written: self.written.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            lost_in_camera: self.lost_in_camera.load(Ordering::Relaxed),
             pending: c.head - c.tail,
         }
     }
@@ -480,7 +499,7 @@ mod tests {
         let ring = FrameRing::new(SHAPE, 0, 2, OverflowPolicy::Drop);
         ring.count_lost(3);
         let c = ring.counters();
-        assert_eq!((c.received, c.dropped), (3, 3));
+        assert_eq!((c.received, c.dropped, c.lost_in_camera), (3, 3, 3));
     }
 
     #[test]

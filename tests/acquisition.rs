@@ -412,6 +412,9 @@ async fn two_live_viewers_watch_while_the_writer_writes_every_frame() {
         for img in &frames {
             assert_eq!((img.width, img.height), (W, H));
             assert_eq!(img.data.len(), (W * H * 2) as usize);
+            let meta = img.metadata.as_ref().unwrap();
+            assert_eq!(meta.stage_positions["Z"].position_um, vec![50.0]);
+            assert_eq!(meta.stage_positions["XY"].position_um.len(), 2);
             // Every live frame is one of the camera's ramps, intact.
             let px: Vec<u16> = img
                 .data

@@ -80,6 +80,7 @@ pub fn status_to_pb(s: &acquire::Status) -> pb::AcquisitionStatus {
         width: s.shape.width,
         height: s.shape.height,
         pixel_type: convert::pixel_type(s.shape.pixel_type) as i32,
+        dropped_in_camera: s.counters.lost_in_camera,
     }
 }
 
@@ -151,6 +152,10 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         let camera = self.host.camera(&req.camera).map_err(convert::status)?;
         let bit_depth = camera.with_camera(|c| c.bit_depth()).await.unwrap_or(16);
         let camera = camera.name().to_owned();
+        // The ring's stage coordinates come from the first XY stage and first focus stage.
+        let first = |k| self.host.of_kind(k).next().map(|d| d.name().to_owned());
+        let xy_name = first(microscoped_driver_api::DeviceKind::XYStage);
+        let z_name = first(microscoped_driver_api::DeviceKind::Stage);
         let period = if req.max_fps > 0.0 {
             Duration::from_secs_f64(1.0 / req.max_fps).max(LIVE_POLL)
         } else {
@@ -184,25 +189,25 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                 after = meta.seq + 1;
                 let shape = r.shape();
                 let mut stage_positions = std::collections::HashMap::new();
-                if let (Some(x), Some(y)) = (meta.stage.x_um, meta.stage.y_um) {
-                    stage_positions.insert(
-                        "xy".to_owned(),
-                        pb::StagePosition {
-                            device: "xy".into(),
-                            position_um: vec![x, y],
+                let coords = [
+                    (
+                        &xy_name,
+                        meta.stage
+                            .x_um
+                            .zip(meta.stage.y_um)
+                            .map(|(x, y)| vec![x, y]),
+                    ),
+                    (&z_name, meta.stage.z_um.map(|z| vec![z])),
+                ];
+                for (name, position) in coords {
+                    if let (Some(name), Some(position_um)) = (name, position) {
+                        let p = pb::StagePosition {
+                            device: name.clone(),
+                            position_um,
                             busy: false,
-                        },
-                    );
-                }
-                if let Some(z) = meta.stage.z_um {
-                    stage_positions.insert(
-                        "z".to_owned(),
-                        pb::StagePosition {
-                            device: "z".into(),
-                            position_um: vec![z],
-                            busy: false,
-                        },
-                    );
+                        };
+                        stage_positions.insert(name.clone(), p);
+                    }
                 }
                 let image = pb::Image {
                     camera: camera.clone(),

@@ -78,6 +78,31 @@ impl MicroscopeService {
         Ok((d.clone(), property.to_owned(), value))
     }
 
+    /// Starts a move of a stage or XY stage, to a position or by a distance.
+    async fn move_stage(
+        &self,
+        req: pb::MoveRequest,
+        relative: bool,
+    ) -> Result<Response<pb::StagePosition>, Status> {
+        let d = self.device(&req.device)?;
+        move_target(d, &req.position_um)?;
+        let p = req.position_um;
+        match (d.kind(), relative) {
+            (DeviceKind::XYStage, false) => {
+                d.with_xy_stage(move |s| s.move_absolute_um(p[0], p[1]))
+                    .await
+            }
+            (DeviceKind::XYStage, true) => {
+                d.with_xy_stage(move |s| s.move_relative_um(p[0], p[1]))
+                    .await
+            }
+            (_, false) => d.with_stage(move |s| s.move_absolute_um(p[0])).await,
+            (_, true) => d.with_stage(move |s| s.move_relative_um(p[0])).await,
+        }
+        .map_err(status)?;
+        Ok(Response::new(stage_position(d).await.map_err(status)?))
+    }
+
     async fn read_property(d: &DeviceHandle, property: &str) -> Result<pb::PropertyValue, Status> {
         let name = property.to_owned();
         let v = d
@@ -310,35 +335,11 @@ impl pb::microscope_server::Microscope for MicroscopeService {
     }
 
     async fn move_absolute(&self, req: Request<pb::MoveRequest>) -> Rpc<pb::StagePosition> {
-        let req = req.into_inner();
-        let d = self.device(&req.device)?;
-        move_target(d, &req.position_um)?;
-        let p = req.position_um;
-        match d.kind() {
-            DeviceKind::XYStage => {
-                d.with_xy_stage(move |s| s.move_absolute_um(p[0], p[1]))
-                    .await
-            }
-            _ => d.with_stage(move |s| s.move_absolute_um(p[0])).await,
-        }
-        .map_err(status)?;
-        Ok(Response::new(stage_position(d).await.map_err(status)?))
+        self.move_stage(req.into_inner(), false).await
     }
 
     async fn move_relative(&self, req: Request<pb::MoveRequest>) -> Rpc<pb::StagePosition> {
-        let req = req.into_inner();
-        let d = self.device(&req.device)?;
-        move_target(d, &req.position_um)?;
-        let p = req.position_um;
-        match d.kind() {
-            DeviceKind::XYStage => {
-                d.with_xy_stage(move |s| s.move_relative_um(p[0], p[1]))
-                    .await
-            }
-            _ => d.with_stage(move |s| s.move_relative_um(p[0])).await,
-        }
-        .map_err(status)?;
-        Ok(Response::new(stage_position(d).await.map_err(status)?))
+        self.move_stage(req.into_inner(), true).await
     }
 
     async fn get_position(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {

@@ -32,6 +32,7 @@ mod tests;
 pub use ometiff::OmeTiffWriter;
 pub use recover::{recover, RecoverReport};
 pub use sidecar::sidecar_path;
+pub use xml::iso8601;
 
 use std::path::PathBuf;
 use std::time::SystemTime;

@@ -367,7 +367,7 @@ pub(crate) fn escape_into(x: &mut String, s: &str) {
 
 /// ISO-8601 UTC with microseconds, e.g. "2024-05-01T12:34:56.123456Z". Times before 1970 are
 /// clamped to the epoch (a camera clock that wrong is not worth a failure).
-pub(crate) fn iso8601(t: SystemTime) -> String {
+pub fn iso8601(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let days = (secs / 86_400) as i64;

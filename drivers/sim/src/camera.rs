@@ -241,6 +241,9 @@ pub struct SimCamera {
     field: BeadField,
     rng: Rng,
     signal: Vec<f32>,
+    /// The `ramp` pattern's one period plus a frame, made once per shape: any frame of the
+    /// pattern is a window into it, so drawing one is a single copy.
+    ramp_base: Vec<u8>,
     scratch: SpotScratch,
     clock: Instant,
     sequence: Option<Sequence>,
@@ -281,6 +284,7 @@ impl SimCamera {
             field,
             rng: Rng::new(seed ^ splitmix64(index)),
             signal: Vec::new(),
+            ramp_base: Vec::new(),
             scratch: SpotScratch::default(),
             clock: Instant::now(),
             sequence: None,
@@ -359,12 +363,16 @@ impl SimCamera {
     fn render(&mut self, at: Instant, frame: u64, buf: &mut [u8]) {
         if self.pattern == SimPattern::Ramp {
             let bytes = self.shape().bytes();
-            render::ramp(
-                &mut buf[..bytes],
-                self.pixel_type(),
-                frame,
-                full_scale(self.settings.bit_depth),
-            );
+            let max = full_scale(self.settings.bit_depth);
+            let pixel_type = self.pixel_type();
+            let px = pixel_type.bytes();
+            let period = max as usize + 1;
+            if self.ramp_base.len() != bytes + period * px {
+                self.ramp_base.resize(bytes + period * px, 0);
+                render::ramp(&mut self.ramp_base, pixel_type, 0, max);
+            }
+            let start = (frame.wrapping_mul(7919) % period as u64) as usize * px;
+            buf[..bytes].copy_from_slice(&self.ramp_base[start..start + bytes]);
             return;
         }
         let view = self.view();

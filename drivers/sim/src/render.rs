@@ -167,8 +167,8 @@ pub(crate) fn gradient(signal: &mut [f32], view: &View, t_s: f64, amplitude: f64
 }
 
 /// The `ramp` test pattern: pixel `i` of frame `frame` is `(i + 7919 * frame) mod
-/// (max_value + 1)`. A u16 frame is written a whole pixel at a time from a running value, so
-/// it goes at memory speed.
+/// (max_value + 1)`. The camera draws it once as a base and copies windows of it; this is the
+/// definition both rely on.
 pub(crate) fn ramp(buf: &mut [u8], pixel_type: PixelType, frame: u64, max_value: u32) {
     let modulus = u64::from(max_value) + 1;
     let mut v = (frame.wrapping_mul(7919) % modulus) as u32;

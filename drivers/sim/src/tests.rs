@@ -834,3 +834,48 @@ fn settings_deserialize_with_defaults_and_refuse_unknown_keys() {
     let _: SimLaserSettings = from_pairs(&[]).unwrap();
     let _: SimShutterSettings = from_pairs(&[]).unwrap();
 }
+
+#[test]
+fn ramp_frames_follow_the_formula() {
+    for bit_depth in [8u32, 12, 16] {
+        let world = SimWorld::new(1);
+        let mut cam = SimCamera::new(
+            &world,
+            SimCameraSettings {
+                width: 40,
+                height: 30,
+                bit_depth,
+                exposure_ms: 0.5,
+                readout_ms: 0.5,
+                pattern: SimPattern::Ramp,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let modulus = 1u64 << bit_depth;
+        let shape = cam.frame_shape().unwrap();
+        let mut buf = vec![0u8; shape.bytes()];
+        let pixels = |buf: &[u8]| -> Vec<u64> {
+            if bit_depth <= 8 {
+                buf.iter().map(|&b| u64::from(b)).collect()
+            } else {
+                buf.chunks_exact(2)
+                    .map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])))
+                    .collect()
+            }
+        };
+        cam.start_sequence().unwrap();
+        for _ in 0..5 {
+            let info = cam.next_frame(&mut buf).unwrap();
+            let first = info.sequence * 7919 % modulus;
+            let expected: Vec<u64> = (0..1200).map(|i| (first + i) % modulus).collect();
+            assert_eq!(
+                pixels(&buf),
+                expected,
+                "{bit_depth}-bit frame {}",
+                info.sequence
+            );
+        }
+        cam.stop_sequence().unwrap();
+    }
+}
