@@ -120,6 +120,8 @@ struct Progress {
     state: RunState,
     error: Option<String>,
     ended: Option<Duration>,
+    /// The counters as they were when the ring was dropped.
+    final_counters: Option<RingCounters>,
 }
 
 /// One acquisition.
@@ -134,8 +136,15 @@ struct Run {
     path: PathBuf,
     /// Frames asked for.
     frames_planned: Option<u64>,
-    /// The ring its frames go through.
-    ring: Arc<FrameRing>,
+    /// The ring its frames go through, while it runs; dropped at the end so a finished
+    /// acquisition does not keep its memory.
+    ring: Mutex<Option<Arc<FrameRing>>>,
+    /// Ring slots, kept for the status once the ring is gone.
+    ring_slots: usize,
+    /// Frame shape.
+    shape: FrameShape,
+    /// Significant bits per pixel, for live view.
+    bit_depth: u32,
     /// Set to ask the camera loop to end.
     stop: Arc<AtomicBool>,
     /// Bytes in the file, updated by the writer thread.
@@ -149,7 +158,21 @@ struct Run {
 }
 
 impl Run {
+    fn ring(&self) -> Option<Arc<FrameRing>> {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn counters(&self) -> RingCounters {
+        let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        match (p.final_counters, self.ring()) {
+            (Some(c), _) => c,
+            (None, Some(r)) => r.counters(),
+            (None, None) => RingCounters::default(),
+        }
+    }
+
     fn status(&self) -> Status {
+        let counters = self.counters();
         let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         Status {
             id: self.id,
@@ -157,13 +180,13 @@ impl Run {
             camera: self.camera.clone(),
             state: p.state,
             frames_planned: self.frames_planned,
-            counters: self.ring.counters(),
+            counters,
             bytes: self.bytes.load(Ordering::Relaxed),
             path: self.path.clone(),
             error: p.error.clone(),
             elapsed: p.ended.unwrap_or_else(|| self.started.elapsed()),
-            ring_slots: self.ring.capacity(),
-            shape: self.ring.shape(),
+            ring_slots: self.ring_slots,
+            shape: self.shape,
         }
     }
 }
@@ -248,13 +271,13 @@ impl Acquisitions {
         Ok(self.find(id)?.status())
     }
 
-    /// The ring of the acquisition running on `camera`, for live view.
-    pub fn live_ring(&self, camera: &str) -> Option<Arc<FrameRing>> {
+    /// The ring of the acquisition running on `camera` and its bit depth, for live view.
+    pub fn live_ring(&self, camera: &str) -> Option<(Arc<FrameRing>, u32)> {
         self.runs()
             .iter()
             .rev()
             .find(|r| r.camera == camera && !*r.done.borrow())
-            .map(|r| r.ring.clone())
+            .and_then(|r| Some((r.ring()?, r.bit_depth)))
     }
 
     /// Asks acquisition `id` (0: the most recent) to stop and waits until its file is finished.
@@ -365,6 +388,21 @@ impl Acquisitions {
         })?;
 
         let s = self.0.storage.clone();
+        let ring_bytes =
+            FrameRing::slot_count(shape, s.ring_bytes, s.min_slots) as u64 * (shape.bytes() as u64);
+        if let Some(available) = available_memory() {
+            // Touching more than this would get the daemon killed, not the request refused.
+            if ring_bytes > available / 10 * 8 {
+                let _ = std::fs::remove_file(writer.path());
+                let _ = std::fs::remove_file(crate::storage::sidecar_path(writer.path()));
+                let _ = std::fs::remove_dir(&dir);
+                return Err(AcqError::Precondition(format!(
+                    "the frame ring needs {} MiB but only {} MiB of memory is available: lower storage.ring_mb or storage.min_slots",
+                    ring_bytes >> 20,
+                    available >> 20
+                )));
+            }
+        }
         let ring = tokio::task::spawn_blocking(move || {
             FrameRing::new(shape, s.ring_bytes, s.min_slots, s.overflow)
         })
@@ -377,7 +415,10 @@ impl Acquisitions {
             camera: cam.name().to_owned(),
             path,
             frames_planned: frames,
-            ring,
+            ring_slots: ring.capacity(),
+            shape,
+            bit_depth,
+            ring: Mutex::new(Some(ring)),
             stop: Arc::new(AtomicBool::new(false)),
             bytes: Arc::new(AtomicU64::new(writer.bytes())),
             started: Instant::now(),
@@ -385,11 +426,12 @@ impl Acquisitions {
                 state: RunState::Running,
                 error: None,
                 ended: None,
+                final_counters: None,
             }),
             done: watch::channel(false).0,
         });
         self.runs().push(run.clone());
-        info!(id, name = %run.name, camera = %run.camera, slots = run.ring.capacity(), path = %run.path.display(), "acquisition started");
+        info!(id, name = %run.name, camera = %run.camera, slots = run.ring_slots, path = %run.path.display(), "acquisition started");
         self.emit(EventKind::Started, &run);
         let status = run.status();
         tokio::spawn(self.clone().supervise(run, cam, claim, writer, exposure_ms));
@@ -487,11 +529,19 @@ impl Acquisitions {
         writer: OmeTiffWriter,
         exposure_ms: f64,
     ) {
+        let Some(ring) = run.ring() else {
+            self.end(
+                &run,
+                RunState::Failed,
+                Some("the frame ring is gone".into()),
+            );
+            return;
+        };
         let positions = Arc::new(Mutex::new(StageCoords::default()));
         self.refresh_positions(&positions).await;
         let write_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
         let writer_thread = {
-            let ring = run.ring.clone();
+            let ring = ring.clone();
             let bytes = run.bytes.clone();
             let stop = run.stop.clone();
             let error = write_error.clone();
@@ -515,7 +565,7 @@ impl Acquisitions {
             let camera_job = cam.run_claimed(
                 &claim,
                 camera_loop(
-                    run.ring.clone(),
+                    ring.clone(),
                     run.stop.clone(),
                     run.frames_planned,
                     positions.clone(),
@@ -540,7 +590,7 @@ impl Acquisitions {
             .await
             .ok()
             .and_then(|j| j.ok());
-        let counters = run.ring.counters();
+        let counters = ring.counters();
         let write_error = write_error.lock().unwrap_or_else(|e| e.into_inner()).take();
         let (mut state, mut error) = match (&camera_result, write_error) {
             (_, Some(e)) => (RunState::Failed, Some(e)),
@@ -549,7 +599,7 @@ impl Acquisitions {
                 RunState::Failed,
                 Some(format!(
                     "the writer could not keep up: all {} ring slots were full (storage.overflow = \"stop\")",
-                    run.ring.capacity()
+                    ring.capacity()
                 )),
             ),
             (Ok(Ended::Complete), None) => (RunState::Finished, None),
@@ -563,7 +613,16 @@ impl Acquisitions {
                     dropped: counters.dropped,
                 };
                 match tokio::task::spawn_blocking(move || w.finish(c)).await {
-                    Ok(Ok(f)) => run.bytes.store(f.bytes, Ordering::Relaxed),
+                    Ok(Ok(f)) => {
+                        run.bytes.store(f.bytes, Ordering::Relaxed);
+                        if f.planes == 0 {
+                            // No frame, no file: leave no empty dataset behind either, so the
+                            // name can be used again.
+                            if let Some(dir) = run.path.parent() {
+                                let _ = std::fs::remove_dir(dir);
+                            }
+                        }
+                    }
                     Ok(Err(e)) => {
                         state = RunState::Failed;
                         error = Some(format!(
@@ -588,13 +647,16 @@ impl Acquisitions {
     }
 
     fn end(&self, run: &Run, state: RunState, error: Option<String>) {
+        // The ring's memory goes back now; its counters stay with the run.
+        let ring = run.ring.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let c = ring.map(|r| r.counters()).unwrap_or_default();
         {
             let mut p = run.progress.lock().unwrap_or_else(|e| e.into_inner());
             p.state = state;
             p.error = error.clone();
             p.ended = Some(run.started.elapsed());
+            p.final_counters = Some(c);
         }
-        let c = run.ring.counters();
         match &error {
             None => {
                 info!(id = run.id, ?state, received = c.received, written = c.written, dropped = c.dropped, path = %run.path.display(), "acquisition ended")
@@ -641,6 +703,14 @@ enum Ended {
     Overflow,
 }
 
+/// Why the camera loop got no frame to store.
+enum NoFrame {
+    /// The camera failed.
+    Device(DeviceError),
+    /// The camera's counter jumped past the last frame of the burst.
+    PastBurst,
+}
+
 /// Closes the ring when the camera loop ends, however it ends (a driver panic included), so
 /// the writer never waits for frames that will not come.
 struct CloseOnDrop(Arc<FrameRing>);
@@ -676,9 +746,13 @@ fn camera_loop(
             let stage = *positions.lock().unwrap_or_else(|e| e.into_inner());
             let mut camera_seq = 0;
             let produced = ring.produce(|buf| {
-                let info = cam.next_frame(buf)?;
+                let info = cam.next_frame(buf).map_err(NoFrame::Device)?;
                 camera_seq = info.sequence;
-                Ok::<_, DeviceError>(FrameMeta {
+                // The camera skipped past the end of the burst: that frame is not part of it.
+                if frames.is_some_and(|n| info.sequence >= n) {
+                    return Err(NoFrame::PastBurst);
+                }
+                Ok(FrameMeta {
                     seq: 0,
                     camera_seq: info.sequence,
                     camera_timestamp_us: info.camera_timestamp_us,
@@ -705,7 +779,14 @@ fn camera_loop(
                 }
                 Ok(Produced::Full) => break Ok(Ended::Overflow),
                 Ok(Produced::Closed) => break Ok(Ended::Stopped),
-                Err(e) => break Err(e),
+                Err(NoFrame::PastBurst) => {
+                    // Only the burst's own frames the camera lost count as lost.
+                    if let Some(n) = frames {
+                        ring.count_lost(n.saturating_sub(next_camera_seq));
+                    }
+                    break Ok(Ended::Complete);
+                }
+                Err(NoFrame::Device(e)) => break Err(e),
             }
         };
         if let Err(e) = cam.stop_sequence() {
@@ -713,6 +794,30 @@ fn camera_loop(
         }
         result
     }
+}
+
+/// If the writer thread panics, the frames still in the ring will never be written: count them
+/// dropped and stop the camera, so the books balance and the acquisition ends.
+struct AbandonOnPanic {
+    ring: Arc<FrameRing>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for AbandonOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.stop.store(true, Ordering::Relaxed);
+            self.ring.abandon();
+        }
+    }
+}
+
+/// Bytes of memory the kernel says are available, on Linux.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The lossless consumer: writes every frame of the ring to the file, in order. On a write
@@ -725,6 +830,10 @@ fn write_all(
     stop: Arc<AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
 ) -> OmeTiffWriter {
+    let _guard = AbandonOnPanic {
+        ring: ring.clone(),
+        stop: stop.clone(),
+    };
     let mut first_time: Option<f64> = None;
     while let Some(result) = ring.consume(|slot| {
         let m = &slot.meta;

@@ -342,7 +342,11 @@ impl<'a> Parser<'a> {
                 key = join_key(&key, field);
             }
         }
-        if message.starts_with("missing field") {
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            key = join_key(&key, field);
             message.push_str(" (a required setting)");
         }
         self.error(Some(inner.span().unwrap_or(fallback)), Some(key), message)
@@ -350,9 +354,10 @@ impl<'a> Parser<'a> {
 
     fn parse(&self) -> Result<Config, ConfigError> {
         let root = DeTable::parse(self.text).map_err(|e| {
+            let key = e.span().and_then(|span| key_on_line(self.text, span.start));
             self.error(
                 e.span(),
-                None,
+                key,
                 format!("invalid TOML: {}", e.message().trim()),
             )
         })?;
@@ -631,11 +636,27 @@ fn remove_key<'a>(table: &mut DeTable<'a>, key: &str) -> Option<Spanned<DeValue<
 }
 
 fn join_key(prefix: &str, path: &str) -> String {
+    let prefix = if prefix == "." { "" } else { prefix };
     match (prefix.is_empty(), path.is_empty() || path == ".") {
         (true, _) => path.to_owned(),
         (false, true) => prefix.to_owned(),
         (false, false) => format!("{prefix}.{path}"),
     }
+}
+
+/// The key a TOML syntax error is about, read from its line: a table header names its table
+/// (`[devices.Camera]` → `devices.Camera`), an assignment its key.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?.trim();
+    let key = if let Some(header) = line.strip_prefix('[') {
+        header.trim_start_matches('[').split(']').next()?.trim()
+    } else {
+        line.split('=').next()?.trim()
+    };
+    (!key.is_empty()).then(|| key.to_owned())
 }
 
 fn driver_names() -> String {
@@ -695,7 +716,10 @@ mod tests {
     #[test]
     fn missing_required_setting() {
         let e = err("[server]\nlisten = \"127.0.0.1:1\"\n");
-        assert!(e.message.contains("instrument"), "{e}");
+        assert_eq!(e.key.as_deref(), Some("instrument"), "{e}");
+        assert!(e.message.contains("required"), "{e}");
+        let e = err("[instrument]\ndescription = \"no name\"\n");
+        assert_eq!(e.key.as_deref(), Some("instrument.name"), "{e}");
     }
 
     #[test]

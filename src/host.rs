@@ -71,6 +71,12 @@ pub enum HostError {
     /// The request leaves out which camera, and the instrument has none or several.
     #[error("{0}")]
     NoSuchCamera(String),
+    /// A command waited in line too long without starting; the device is not faulted.
+    #[error("device {device:?} is busy: a command waited {} s behind others without starting (the device is not faulted)", QUEUE_WAIT.as_secs())]
+    QueueTimeout {
+        /// The device.
+        device: String,
+    },
     /// Too many commands are already waiting for the device.
     #[error("device {device:?} is busy: {QUEUE_DEPTH} commands are already waiting for it")]
     QueueFull {
@@ -89,6 +95,47 @@ pub enum HostError {
 
 /// A command for a device thread.
 type Job = Box<dyn FnOnce(&mut AnyDevice) + Send>;
+
+/// How long a command may wait in line behind others before its caller gives up. Waiting is
+/// not the device's fault (a long exposure ahead of it, say), so giving up does not fault it.
+const QUEUE_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a caller whose command waits in line looks whether the device was faulted or
+/// claimed meanwhile, so it can give up at once instead of waiting for its turn.
+const QUEUE_POLL: Duration = Duration::from_millis(50);
+
+/// Where a queued command is, shared by its caller and the device thread.
+#[derive(Default)]
+struct JobState {
+    /// When the device thread started it: the command's timeout counts from here.
+    started: Mutex<Option<Instant>>,
+    /// The caller gave up while it waited in line: the device thread skips it.
+    cancelled: std::sync::atomic::AtomicBool,
+}
+
+impl JobState {
+    fn started(&self) -> Option<Instant> {
+        *self.started.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Why a job did not produce the driver's own result.
+enum Refusal {
+    /// The driver failed the command.
+    Device(DeviceError),
+    /// The device was claimed by a long job when the command's turn came.
+    Claimed(String),
+}
+
+/// Who is sending a command, which decides what it may bypass.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    /// An ordinary caller: refused while the device is faulted or claimed.
+    Normal,
+    /// The holder of the device's claim (an acquisition), or a reset or safe-state command at
+    /// shutdown: runs whatever the device's state.
+    Privileged,
+}
 
 /// Whether a device answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +281,7 @@ impl DeviceHandle {
                 job,
             });
         }
-        self.send(timeout, f).await
+        self.send(Some(timeout), Sender::Normal, f).await
     }
 
     fn job(&self) -> Option<String> {
@@ -269,21 +316,46 @@ impl DeviceHandle {
         R: Send + 'static,
         F: FnOnce(&mut AnyDevice) -> Result<R, DeviceError> + Send + 'static,
     {
-        // A day is "no timeout" for any acquisition, while keeping the arithmetic finite.
-        self.send(Duration::from_secs(86_400), f).await
+        // An acquisition runs as long as it runs: no timeout.
+        self.send(None, Sender::Privileged, f).await
     }
 
-    /// Sends a job whatever the device's health and applies the outcome to it.
-    async fn send<R, F>(&self, timeout: Duration, f: F) -> Result<R, HostError>
+    /// Sends a job and applies its outcome to the device's health. `timeout` counts from the
+    /// moment the device thread starts the job (`None`: no limit); while the job waits in line,
+    /// an ordinary caller gives up at once if the device is faulted or claimed meanwhile, and
+    /// after [`QUEUE_WAIT`] without faulting the device.
+    async fn send<R, F>(
+        &self,
+        timeout: Option<Duration>,
+        sender: Sender,
+        f: F,
+    ) -> Result<R, HostError>
     where
         R: Send + 'static,
         F: FnOnce(&mut AnyDevice) -> Result<R, DeviceError> + Send + 'static,
     {
         let device = self.0.name.clone();
-        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |dev| {
-            let _ = reply_tx.send(f(dev));
-        });
+        let (reply_tx, mut reply_rx) = tokio::sync::oneshot::channel();
+        let state = Arc::new(JobState::default());
+        let job: Job = {
+            let state = state.clone();
+            let inner = self.0.clone();
+            Box::new(move |dev| {
+                if state.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                // The claim is checked again here: a command that raced an acquisition's
+                // claim must not run under it.
+                if sender == Sender::Normal {
+                    if let Some(job) = inner.job.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                        let _ = reply_tx.send(Err(Refusal::Claimed(job)));
+                        return;
+                    }
+                }
+                *state.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                let _ = reply_tx.send(f(dev).map_err(Refusal::Device));
+            })
+        };
         match self.0.tx.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(HostError::QueueFull { device }),
@@ -293,32 +365,89 @@ impl DeviceHandle {
                 return Err(HostError::Faulted { device, reason });
             }
         }
-        match tokio::time::timeout(timeout, reply_rx).await {
-            Ok(Ok(Ok(r))) => Ok(r),
-            Ok(Ok(Err(error))) => {
+        let enqueued = Instant::now();
+        let outcome = loop {
+            let started = state.started();
+            let deadline = match (timeout, started) {
+                // A limit too far out to represent is no limit.
+                (Some(t), Some(s)) => s.checked_add(t),
+                (_, None) if sender == Sender::Normal => Some(enqueued + QUEUE_WAIT),
+                _ => None,
+            };
+            let mut wake = Instant::now() + QUEUE_POLL;
+            if let Some(d) = deadline {
+                wake = wake.min(d);
+            }
+            match tokio::time::timeout_at(wake.into(), &mut reply_rx).await {
+                Ok(outcome) => break outcome,
+                Err(_) if started.is_none() && sender == Sender::Normal => {
+                    let give_up = if let Health::Faulted(reason) = self.health() {
+                        Some(HostError::Faulted {
+                            device: device.clone(),
+                            reason,
+                        })
+                    } else if let Some(job) = self.job() {
+                        Some(HostError::InUse {
+                            device: device.clone(),
+                            job,
+                        })
+                    } else if Instant::now() >= enqueued + QUEUE_WAIT {
+                        Some(HostError::QueueTimeout {
+                            device: device.clone(),
+                        })
+                    } else {
+                        None
+                    };
+                    if let Some(e) = give_up {
+                        state
+                            .cancelled
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+                Err(_) => {
+                    if let (Some(t), Some(d)) = (timeout, deadline) {
+                        if state.started().is_some() && Instant::now() >= d {
+                            self.fault(format!(
+                                "a command did not answer within {} ms",
+                                t.as_millis()
+                            ));
+                            return Err(HostError::Timeout { device, timeout: t });
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(Refusal::Claimed(job))) => Err(HostError::InUse { device, job }),
+            Ok(Err(Refusal::Device(error))) => {
                 if error.kind.is_fault() {
                     self.fault(error.to_string());
                 }
                 Err(HostError::Device { device, error })
             }
-            Ok(Err(_)) => {
+            Err(_) => {
                 let reason = "the driver panicked".to_owned();
                 self.fault(reason.clone());
                 Err(HostError::Faulted { device, reason })
-            }
-            Err(_) => {
-                self.fault(format!(
-                    "a command did not answer within {} ms",
-                    timeout.as_millis()
-                ));
-                Err(HostError::Timeout { device, timeout })
             }
         }
     }
 
     /// Asks a device whether it answers, even when faulted, and clears the fault if it does.
+    /// A device running an acquisition is not faulted and is not asked: its thread is busy.
     pub async fn reset(&self) -> Result<(), HostError> {
-        self.send(self.0.timeout, |d| d.device().ping()).await?;
+        if let Some(job) = self.job() {
+            return Err(HostError::InUse {
+                device: self.0.name.clone(),
+                job,
+            });
+        }
+        self.send(Some(self.0.timeout), Sender::Privileged, |d| {
+            d.device().ping()
+        })
+        .await?;
         if self.health() != Health::Ok {
             info!(device = %self.0.name, "device answers again; fault cleared");
         }
@@ -328,7 +457,10 @@ impl DeviceHandle {
 
     /// Puts the device in its safe state, trying even when it is faulted.
     pub async fn make_safe(&self) -> Result<(), HostError> {
-        self.send(self.0.timeout, |d| d.device().make_safe()).await
+        self.send(Some(self.0.timeout), Sender::Privileged, |d| {
+            d.device().make_safe()
+        })
+        .await
     }
 
     fn wrong_kind(&self, wanted: &'static str) -> HostError {

@@ -64,12 +64,15 @@ pub async fn run(
         config.instrument.clone(),
     );
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-    let acquisition =
-        server::acquisition::AcquisitionService::new(acquisitions.clone(), host.clone(), stopping);
+    let acquisition = server::acquisition::AcquisitionService::new(
+        acquisitions.clone(),
+        host.clone(),
+        stopping.clone(),
+    );
     let acquisition = pb::acquisition_server::AcquisitionServer::new(acquisition)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let service = server::MicroscopeService::new(config.instrument.clone(), host.clone());
+    let service = server::MicroscopeService::new(config.instrument.clone(), host.clone(), stopping);
     let service = pb::microscope_server::MicroscopeServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

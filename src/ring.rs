@@ -131,7 +131,8 @@ pub enum Produced {
     Stored,
     /// The ring was full and the policy is `Drop`: taken from the camera and counted dropped.
     Dropped,
-    /// The ring was full and the policy is `Stop`: the camera was not read.
+    /// The ring was full and the policy is `Stop`: the frame was read, counted dropped, and
+    /// the acquisition must end.
     Full,
     /// The ring no longer accepts frames (closed or abandoned).
     Closed,
@@ -244,26 +245,53 @@ impl FrameRing {
             (c.head, c.head - c.tail >= self.slots.len() as u64)
         };
         if full {
-            return match self.policy {
-                OverflowPolicy::Stop => Ok(Produced::Full),
-                OverflowPolicy::Drop => {
-                    let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-                    fill(scratch.bytes_mut())?;
-                    self.received.fetch_add(1, Ordering::Relaxed);
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    Ok(Produced::Dropped)
-                }
-            };
+            return self.produce_when_full(fill);
         }
         {
-            let mut slot = self.slots[(head % self.slots.len() as u64) as usize]
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut slot = self.slot(head).write().unwrap_or_else(|e| e.into_inner());
             let mut meta = fill(slot.bytes_mut())?;
             meta.seq = head;
             slot.meta = meta;
         }
         self.received.fetch_add(1, Ordering::Relaxed);
+        self.publish(head)
+    }
+
+    /// The ring looked full: the camera is read anyway (it can't wait), into the scratch slot,
+    /// and only then, with the frame in hand, is the policy applied. The writer may have freed
+    /// a slot while the frame was exposed; then the frame is stored after all.
+    fn produce_when_full<E>(
+        &self,
+        fill: impl FnOnce(&mut [u8]) -> Result<FrameMeta, E>,
+    ) -> Result<Produced, E> {
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let meta = fill(scratch.bytes_mut())?;
+        self.received.fetch_add(1, Ordering::Relaxed);
+        let (head, full, closed) = {
+            let c = self.cursor();
+            (c.head, c.head - c.tail >= self.slots.len() as u64, c.closed)
+        };
+        if !full && !closed {
+            let mut slot = self.slot(head).write().unwrap_or_else(|e| e.into_inner());
+            slot.bytes_mut().copy_from_slice(scratch.bytes());
+            slot.meta = FrameMeta { seq: head, ..meta };
+            drop(slot);
+            return self.publish(head);
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        Ok(match (closed, self.policy) {
+            (true, _) => Produced::Closed,
+            (false, OverflowPolicy::Drop) => Produced::Dropped,
+            (false, OverflowPolicy::Stop) => Produced::Full,
+        })
+    }
+
+    fn slot(&self, seq: u64) -> &RwLock<Slot> {
+        &self.slots[(seq % self.slots.len() as u64) as usize]
+    }
+
+    /// Makes the frame in slot `head` visible to the consumers.
+    fn publish<E>(&self, head: u64) -> Result<Produced, E> {
         let mut c = self.cursor();
         if c.closed {
             // The writer abandoned the ring while the camera filled the slot: nobody will
@@ -299,9 +327,7 @@ impl FrameRing {
             c.tail
         };
         let result = {
-            let slot = self.slots[(tail % self.slots.len() as u64) as usize]
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
+            let slot = self.slot(tail).read().unwrap_or_else(|e| e.into_inner());
             write(&slot)
         };
         let mut c = self.cursor();
@@ -326,7 +352,8 @@ impl FrameRing {
         if head == 0 || head <= after {
             return None;
         }
-        let slot = self.slots[((head - 1) % self.slots.len() as u64) as usize]
+        let slot = self
+            .slot(head - 1)
             .read()
             .unwrap_or_else(|e| e.into_inner());
         out.clear();
@@ -469,11 +496,12 @@ mod tests {
     }
 
     #[test]
-    fn slow_writer_with_stop_policy_stops_without_dropping() {
+    fn slow_writer_with_stop_policy_stops_at_the_first_frame_with_no_room() {
         let (seen, c, outcomes) = run(OverflowPolicy::Stop, 3, 40, Duration::from_millis(5), false);
         assert_eq!(outcomes.last(), Some(&Produced::Full));
-        assert_eq!(c.dropped, 0);
-        assert_eq!(c.received, c.written);
+        // The frame that found no room was taken from the camera and is counted.
+        assert_eq!(c.dropped, 1);
+        assert_eq!(c.received, c.written + 1);
         assert_eq!(seen, (0..c.written).collect::<Vec<_>>());
         assert!(c.written >= 3 && c.written < 40);
     }
@@ -492,6 +520,36 @@ mod tests {
         assert!(ring.consume(|_| Ok::<_, ()>(())).is_none());
         let c = ring.counters();
         assert_eq!((c.received, c.written, c.dropped, c.pending), (5, 1, 4, 0));
+    }
+
+    #[test]
+    fn a_frame_that_finds_room_once_it_exists_is_stored() {
+        let ring = FrameRing::new(SHAPE, 0, 2, OverflowPolicy::Stop);
+        ring.produce(frame(0)).unwrap();
+        ring.produce(frame(1)).unwrap();
+        // Full when the camera is asked; the writer takes a frame while it exposes.
+        let o = ring
+            .produce(|buf| {
+                ring.consume(|_| Ok::<_, ()>(())).unwrap().unwrap();
+                frame(2)(buf)
+            })
+            .unwrap();
+        assert_eq!(o, Produced::Stored);
+        let mut seen = Vec::new();
+        ring.close();
+        while let Some(r) = ring.consume(|s| {
+            assert!(s
+                .bytes()
+                .iter()
+                .all(|&b| b == (s.meta.camera_seq % 251) as u8));
+            seen.push(s.meta.camera_seq);
+            Ok::<_, ()>(())
+        }) {
+            r.unwrap();
+        }
+        assert_eq!(seen, [1, 2]);
+        let c = ring.counters();
+        assert_eq!((c.received, c.written, c.dropped), (3, 3, 0));
     }
 
     #[test]

@@ -233,6 +233,15 @@ async fn a_run_stopped_early_has_xml_matching_the_frames_written() {
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(!root.path().join("second").exists());
+    // A reset does not interrupt the acquisition, nor fault the camera.
+    let e = d
+        .client
+        .reset_device(pb::ResetDeviceRequest {
+            device: "Camera".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
 
     let t = Instant::now();
     while a
@@ -461,5 +470,96 @@ async fn shutdown_finishes_a_running_acquisition() {
     assert!(
         xml.contains(&format!(r#"SizeT="{}""#, planes.len())),
         "{xml}"
+    );
+}
+
+/// A camera far faster than any writer (a frame every microsecond, tiny frames) into a
+/// two-slot ring: the ring fills at once, and the overflow policy decides.
+fn flood_config(root: &Path, overflow: &str) -> String {
+    format!(
+        r#"
+[instrument]
+name = "flood"
+
+[storage]
+data_root = "{}"
+ring_mb = 1
+min_slots = 2
+overflow = "{overflow}"
+
+[devices.Camera]
+driver = "sim.camera"
+width = 16
+height = 16
+exposure_ms = 0.001
+min_exposure_ms = 0.001
+readout_ms = 0.001
+pattern = "ramp"
+"#,
+        root.display()
+    )
+}
+
+#[tokio::test]
+async fn overflow_stop_ends_the_run_with_a_clear_error_and_a_readable_file() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cfg =
+        microscoped::config::Config::parse(&flood_config(root.path(), "stop"), "t.toml").unwrap();
+    // 1 MiB holds thousands of 512-byte frames: pin the ring to its two-slot minimum.
+    cfg.storage.ring_bytes = 0;
+    let d = Daemon::start(cfg).await;
+    let mut a = acq(&d);
+    let s = a
+        .start_sequence(start(200_000, "flood"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.ring_slots, 2);
+    let done = wait_done(&mut a, s.id).await;
+    assert_eq!(done.state, pb::AcquisitionState::Failed as i32, "{done:?}");
+    assert!(
+        done.error.contains("could not keep up") && done.error.contains("overflow"),
+        "{}",
+        done.error
+    );
+    assert_eq!(done.received, done.written + done.dropped, "{done:?}");
+    assert!(done.written < 200_000);
+    let planes = tiff::decoder::Decoder::new(std::fs::File::open(&done.path).unwrap())
+        .map(|mut dec| {
+            let mut n = 1;
+            while dec.more_images() {
+                dec.next_image().unwrap();
+                n += 1;
+            }
+            n
+        })
+        .unwrap();
+    assert_eq!(planes as u64, done.written);
+}
+
+#[tokio::test]
+async fn overflow_drop_counts_every_frame_it_drops() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cfg =
+        microscoped::config::Config::parse(&flood_config(root.path(), "drop"), "t.toml").unwrap();
+    cfg.storage.ring_bytes = 0;
+    let d = Daemon::start(cfg).await;
+    let mut a = acq(&d);
+    let s = a
+        .start_sequence(start(5_000, "flood"))
+        .await
+        .unwrap()
+        .into_inner();
+    let done = wait_done(&mut a, s.id).await;
+    assert_eq!(
+        done.state,
+        pb::AcquisitionState::Finished as i32,
+        "{done:?}"
+    );
+    assert_eq!(done.received, 5_000);
+    assert_eq!(done.received, done.written + done.dropped, "{done:?}");
+    assert!(
+        done.dropped > done.dropped_in_camera,
+        "some drops were the ring's: {done:?}"
     );
 }

@@ -963,3 +963,81 @@ async fn shutdown_is_orderly_and_later_calls_fail_cleanly() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
 }
+
+#[tokio::test]
+async fn a_call_queued_behind_a_long_snap_does_not_fault_the_camera() {
+    let d = Daemon::demo().await;
+    // The snap takes 3 s, longer than the camera's 2 s command timeout; the call queued
+    // behind it waits its turn and the camera stays healthy.
+    let mut snapper = d.client.clone();
+    let snap = tokio::spawn(async move {
+        snapper
+            .snap(pb::SnapRequest {
+                camera: String::new(),
+                exposure_ms: 3000.0,
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = d.client.clone();
+    let v = c
+        .get_property(pb::GetPropertyRequest {
+            device: "Camera".into(),
+            property: "exposure_ms".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        v.into_inner().value.unwrap().kind,
+        Some(Kind::FloatValue(10.0))
+    );
+    snap.await.unwrap().unwrap();
+    let list = c
+        .list_devices(pb::ListDevicesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let cam = list.devices.iter().find(|x| x.name == "Camera").unwrap();
+    assert_eq!(cam.health, pb::DeviceHealth::Ok as i32, "{}", cam.fault);
+}
+
+#[tokio::test]
+async fn absurd_numbers_are_refused_not_panicked_on() {
+    let mut d = Daemon::demo().await;
+    expect_err(
+        d.client
+            .snap(pb::SnapRequest {
+                camera: String::new(),
+                exposure_ms: 1e30,
+            })
+            .await,
+        Code::InvalidArgument,
+        &["exposure"],
+    );
+    expect_err(
+        d.client
+            .wait_for_idle(pb::WaitForIdleRequest {
+                device: "XY".into(),
+                timeout_ms: u32::MAX,
+            })
+            .await,
+        Code::InvalidArgument,
+        &["600000"],
+    );
+    let mut acq = pb::acquisition_client::AcquisitionClient::new(d.channel.clone());
+    for fps in [1e-20, -1.0, f64::NAN, 1e9] {
+        let e = acq
+            .live_view(pb::LiveViewRequest {
+                camera: String::new(),
+                max_fps: fps,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{fps}: {e:?}");
+    }
+    // The daemon is still there.
+    d.client
+        .list_devices(pb::ListDevicesRequest {})
+        .await
+        .unwrap();
+}

@@ -143,14 +143,13 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         req: Request<pb::LiveViewRequest>,
     ) -> Result<Response<Self::LiveViewStream>, Status> {
         let req = req.into_inner();
-        if !(req.max_fps.is_finite() && req.max_fps >= 0.0) {
+        if !(req.max_fps == 0.0 || (0.01..=10_000.0).contains(&req.max_fps)) {
             return Err(Status::invalid_argument(format!(
-                "max_fps must be >= 0 (0: as fast as you read), got {}",
+                "max_fps must be 0 (as fast as you read) or from 0.01 to 10000, got {}",
                 req.max_fps
             )));
         }
         let camera = self.host.camera(&req.camera).map_err(convert::status)?;
-        let bit_depth = camera.with_camera(|c| c.bit_depth()).await.unwrap_or(16);
         let camera = camera.name().to_owned();
         // The ring's stage coordinates come from the first XY stage and first focus stage.
         let first = |k| self.host.of_kind(k).next().map(|d| d.name().to_owned());
@@ -167,6 +166,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             let mut ring: Option<Arc<FrameRing>> = None;
+            let mut bit_depth = 16;
             let mut after = 0u64;
             let mut buf = Vec::new();
             let mut tick = tokio::time::interval(period);
@@ -178,8 +178,10 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                     _ = stopping.wait_for(|s| *s) => return,
                 }
                 let current = acq.live_ring(&camera);
-                if !same_ring(&ring, &current) {
-                    ring = current;
+                let current_ring = current.as_ref().map(|(r, _)| r.clone());
+                if !same_ring(&ring, &current_ring) {
+                    ring = current_ring;
+                    bit_depth = current.map_or(16, |(_, b)| b);
                     after = 0;
                 }
                 let Some(r) = &ring else { continue };

@@ -15,7 +15,7 @@ pub fn status(e: HostError) -> Status {
         HostError::NotFound { .. } => Code::NotFound,
         HostError::WrongKind { .. } => Code::InvalidArgument,
         HostError::Faulted { .. } => Code::Unavailable,
-        HostError::Timeout { .. } => Code::DeadlineExceeded,
+        HostError::Timeout { .. } | HostError::QueueTimeout { .. } => Code::DeadlineExceeded,
         HostError::QueueFull { .. } => Code::Unavailable,
         HostError::InUse { .. } => Code::FailedPrecondition,
         HostError::NoSuchCamera(_) => Code::InvalidArgument,

@@ -16,6 +16,9 @@ use convert::status;
 
 /// How long WaitForIdle waits when the client does not say.
 const DEFAULT_IDLE_WAIT: Duration = Duration::from_millis(60_000);
+/// The longest WaitForIdle a client may ask for: a homing run on a long stage takes minutes,
+/// anything longer is a mistake.
+const MAX_IDLE_WAIT_MS: u32 = 600_000;
 
 /// The `Microscope` service: a thin layer from RPCs to the device host.
 #[derive(Clone)]
@@ -24,12 +27,22 @@ pub struct MicroscopeService {
     instrument: InstrumentInfo,
     /// The devices.
     host: DeviceHost,
+    /// Becomes true when the daemon shuts down: long waits end so shutdown is not held up.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl MicroscopeService {
     /// A service over the given devices.
-    pub fn new(instrument: InstrumentInfo, host: DeviceHost) -> Self {
-        Self { instrument, host }
+    pub fn new(
+        instrument: InstrumentInfo,
+        host: DeviceHost,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            instrument,
+            host,
+            stopping,
+        }
     }
 
     fn device(&self, name: &str) -> Result<&DeviceHandle, Status> {
@@ -378,9 +391,20 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         let d = self.device(&req.device)?;
         let limit = match req.timeout_ms {
             0 => DEFAULT_IDLE_WAIT,
+            ms if ms > MAX_IDLE_WAIT_MS => {
+                return Err(Status::invalid_argument(format!(
+                    "timeout_ms must be at most {MAX_IDLE_WAIT_MS} (10 minutes), got {ms}"
+                )))
+            }
             ms => Duration::from_millis(ms.into()),
         };
-        let waited = d.wait_for_idle(limit).await.map_err(status)?;
+        let mut stopping = self.stopping.clone();
+        let waited = tokio::select! {
+            w = d.wait_for_idle(limit) => w.map_err(status)?,
+            _ = stopping.wait_for(|s| *s) => {
+                return Err(Status::unavailable("the daemon is shutting down"))
+            }
+        };
         Ok(Response::new(pb::WaitForIdleResponse {
             device: req.device,
             waited_ms: waited.as_secs_f64() * 1e3,
@@ -496,8 +520,10 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         }
         let current = cam.with_camera(|c| c.exposure_ms()).await.map_err(status)?;
         let effective = if exposure > 0.0 { exposure } else { current };
-        // The snap itself takes the exposure: the device timeout covers only the overhead.
-        let limit = cam.timeout() + Duration::from_secs_f64(effective / 1e3);
+        // The snap itself takes the exposure: the device timeout covers only the overhead. The
+        // camera refuses absurd exposures itself; saturate so they get its message, not a panic.
+        let limit = Duration::try_from_secs_f64(effective / 1e3)
+            .map_or(Duration::MAX, |e| cam.timeout().saturating_add(e));
         let (data, info, bit_depth, binning, roi) = cam
             .call_timeout(limit, move |dev| {
                 let AnyDevice::Camera(c) = dev else {

@@ -81,7 +81,7 @@ def check_file(path, frames):
         assert len(tf.series) == 1
         series = tf.series[0]
         data = series.asarray()
-        assert series.axes.endswith("YX")
+        assert series.axes == ("TYX" if frames > 1 else "YX"), series.axes
         assert data.shape[-2:] == (H, W)
         assert data.reshape(-1, H, W).shape[0] == frames
     meta = ome_types.from_tiff(path, validate=True)
