@@ -656,3 +656,38 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     }
     while set.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn make_all_safe_turns_lasers_off_stops_stages_and_closes_shutters() {
+        let host = DeviceHost::start(&Config::demo()).unwrap();
+        for l in host.of_kind(DeviceKind::Laser) {
+            l.with_laser(|l| l.set_on(true)).await.unwrap();
+        }
+        let xy = host.get("XY").unwrap();
+        xy.with_xy_stage(|s| s.move_absolute_um(20_000.0, 20_000.0))
+            .await
+            .unwrap();
+        assert!(xy.with_xy_stage(|s| s.is_busy()).await.unwrap());
+        let shutter = host.get("Shutter").unwrap();
+        assert!(shutter.with_shutter(|s| s.is_open()).await.unwrap());
+
+        host.make_all_safe().await;
+
+        for l in host.of_kind(DeviceKind::Laser) {
+            assert!(
+                !l.with_laser(|l| l.is_on()).await.unwrap(),
+                "{} still on",
+                l.name()
+            );
+        }
+        assert!(
+            !xy.with_xy_stage(|s| s.is_busy()).await.unwrap(),
+            "XY still moving"
+        );
+        assert!(!shutter.with_shutter(|s| s.is_open()).await.unwrap());
+    }
+}
