@@ -20,7 +20,12 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use microscoped_asi as asi;
+use microscoped_cobolt as cobolt;
 use microscoped_driver_api::DeviceKind;
+use microscoped_obis as obis;
+use microscoped_prior as prior;
+use microscoped_serial::PortSettings;
 use microscoped_sim as sim;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Deserialize;
@@ -48,6 +53,8 @@ pub struct Config {
     pub instrument: InstrumentInfo,
     /// Where the daemon listens.
     pub listen: SocketAddr,
+    /// The serial ports, in config order.
+    pub ports: Vec<PortConfig>,
     /// The devices, in config order.
     pub devices: Vec<DeviceConfig>,
     /// Where datasets go and how frames are buffered on their way.
@@ -83,6 +90,44 @@ pub struct InstrumentInfo {
     pub objective: Option<String>,
 }
 
+/// A serial port shared by the devices that name it.
+#[derive(Debug, Clone)]
+pub struct PortConfig {
+    /// The name devices use in their `port` key.
+    pub name: String,
+    /// How to open it. With `emulate`, the path is the emulator's, filled in at start.
+    pub settings: PortSettings,
+    /// Run a built-in protocol emulator instead of opening real hardware.
+    pub emulate: Option<Emulator>,
+}
+
+/// The protocol emulators a port can run, for trying the real drivers with no hardware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emulator {
+    /// An ASI MS-2000 with X, Y and Z.
+    Asi,
+    /// A Prior ProScan III with XY, Z, filter wheels and shutters.
+    Prior,
+    /// A Coherent OBIS laser.
+    Obis,
+    /// A Cobolt 06-series laser.
+    Cobolt,
+}
+
+impl Emulator {
+    const NAMES: &'static str = "asi, prior, obis, cobolt";
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "asi" => Some(Self::Asi),
+            "prior" => Some(Self::Prior),
+            "obis" => Some(Self::Obis),
+            "cobolt" => Some(Self::Cobolt),
+            _ => None,
+        }
+    }
+}
+
 /// One device: its name, its driver and the driver's settings.
 #[derive(Debug, Clone)]
 pub struct DeviceConfig {
@@ -94,6 +139,8 @@ pub struct DeviceConfig {
     pub description: String,
     /// How long one command may take before the device is marked faulted.
     pub timeout: Duration,
+    /// The serial port it talks through, for serial drivers.
+    pub port: Option<String>,
     /// The driver's own, validated settings.
     pub settings: DriverSettings,
 }
@@ -120,6 +167,22 @@ pub enum DriverSettings {
     SimState(sim::SimStateDeviceSettings),
     /// `sim.shutter`
     SimShutter(sim::SimShutterSettings),
+    /// `asi.xy_stage`
+    AsiXYStage(asi::AsiXYStageSettings),
+    /// `asi.stage`
+    AsiStage(asi::AsiStageSettings),
+    /// `prior.xy_stage`
+    PriorXYStage(prior::PriorXYStageSettings),
+    /// `prior.stage`
+    PriorZ(prior::PriorZSettings),
+    /// `prior.filter_wheel`
+    PriorFilterWheel(prior::PriorFilterWheelSettings),
+    /// `prior.shutter`
+    PriorShutter(prior::PriorShutterSettings),
+    /// `obis.laser`
+    Obis(obis::ObisSettings),
+    /// `cobolt.laser`
+    Cobolt(cobolt::CoboltSettings),
 }
 
 impl DriverSettings {
@@ -132,7 +195,25 @@ impl DriverSettings {
             Self::SimLaser(_) => DeviceKind::Laser,
             Self::SimState(_) => DeviceKind::State,
             Self::SimShutter(_) => DeviceKind::Shutter,
+            Self::AsiXYStage(_) | Self::PriorXYStage(_) => DeviceKind::XYStage,
+            Self::AsiStage(_) | Self::PriorZ(_) => DeviceKind::Stage,
+            Self::PriorFilterWheel(_) => DeviceKind::State,
+            Self::PriorShutter(_) => DeviceKind::Shutter,
+            Self::Obis(_) | Self::Cobolt(_) => DeviceKind::Laser,
         }
+    }
+
+    /// Whether the driver talks through a serial port.
+    pub fn needs_port(&self) -> bool {
+        !matches!(
+            self,
+            Self::SimCamera(_)
+                | Self::SimXYStage(_)
+                | Self::SimStage(_)
+                | Self::SimLaser(_)
+                | Self::SimState(_)
+                | Self::SimShutter(_)
+        )
     }
 }
 
@@ -147,6 +228,20 @@ pub const DRIVERS: &[(&str, &str)] = &[
     ("sim.laser", "simulated laser"),
     ("sim.state", "simulated filter wheel or turret"),
     ("sim.shutter", "simulated shutter"),
+    ("asi.xy_stage", "ASI MS-2000 / Tiger XY stage (serial)"),
+    (
+        "asi.stage",
+        "ASI MS-2000 / Tiger single axis, e.g. Z focus (serial)",
+    ),
+    ("prior.xy_stage", "Prior ProScan III XY stage (serial)"),
+    ("prior.stage", "Prior ProScan III Z drive (serial)"),
+    (
+        "prior.filter_wheel",
+        "Prior ProScan III filter wheel (serial)",
+    ),
+    ("prior.shutter", "Prior ProScan III shutter (serial)"),
+    ("obis.laser", "Coherent OBIS laser (serial, SCPI)"),
+    ("cobolt.laser", "Cobolt 06-series laser (serial)"),
 ];
 
 /// A config error: where it is and what is wrong.
@@ -269,29 +364,50 @@ struct RawServer {
 }
 
 /// Keys every device table has, whatever its driver.
-const COMMON_DEVICE_KEYS: &[&str] = &["driver", "description", "timeout_ms"];
+const COMMON_DEVICE_KEYS: &[&str] = &["driver", "description", "timeout_ms", "port"];
 
-/// Lets the parser validate driver settings the same way for every driver.
+/// Lets the parser validate driver settings the same way for every driver: the offending
+/// key and what is wrong with it.
 trait Validate {
-    fn check(&self) -> Result<(), sim::SettingError>;
+    fn check(&self) -> Result<(), (String, String)>;
 }
 
-macro_rules! validate_via_inherent {
+macro_rules! validate_sim {
     ($($t:ty),*) => {$(
         impl Validate for $t {
-            fn check(&self) -> Result<(), sim::SettingError> {
-                self.validate()
+            fn check(&self) -> Result<(), (String, String)> {
+                self.validate().map_err(|e| (e.key, e.message))
             }
         }
     )*};
 }
-validate_via_inherent!(
+validate_sim!(
     sim::SimCameraSettings,
     sim::SimXYStageSettings,
     sim::SimStageSettings,
     sim::SimLaserSettings,
     sim::SimStateDeviceSettings,
     sim::SimShutterSettings
+);
+
+macro_rules! validate_serial {
+    ($($t:ty),*) => {$(
+        impl Validate for $t {
+            fn check(&self) -> Result<(), (String, String)> {
+                self.validate().map_err(|(k, m)| (k.to_owned(), m))
+            }
+        }
+    )*};
+}
+validate_serial!(
+    asi::AsiXYStageSettings,
+    asi::AsiStageSettings,
+    prior::PriorXYStageSettings,
+    prior::PriorZSettings,
+    prior::PriorFilterWheelSettings,
+    prior::PriorShutterSettings,
+    obis::ObisSettings,
+    cobolt::CoboltSettings
 );
 
 struct Parser<'a> {
@@ -364,6 +480,7 @@ impl<'a> Parser<'a> {
         let root_span = root.span();
         let mut table = root.into_inner();
         let devices = remove_key(&mut table, "devices");
+        let ports_table = remove_key(&mut table, "ports");
 
         let top: RawTop = self.deserialize("", root_span.clone(), DeValue::Table(table))?;
         let listen_text = top
@@ -388,6 +505,20 @@ impl<'a> Parser<'a> {
         }
 
         let storage = self.storage(top.storage)?;
+        let mut ports = Vec::new();
+        if let Some(p) = ports_table {
+            let span = p.span();
+            let DeValue::Table(p) = p.into_inner() else {
+                return Err(self.error(
+                    Some(span),
+                    Some("ports".into()),
+                    "must be a table of serial ports, e.g. [ports.ASI]".into(),
+                ));
+            };
+            for (name, value) in p {
+                ports.push(self.port(name, value)?);
+            }
+        }
         let mut parsed = Vec::new();
         if let Some(devices) = devices {
             let span = devices.span();
@@ -399,7 +530,7 @@ impl<'a> Parser<'a> {
                 ));
             };
             for (name, value) in devices {
-                parsed.push(self.device(name, value)?);
+                parsed.push(self.device(name, value, &ports)?);
             }
         }
         if let Some(obj) = &top.instrument.objective {
@@ -424,6 +555,7 @@ impl<'a> Parser<'a> {
                 objective: top.instrument.objective,
             },
             listen,
+            ports,
             devices: parsed,
             storage,
         })
@@ -474,6 +606,7 @@ impl<'a> Parser<'a> {
         &self,
         name: Spanned<std::borrow::Cow<'a, str>>,
         value: Spanned<DeValue<'a>>,
+        ports: &[PortConfig],
     ) -> Result<DeviceConfig, ConfigError> {
         let name_span = name.span();
         let name = name.into_inner().into_owned();
@@ -530,18 +663,57 @@ impl<'a> Parser<'a> {
                 }
             }
         };
+        let port = match remove_key(&mut table, "port") {
+            None => None,
+            Some(v) => Some(self.string(&prefix, "port", v)?),
+        };
         let (driver_span, driver) = driver;
         let rest = DeValue::Table(table.clone());
         let settings = match driver.as_str() {
-            "sim.camera" => DriverSettings::SimCamera(self.settings(&prefix, &table, span, rest)?),
-            "sim.xy_stage" => {
-                DriverSettings::SimXYStage(self.settings(&prefix, &table, span, rest)?)
+            "sim.camera" => {
+                DriverSettings::SimCamera(self.settings(&prefix, &table, span.clone(), rest)?)
             }
-            "sim.stage" => DriverSettings::SimStage(self.settings(&prefix, &table, span, rest)?),
-            "sim.laser" => DriverSettings::SimLaser(self.settings(&prefix, &table, span, rest)?),
-            "sim.state" => DriverSettings::SimState(self.settings(&prefix, &table, span, rest)?),
+            "sim.xy_stage" => {
+                DriverSettings::SimXYStage(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            "sim.stage" => {
+                DriverSettings::SimStage(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            "sim.laser" => {
+                DriverSettings::SimLaser(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            "sim.state" => {
+                DriverSettings::SimState(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
             "sim.shutter" => {
-                DriverSettings::SimShutter(self.settings(&prefix, &table, span, rest)?)
+                DriverSettings::SimShutter(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            "asi.xy_stage" => {
+                DriverSettings::AsiXYStage(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            "asi.stage" => {
+                DriverSettings::AsiStage(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            "prior.xy_stage" => {
+                DriverSettings::PriorXYStage(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            "prior.stage" => {
+                DriverSettings::PriorZ(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            "prior.filter_wheel" => DriverSettings::PriorFilterWheel(self.settings(
+                &prefix,
+                &table,
+                span.clone(),
+                rest,
+            )?),
+            "prior.shutter" => {
+                DriverSettings::PriorShutter(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            "obis.laser" => {
+                DriverSettings::Obis(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            "cobolt.laser" => {
+                DriverSettings::Cobolt(self.settings(&prefix, &table, span.clone(), rest)?)
             }
             other => {
                 return Err(self.error(
@@ -551,12 +723,103 @@ impl<'a> Parser<'a> {
                 ))
             }
         };
+        let port = match (settings.needs_port(), port) {
+            (true, Some((pspan, p))) => {
+                if !ports.iter().any(|q| q.name == p) {
+                    return Err(self.error(
+                        Some(pspan),
+                        Some(format!("{prefix}.port")),
+                        format!(
+                            "no [ports.{p}] table: name one of the config's ports ({})",
+                            port_names(ports)
+                        ),
+                    ));
+                }
+                Some(p)
+            }
+            (true, None) => {
+                return Err(self.error(
+                    Some(span),
+                    Some(format!("{prefix}.port")),
+                    format!(
+                        "missing: a serial device names the [ports.NAME] it talks through ({})",
+                        port_names(ports)
+                    ),
+                ))
+            }
+            (false, Some((pspan, _))) => {
+                return Err(self.error(
+                    Some(pspan),
+                    Some(format!("{prefix}.port")),
+                    format!("driver {driver:?} takes no port"),
+                ))
+            }
+            (false, None) => None,
+        };
         Ok(DeviceConfig {
             name,
             driver,
             description,
             timeout,
+            port,
             settings,
+        })
+    }
+
+    fn port(
+        &self,
+        name: Spanned<std::borrow::Cow<'a, str>>,
+        value: Spanned<DeValue<'a>>,
+    ) -> Result<PortConfig, ConfigError> {
+        let name = name.into_inner().into_owned();
+        let prefix = format!("ports.{name}");
+        let span = value.span();
+        let DeValue::Table(mut table) = value.into_inner() else {
+            return Err(self.error(
+                Some(span),
+                Some(prefix),
+                "a port must be a table with a `path` (or `emulate`) key".into(),
+            ));
+        };
+        let emulate = match remove_key(&mut table, "emulate") {
+            None => None,
+            Some(v) => {
+                let (espan, text) = self.string(&prefix, "emulate", v)?;
+                Some(Emulator::from_name(&text).ok_or_else(|| {
+                    self.error(
+                        Some(espan),
+                        Some(format!("{prefix}.emulate")),
+                        format!("no emulator {text:?}: choose one of {}", Emulator::NAMES),
+                    )
+                })?)
+            }
+        };
+        let settings: PortSettings =
+            self.deserialize(&prefix, span.clone(), DeValue::Table(table.clone()))?;
+        let checked = match emulate {
+            // The emulator makes the path; everything else still has to make sense.
+            Some(_) if !settings.path.as_os_str().is_empty() => {
+                Err(("path", "give either a path or emulate, not both".to_owned()))
+            }
+            Some(_) => PortSettings {
+                path: "/emulated".into(),
+                ..settings.clone()
+            }
+            .validate(),
+            None => settings.validate(),
+        };
+        checked.map_err(|(key, message)| {
+            let at = table
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == key)
+                .map(|(_, v)| v.span())
+                .unwrap_or(span);
+            self.error(Some(at), Some(format!("{prefix}.{key}")), message)
+        })?;
+        Ok(PortConfig {
+            name,
+            settings,
+            emulate,
         })
     }
 
@@ -580,17 +843,13 @@ impl<'a> Parser<'a> {
                 }
                 e
             })?;
-        settings.check().map_err(|e| {
+        settings.check().map_err(|(key, message)| {
             let at = table
                 .iter()
-                .find(|(k, _)| k.get_ref().as_ref() == e.key)
+                .find(|(k, _)| k.get_ref().as_ref() == key)
                 .map(|(_, v)| v.span())
                 .unwrap_or(span);
-            self.error(
-                Some(at),
-                Some(format!("{prefix}.{}", e.key)),
-                e.message.clone(),
-            )
+            self.error(Some(at), Some(format!("{prefix}.{key}")), message)
         })?;
         Ok(settings)
     }
@@ -657,6 +916,18 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
         line.split('=').next()?.trim()
     };
     (!key.is_empty()).then(|| key.to_owned())
+}
+
+fn port_names(ports: &[PortConfig]) -> String {
+    if ports.is_empty() {
+        "this config has none".into()
+    } else {
+        ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 fn driver_names() -> String {

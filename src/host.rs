@@ -568,6 +568,8 @@ impl DeviceHandle {
 pub struct DeviceHost {
     /// By name, in config order.
     devices: Arc<IndexMap<String, DeviceHandle>>,
+    /// Protocol emulators behind `emulate` ports, kept open as long as the devices run.
+    _emulators: Arc<Vec<microscoped_serial::emulate::Emulated>>,
 }
 
 impl DeviceHost {
@@ -575,7 +577,7 @@ impl DeviceHost {
     pub fn start(config: &Config) -> anyhow::Result<Self> {
         let mut devices = IndexMap::new();
         let built = drivers::build_all(config)?;
-        for (dc, device) in config.devices.iter().zip(built) {
+        for (dc, device) in config.devices.iter().zip(built.devices) {
             let handle = DeviceHandle::spawn(
                 dc.name.clone(),
                 dc.driver.clone(),
@@ -588,6 +590,7 @@ impl DeviceHost {
         }
         Ok(Self {
             devices: Arc::new(devices),
+            _emulators: Arc::new(built.emulators),
         })
     }
 

@@ -1,0 +1,452 @@
+//! A stateful OBIS on a pseudo-terminal: for tests and for running the daemon without hardware.
+//!
+//! It answers the commands [`crate::ObisLaser`] uses, in short or long SCPI form, with the
+//! handshake the real laser has: `OK` after a command, value then `OK` after a query, `ERR-nnn`
+//! alone on an error. Tests set the interlock and the fault word, and make the next reply
+//! garbage, truncated or missing with [`ObisEmulator::inject`].
+//!
+//! Where the manual's behaviour is not known, the emulator picks something plausible and says so:
+//! switching emission on with the interlock open or a fault active answers `ERR-221`; changing
+//! the operating mode while emitting answers `ERR-200`; with the handshake off, errors are
+//! still answered.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use microscoped_serial::emulate::{Emulated, LineDevice, Reply};
+
+use crate::OperatingMode;
+
+/// How the emulated laser is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObisEmulatorConfig {
+    /// Wavelength reported by `SYST:INF:WAV?`, nm.
+    pub wavelength_nm: f64,
+    /// Maximum power (`SOUR:POW:LIM:HIGH?`), mW.
+    pub max_power_mw: f64,
+    /// Nominal power (`SOUR:POW:NOM?`), mW; `None` makes the query unknown (`ERR-100`), as on
+    /// models without it.
+    pub nominal_power_mw: Option<f64>,
+    /// The device index the laser answers to besides no suffix at all.
+    pub index: u32,
+    /// Whether the handshake starts on.
+    pub handshake: bool,
+    /// What `*IDN?` answers.
+    pub identity: String,
+}
+
+impl Default for ObisEmulatorConfig {
+    fn default() -> Self {
+        Self {
+            wavelength_nm: 488.0,
+            max_power_mw: 150.0,
+            nominal_power_mw: Some(150.0),
+            index: 1,
+            handshake: true,
+            identity: "Coherent, Inc - OBIS 488nm LX 150mW - EMULATOR".into(),
+        }
+    }
+}
+
+/// A one-shot misbehaviour for the next reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Glitch {
+    /// Line noise instead of the reply (terminated, so the driver reads it).
+    Garbage,
+    /// The first half of the reply's first line, then the terminator.
+    Truncated,
+    /// The first half of the reply's first line and no terminator: the rest was lost.
+    Cut,
+    /// No reply at all, and the command is not carried out (lost on the way).
+    Silent,
+}
+
+#[derive(Debug)]
+struct State {
+    config: ObisEmulatorConfig,
+    on: bool,
+    setpoint_w: f64,
+    mode: OperatingMode,
+    handshake: bool,
+    interlock_open: bool,
+    fault: u32,
+    glitches: VecDeque<Glitch>,
+    log: Vec<String>,
+}
+
+/// An emulated OBIS. Clones share one laser, so a test keeps one to steer the copy that runs.
+#[derive(Debug, Clone)]
+pub struct ObisEmulator {
+    state: Arc<Mutex<State>>,
+}
+
+/// Starts an emulated OBIS built from `config` behind a new pseudo-terminal.
+pub fn start(config: ObisEmulatorConfig) -> std::io::Result<Emulated> {
+    ObisEmulator::new(config).start()
+}
+
+impl ObisEmulator {
+    /// A laser that is off, at 10% of its maximum, in CWP mode, interlock closed, no fault.
+    pub fn new(config: ObisEmulatorConfig) -> Self {
+        let state = State {
+            on: false,
+            setpoint_w: config.max_power_mw / 1000.0 / 10.0,
+            mode: OperatingMode::Cwp,
+            handshake: config.handshake,
+            interlock_open: false,
+            fault: 0,
+            glitches: VecDeque::new(),
+            log: Vec::new(),
+            config,
+        };
+        Self {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// Runs this laser (shared with `self`) behind a new pseudo-terminal.
+    pub fn start(&self) -> std::io::Result<Emulated> {
+        Emulated::start(self.clone(), "\r\n", "\r\n")
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock leaves the state usable for the rest.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens or closes the interlock. Opening it stops emission, as on the real laser.
+    pub fn set_interlock_open(&self, open: bool) {
+        let mut s = self.lock();
+        s.interlock_open = open;
+        if open {
+            s.on = false;
+        }
+    }
+
+    /// Sets the fault word `SYST:FAUL?` reports. A fault stops emission.
+    pub fn set_fault(&self, fault: u32) {
+        let mut s = self.lock();
+        s.fault = fault;
+        if fault != 0 {
+            s.on = false;
+        }
+    }
+
+    /// Queues a misbehaviour for the next command's reply.
+    pub fn inject(&self, glitch: Glitch) {
+        self.lock().glitches.push_back(glitch);
+    }
+
+    /// Every command received so far, as received.
+    pub fn commands(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    /// Forgets the commands received so far.
+    pub fn clear_commands(&self) {
+        self.lock().log.clear();
+    }
+
+    /// Whether emission is on.
+    pub fn is_on(&self) -> bool {
+        self.lock().on
+    }
+
+    /// The power setpoint, mW.
+    pub fn setpoint_mw(&self) -> f64 {
+        self.lock().setpoint_w * 1000.0
+    }
+
+    /// The operating mode.
+    pub fn mode(&self) -> OperatingMode {
+        self.lock().mode
+    }
+
+    /// Whether the handshake is on.
+    pub fn handshake(&self) -> bool {
+        self.lock().handshake
+    }
+}
+
+impl LineDevice for ObisEmulator {
+    fn respond(&mut self, command: &str) -> Reply {
+        let mut s = self.lock();
+        s.log.push(command.to_owned());
+        let glitch = s.glitches.pop_front();
+        if glitch == Some(Glitch::Silent) {
+            return Reply::Silent;
+        }
+        let reply = s.answer(command);
+        match glitch {
+            Some(g) => mangle(reply, g),
+            None => reply,
+        }
+    }
+}
+
+/// Applies a glitch to a reply.
+fn mangle(reply: Reply, glitch: Glitch) -> Reply {
+    let bytes = match reply {
+        Reply::Line(l) => l.into_bytes(),
+        Reply::Raw(b) => b,
+        Reply::Silent => Vec::new(),
+    };
+    let first_line: Vec<u8> = match bytes.iter().position(|&b| b == b'\r' || b == b'\n') {
+        Some(end) => bytes[..end].to_vec(),
+        None => bytes,
+    };
+    let mut half = first_line[..first_line.len() / 2].to_vec();
+    match glitch {
+        Glitch::Garbage => Reply::Raw(b"\x15#\xfe%?@~\r\n".to_vec()),
+        Glitch::Truncated => {
+            half.extend_from_slice(b"\r\n");
+            Reply::Raw(half)
+        }
+        Glitch::Cut => Reply::Raw(half),
+        Glitch::Silent => Reply::Silent,
+    }
+}
+
+/// SCPI nodes the emulator knows: long form and short form.
+const NODES: &[(&str, &str)] = &[
+    ("SOURCE", "SOUR"),
+    ("SYSTEM", "SYST"),
+    ("POWER", "POW"),
+    ("LEVEL", "LEV"),
+    ("IMMEDIATE", "IMM"),
+    ("AMPLITUDE", "AMPL"),
+    ("STATE", "STAT"),
+    ("STATUS", "STAT"),
+    ("INFORMATION", "INF"),
+    ("WAVELENGTH", "WAV"),
+    ("LIMIT", "LIM"),
+    ("HIGH", "HIGH"),
+    ("NOMINAL", "NOM"),
+    ("FAULT", "FAUL"),
+    ("LOCK", "LOCK"),
+    ("INTERNAL", "INT"),
+    ("EXTERNAL", "EXT"),
+    ("COMMUNICATE", "COMM"),
+    ("HANDSHAKING", "HAND"),
+    ("AM", "AM"),
+];
+
+/// A command split into its canonical short-form header, device suffix and argument.
+struct Parsed {
+    header: String,
+    suffix: Option<u32>,
+    arg: Option<String>,
+}
+
+fn parse(command: &str) -> Option<Parsed> {
+    let command = command.trim();
+    let (head, arg) = match command.split_once(char::is_whitespace) {
+        Some((h, a)) => (h, Some(a.trim().to_owned())),
+        None => (command, None),
+    };
+    let query = head.ends_with('?');
+    let head = head.trim_end_matches('?').to_ascii_uppercase();
+    if let Some(rest) = head.strip_prefix("*IDN") {
+        let suffix = if rest.is_empty() {
+            None
+        } else {
+            Some(rest.parse().ok()?)
+        };
+        return Some(Parsed {
+            header: "*IDN?".into(),
+            suffix,
+            arg,
+        });
+    }
+    let mut suffix = None;
+    let mut nodes = Vec::new();
+    for (i, node) in head.trim_start_matches(':').split(':').enumerate() {
+        let name = node.trim_end_matches(|c: char| c.is_ascii_digit());
+        if name.len() != node.len() {
+            // Only the first node carries the device suffix.
+            if i != 0 {
+                return None;
+            }
+            suffix = Some(node[name.len()..].parse().ok()?);
+        }
+        let short = NODES
+            .iter()
+            .find(|(long, short)| name == *long || name == *short)
+            .map(|(_, short)| *short)?;
+        nodes.push(short);
+    }
+    let mut header = nodes.join(":");
+    if query {
+        header.push('?');
+    }
+    Some(Parsed {
+        header,
+        suffix,
+        arg,
+    })
+}
+
+impl State {
+    fn ok(&self) -> Reply {
+        if self.handshake {
+            Reply::Line("OK".into())
+        } else {
+            Reply::Silent
+        }
+    }
+
+    fn value(&self, v: impl std::fmt::Display) -> Reply {
+        if self.handshake {
+            Reply::Raw(format!("{v}\r\nOK\r\n").into_bytes())
+        } else {
+            Reply::Line(v.to_string())
+        }
+    }
+
+    fn answer(&mut self, command: &str) -> Reply {
+        let Some(p) = parse(command) else {
+            return err(-100);
+        };
+        if let Some(n) = p.suffix {
+            if n != self.config.index {
+                return err(-241);
+            }
+        }
+        let arg = p.arg.as_deref().map(str::to_ascii_uppercase);
+        match (p.header.as_str(), arg.as_deref()) {
+            ("*IDN?", None) => self.value(self.config.identity.clone()),
+            ("SYST:COMM:HAND", Some(a)) => match a {
+                "ON" => {
+                    self.handshake = true;
+                    self.ok()
+                }
+                "OFF" => {
+                    self.handshake = false;
+                    self.ok()
+                }
+                _ => err(-220),
+            },
+            ("SYST:INF:WAV?", None) => self.value(self.config.wavelength_nm),
+            ("SOUR:POW:LIM:HIGH?", None) => {
+                self.value(format!("{:.5}", self.config.max_power_mw / 1000.0))
+            }
+            ("SOUR:POW:NOM?", None) => match self.config.nominal_power_mw {
+                Some(mw) => self.value(format!("{:.5}", mw / 1000.0)),
+                None => err(-100),
+            },
+            ("SOUR:AM:STAT?", None) => self.value(if self.on { "ON" } else { "OFF" }),
+            ("SOUR:AM:STAT", Some("ON")) => {
+                if self.interlock_open || self.fault != 0 {
+                    err(-221)
+                } else {
+                    self.on = true;
+                    self.ok()
+                }
+            }
+            ("SOUR:AM:STAT", Some("OFF")) => {
+                self.on = false;
+                self.ok()
+            }
+            ("SOUR:AM:STAT", Some(_)) => err(-220),
+            ("SOUR:POW:LEV:IMM:AMPL?", None) => self.value(format!("{:.5}", self.setpoint_w)),
+            ("SOUR:POW:LEV:IMM:AMPL", Some(a)) => match a.parse::<f64>() {
+                Ok(w)
+                    if w.is_finite() && (0.0..=self.config.max_power_mw / 1000.0).contains(&w) =>
+                {
+                    self.setpoint_w = w;
+                    self.ok()
+                }
+                Ok(_) => err(-220),
+                Err(_) => err(-102),
+            },
+            ("SOUR:POW:LEV?", None) => {
+                let w = if self.on { self.setpoint_w } else { 0.0 };
+                self.value(format!("{w:.5}"))
+            }
+            ("SOUR:AM:SOUR?", None) => self.value(self.mode.as_str()),
+            ("SOUR:AM:INT", Some(a)) => {
+                let mode = match a {
+                    "CWP" => OperatingMode::Cwp,
+                    "CWC" => OperatingMode::Cwc,
+                    _ => return err(-220),
+                };
+                self.set_mode(mode)
+            }
+            ("SOUR:AM:EXT", Some(a)) => {
+                let mode = match a {
+                    "DIG" | "DIGITAL" => OperatingMode::Digital,
+                    "ANAL" | "ANALOG" => OperatingMode::Analog,
+                    "MIX" | "MIXED" => OperatingMode::Mixed,
+                    "DIGSO" => OperatingMode::Digso,
+                    "MIXSO" => OperatingMode::Mixso,
+                    _ => return err(-220),
+                };
+                self.set_mode(mode)
+            }
+            ("SYST:LOCK?", None) => self.value(if self.interlock_open { "OFF" } else { "ON" }),
+            ("SYST:FAUL?", None) => self.value(format!("{:08X}", self.fault)),
+            ("SYST:STAT?", None) => {
+                let mut word = 0u32;
+                if self.fault != 0 {
+                    word |= 0x1;
+                }
+                if self.on {
+                    word |= 0x2;
+                }
+                if !self.interlock_open && self.fault == 0 {
+                    word |= 0x4;
+                }
+                if self.interlock_open {
+                    word |= 0x0400_0000;
+                }
+                self.value(format!("{word:08X}"))
+            }
+            (h, None) if !h.ends_with('?') => err(-109),
+            _ => err(-100),
+        }
+    }
+
+    fn set_mode(&mut self, mode: OperatingMode) -> Reply {
+        if self.on {
+            return err(-200);
+        }
+        self.mode = mode;
+        self.ok()
+    }
+}
+
+fn err(code: i32) -> Reply {
+    Reply::Line(format!("ERR{code}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_and_short_forms_and_suffixes_parse_alike() {
+        let a = parse("SOURce:POWer:LEVel:IMMediate:AMPLitude 0.1").unwrap();
+        let b = parse("sour:pow:lev:imm:ampl 0.1").unwrap();
+        assert_eq!(a.header, "SOUR:POW:LEV:IMM:AMPL");
+        assert_eq!(a.header, b.header);
+        let c = parse("SOUR2:AM:STAT?").unwrap();
+        assert_eq!((c.header.as_str(), c.suffix), ("SOUR:AM:STAT?", Some(2)));
+        assert_eq!(parse("*IDN3?").unwrap().suffix, Some(3));
+        assert!(parse("SOUR:AM2:STAT?").is_none());
+        assert!(parse("BOGUS?").is_none());
+    }
+
+    #[test]
+    fn replies_follow_the_handshake() {
+        let mut e = ObisEmulator::new(ObisEmulatorConfig::default());
+        assert_eq!(
+            e.respond("SOUR:AM:STAT?"),
+            Reply::Raw(b"OFF\r\nOK\r\n".to_vec())
+        );
+        assert_eq!(e.respond("SOUR:AM:STAT ON"), Reply::Line("OK".into()));
+        assert_eq!(e.respond("NOPE"), Reply::Line("ERR-100".into()));
+        assert_eq!(e.respond("SOUR:AM:INT CWC"), Reply::Line("ERR-200".into()));
+        assert_eq!(e.respond("SYST:COMM:HAND OFF"), Reply::Silent);
+        assert_eq!(e.respond("SOUR:AM:STAT?"), Reply::Line("ON".into()));
+    }
+}

@@ -1,0 +1,341 @@
+//! The real serial drivers in the daemon, against protocol emulators on pseudo-terminals:
+//! commands over gRPC, and each fault (garbled, truncated and missing replies, device error
+//! codes, the port vanishing and coming back) giving the right status while the other devices
+//! keep working.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+use microscoped::pb;
+use microscoped_asi::emulator::{AsiEmulator, EmulatorConfig, EmulatorHandle};
+use microscoped_serial::emulate::Emulated;
+use tonic::Code;
+
+fn dev(device: &str) -> pb::DeviceRef {
+    pb::DeviceRef {
+        device: device.into(),
+    }
+}
+
+/// An ASI emulator behind a stable symlink, as a USB adapter behind /dev/serial/by-id.
+fn asi_behind(link: &Path) -> (Emulated, EmulatorHandle) {
+    let emu = AsiEmulator::new(EmulatorConfig::default());
+    let handle = emu.handle();
+    let running = emu.start().unwrap();
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(running.path(), link).unwrap();
+    (running, handle)
+}
+
+fn config(asi: &Path, prior: &Path) -> String {
+    format!(
+        r#"
+[instrument]
+name = "serial-test"
+
+[ports.ASI]
+path = "{}"
+baud = 115200
+read_terminator = "\r\n"
+timeout_ms = 300
+
+[ports.ProScan]
+path = "{}"
+read_terminator = "\r"
+timeout_ms = 300
+
+[devices.XY]
+driver = "asi.xy_stage"
+port = "ASI"
+timeout_ms = 2000
+
+[devices.Z]
+driver = "asi.stage"
+port = "ASI"
+# Wider than the controller's own limits (12 mm in the emulator), so the controller refuses.
+travel_um = [-50000.0, 50000.0]
+
+[devices.Wheel]
+driver = "prior.filter_wheel"
+port = "ProScan"
+wheel = 2
+labels = ["A", "B", "C", "D", "E", "F"]
+"#,
+        asi.display(),
+        prior.display()
+    )
+}
+
+async fn position(d: &mut Daemon, device: &str) -> Vec<f64> {
+    d.client
+        .get_position(dev(device))
+        .await
+        .unwrap()
+        .into_inner()
+        .position_um
+}
+
+#[tokio::test]
+async fn serial_devices_over_grpc_and_every_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let link: PathBuf = dir.path().join("ttyASI");
+    let (asi, handle) = asi_behind(&link);
+    let prior = microscoped_prior::emulator::start(Default::default()).unwrap();
+    let mut d = Daemon::with_config(&config(&link, prior.path())).await;
+
+    // Commands reach the controller and come back.
+    d.client
+        .move_absolute(pb::MoveRequest {
+            device: "XY".into(),
+            position_um: vec![1500.0, -250.0],
+        })
+        .await
+        .unwrap();
+    d.client
+        .wait_for_idle(pb::WaitForIdleRequest {
+            device: "XY".into(),
+            timeout_ms: 20_000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(position(&mut d, "XY").await, vec![1500.0, -250.0]);
+    assert_eq!(handle.position_um('X'), Some(1500.0));
+    use pb::set_state_request::Target;
+    d.client
+        .set_state(pb::SetStateRequest {
+            device: "Wheel".into(),
+            target: Some(Target::Label("C".into())),
+        })
+        .await
+        .unwrap();
+
+    // A garbled reply: UNAVAILABLE (a protocol error), the device stays usable.
+    handle.garble_next();
+    let e = d.client.get_position(dev("Z")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert_eq!(position(&mut d, "Z").await.len(), 1);
+
+    // A truncated reply: the same.
+    handle.truncate_next();
+    let e = d.client.get_position(dev("Z")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert_eq!(position(&mut d, "Z").await.len(), 1);
+
+    // A device error code: the controller's own limit gives INVALID_ARGUMENT with its code.
+    let e = d
+        .client
+        .move_absolute(pb::MoveRequest {
+            device: "Z".into(),
+            position_um: vec![20_000.0],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains(":N-4"), "{e:?}");
+
+    // No reply: DEADLINE_EXCEEDED, the device is faulted, the other port's device works, and
+    // a reset brings it back.
+    handle.silence_next();
+    let e = d.client.get_position(dev("Z")).await.unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    let e = d.client.get_position(dev("Z")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    d.client.get_state(dev("Wheel")).await.unwrap();
+    d.client
+        .reset_device(pb::ResetDeviceRequest { device: "Z".into() })
+        .await
+        .unwrap();
+    assert_eq!(position(&mut d, "Z").await.len(), 1);
+
+    // The adapter is unplugged mid-move: UNAVAILABLE or DEADLINE_EXCEEDED, the device faulted;
+    // the Prior wheel on the other port keeps working.
+    d.client
+        .move_absolute(pb::MoveRequest {
+            device: "XY".into(),
+            position_um: vec![30_000.0, 0.0],
+        })
+        .await
+        .unwrap();
+    asi.vanish();
+    let e = d.client.get_position(dev("XY")).await.unwrap_err();
+    assert!(
+        matches!(e.code(), Code::Unavailable | Code::DeadlineExceeded),
+        "{e:?}"
+    );
+    d.client
+        .set_state(pb::SetStateRequest {
+            device: "Wheel".into(),
+            target: Some(Target::Index(0)),
+        })
+        .await
+        .unwrap();
+
+    // Plugged back in: a reset finds it answering and the stage works again.
+    let (_asi2, _handle2) = asi_behind(&link);
+    let start = Instant::now();
+    loop {
+        match d
+            .client
+            .reset_device(pb::ResetDeviceRequest {
+                device: "XY".into(),
+            })
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "never came back: {e:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(position(&mut d, "XY").await.len(), 2);
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_port_stops_the_daemon_from_starting_with_a_clear_error() {
+    let text = config(Path::new("/dev/ttyDOESNOTEXIST"), Path::new("/dev/ttyNOPE"));
+    let cfg = microscoped::config::Config::parse(&text, "t.toml").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let e = microscoped::run(cfg, listener, async {}).await.unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("port ASI")
+            && msg.contains("/dev/ttyDOESNOTEXIST")
+            && msg.contains("does not exist"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn serial_lasers_over_grpc_caps_and_interlock() {
+    use microscoped_obis::emulator::ObisEmulator;
+    let obis = ObisEmulator::new(Default::default());
+    let running = obis.start().unwrap();
+    let cobolt = microscoped_cobolt::emulator::start(Default::default()).unwrap();
+    let text = format!(
+        r#"
+[instrument]
+name = "lasers"
+
+[ports.OBIS]
+path = "{}"
+baud = 115200
+write_terminator = "\r\n"
+read_terminator = "\r\n"
+timeout_ms = 300
+
+[ports.Cobolt]
+path = "{}"
+baud = 115200
+read_terminator = "\r"
+timeout_ms = 300
+
+[devices.L488]
+driver = "obis.laser"
+port = "OBIS"
+max_power_mw = 30.0
+
+[devices.L561]
+driver = "cobolt.laser"
+port = "Cobolt"
+"#,
+        running.path().display(),
+        cobolt.path().display()
+    );
+    let mut d = Daemon::with_config(&text).await;
+    let laser = |device: &str, mw: f64| pb::SetLaserPowerRequest {
+        device: device.into(),
+        power_mw: mw,
+    };
+    let s = d
+        .client
+        .set_laser_power(laser("L488", 12.5))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.setpoint_mw, 12.5);
+    assert_eq!(obis.setpoint_mw(), 12.5);
+    let on = d
+        .client
+        .set_laser_enabled(pb::SetLaserEnabledRequest {
+            device: "L488".into(),
+            enabled: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(on.enabled && obis.is_on());
+
+    // Over the configured cap: refused before anything reaches the laser.
+    let before = obis.commands().len();
+    let e = d
+        .client
+        .set_laser_power(laser("L488", 45.0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("30"), "{e:?}");
+    assert_eq!(obis.setpoint_mw(), 12.5);
+    assert!(
+        obis.commands()[before..]
+            .iter()
+            .all(|c| !c.contains("AMPL ")),
+        "{:?}",
+        obis.commands()
+    );
+
+    // The interlock opens: switching on is refused with the cause; the other laser works.
+    d.client
+        .set_laser_enabled(pb::SetLaserEnabledRequest {
+            device: "L488".into(),
+            enabled: false,
+        })
+        .await
+        .unwrap();
+    obis.set_interlock_open(true);
+    let e = d
+        .client
+        .set_laser_enabled(pb::SetLaserEnabledRequest {
+            device: "L488".into(),
+            enabled: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(e.message().to_lowercase().contains("interlock"), "{e:?}");
+    assert!(!obis.is_on());
+    let c = d
+        .client
+        .set_laser_power(laser("L561", 5.0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.setpoint_mw, 5.0);
+
+    // Interlock closed again: after a reset the laser is usable.
+    obis.set_interlock_open(false);
+    d.client
+        .reset_device(pb::ResetDeviceRequest {
+            device: "L488".into(),
+        })
+        .await
+        .unwrap();
+    d.client
+        .set_laser_enabled(pb::SetLaserEnabledRequest {
+            device: "L488".into(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    assert!(obis.is_on());
+    // Shutdown turns it off.
+    d.shutdown().await.unwrap();
+    assert!(!obis.is_on(), "laser left on at shutdown");
+}
