@@ -197,6 +197,80 @@ impl PropertySpec {
     }
 }
 
+/// The error for a property name a device does not have, listing the ones it has. `device`
+/// names the device for people ("OBIS laser", "simulated camera").
+pub fn unknown_property(specs: &[PropertySpec], name: &str, device: &str) -> DeviceError {
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    DeviceError::not_found(format!(
+        "the {device} has no property {name:?}; it has: {}",
+        names.join(", ")
+    ))
+}
+
+/// Checks a write against a device's own specs and returns the value in the spec's type. The
+/// daemon checks before it calls, but a driver does not trust its caller with its limits.
+pub fn check_write(
+    specs: &[PropertySpec],
+    name: &str,
+    value: &Value,
+    device: &str,
+) -> Result<Value> {
+    let spec = specs
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| unknown_property(specs, name, device))?;
+    if spec.read_only {
+        return Err(DeviceError::new(
+            crate::ErrorKind::ReadOnly,
+            format!("{name} is read-only on the {device}"),
+        ));
+    }
+    spec.coerce(value)
+}
+
+impl Value {
+    fn wrong_type(&self, name: &str, expected: &str) -> DeviceError {
+        DeviceError::invalid(format!(
+            "{name} takes {expected}, not {} ({self})",
+            self.type_name()
+        ))
+    }
+
+    /// The number in a value [`check_write`] returned for a float property (`name` is for the
+    /// error message).
+    pub fn as_f64(&self, name: &str) -> Result<f64> {
+        match self {
+            Self::Float(v) => Ok(*v),
+            Self::Int(v) => Ok(*v as f64),
+            _ => Err(self.wrong_type(name, "a number")),
+        }
+    }
+
+    /// The integer in a value returned for an integer property.
+    pub fn as_i64(&self, name: &str) -> Result<i64> {
+        match self {
+            Self::Int(v) => Ok(*v),
+            _ => Err(self.wrong_type(name, "an integer")),
+        }
+    }
+
+    /// The bool in a value returned for a bool property.
+    pub fn as_bool(&self, name: &str) -> Result<bool> {
+        match self {
+            Self::Bool(v) => Ok(*v),
+            _ => Err(self.wrong_type(name, "a bool")),
+        }
+    }
+
+    /// The text in a value returned for a string or enum property.
+    pub fn as_str(&self, name: &str) -> Result<&str> {
+        match self {
+            Self::String(v) => Ok(v),
+            _ => Err(self.wrong_type(name, "a string")),
+        }
+    }
+}
+
 fn type_label(ty: &PropertyType) -> &'static str {
     match ty {
         PropertyType::Bool => "a bool",

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use microscoped_driver_api::{DeviceError, ErrorKind, PropertySpec, Result, Value};
+use microscoped_driver_api::{DeviceError, PropertySpec, Result, Value};
 use microscoped_serial::Port;
 
 use crate::protocol::{self, Reply};
@@ -278,39 +278,12 @@ impl Axes {
         name: &str,
         value: &Value,
     ) -> Result<Value> {
-        let spec = specs
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| self.unknown_property(specs, name))?;
-        if spec.read_only {
-            return Err(DeviceError::new(
-                ErrorKind::ReadOnly,
-                format!("{}: {name} is read-only", self.who),
-            ));
-        }
-        spec.coerce(value)
+        microscoped_driver_api::check_write(specs, name, value, &self.who)
     }
 
     /// The error for a property we do not have.
     pub(crate) fn unknown_property(&self, specs: &[PropertySpec], name: &str) -> DeviceError {
-        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-        DeviceError::not_found(format!(
-            "{} has no property {name:?}; it has: {}",
-            self.who,
-            names.join(", ")
-        ))
-    }
-}
-
-/// The float in a coerced float property value.
-pub(crate) fn float(value: &Value) -> Result<f64> {
-    match value {
-        Value::Float(v) => Ok(*v),
-        Value::Int(v) => Ok(*v as f64),
-        other => Err(DeviceError::invalid(format!(
-            "expected a number, not {} ({other})",
-            other.type_name()
-        ))),
+        microscoped_driver_api::unknown_property(specs, name, &self.who)
     }
 }
 

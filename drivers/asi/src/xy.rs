@@ -6,7 +6,7 @@ use microscoped_driver_api::{Device, DeviceError, PropertySpec, Result, Value, X
 use microscoped_serial::Port;
 use serde::Deserialize;
 
-use crate::axes::{self, check, Axes};
+use crate::axes::{check, Axes};
 
 /// Settings of an [`AsiXYStage`], from the config's device table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -121,7 +121,7 @@ impl Device for AsiXYStage {
     fn set_property(&mut self, name: &str, value: &Value) -> Result<()> {
         let value = self.axes.check_write(&self.properties(), name, value)?;
         match name {
-            "speed_mm_s" => self.axes.set_speed(axes::float(&value)?),
+            "speed_mm_s" => self.axes.set_speed(value.as_f64("speed_mm_s")?),
             _ => Err(self.axes.unknown_property(&self.properties(), name)),
         }
     }

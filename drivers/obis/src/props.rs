@@ -1,60 +1,28 @@
-//! Property plumbing: lookup, write checks and typed access.
+//! Property plumbing: the driver API's, named for the OBIS laser.
 
-use microscoped_driver_api::{DeviceError, ErrorKind, PropertySpec, Result, Value};
+use microscoped_driver_api::{DeviceError, PropertySpec, Result, Value};
 
 /// The error for a property name the laser does not have, listing the ones it has.
 pub(crate) fn unknown(specs: &[PropertySpec], name: &str) -> DeviceError {
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    DeviceError::not_found(format!(
-        "the OBIS laser has no property {name:?}; it has: {}",
-        names.join(", ")
-    ))
+    microscoped_driver_api::unknown_property(specs, name, "OBIS laser")
 }
 
-/// Checks a write against the specs and returns the value in the spec's type. The daemon
-/// coerces before calling, but a driver must not trust its caller with the limits.
+/// Checks a write against the specs; see [`microscoped_driver_api::check_write`].
 pub(crate) fn check_write(specs: &[PropertySpec], name: &str, value: &Value) -> Result<Value> {
-    let spec = specs
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| unknown(specs, name))?;
-    if spec.read_only {
-        return Err(DeviceError::new(
-            ErrorKind::ReadOnly,
-            format!("{name} is read-only on the OBIS laser"),
-        ));
-    }
-    spec.coerce(value)
+    microscoped_driver_api::check_write(specs, name, value, "OBIS laser")
 }
 
-/// The float in a coerced float value.
+/// The float in a checked float value.
 pub(crate) fn float(name: &str, value: &Value) -> Result<f64> {
-    match value {
-        Value::Float(v) => Ok(*v),
-        Value::Int(v) => Ok(*v as f64),
-        other => Err(wrong_type(name, "a number", other)),
-    }
+    value.as_f64(name)
 }
 
-/// The bool in a coerced bool value.
+/// The bool in a checked bool value.
 pub(crate) fn boolean(name: &str, value: &Value) -> Result<bool> {
-    match value {
-        Value::Bool(v) => Ok(*v),
-        other => Err(wrong_type(name, "a bool", other)),
-    }
+    value.as_bool(name)
 }
 
-/// The string in a coerced string or enum value.
+/// The string in a checked string or enum value.
 pub(crate) fn string<'a>(name: &str, value: &'a Value) -> Result<&'a str> {
-    match value {
-        Value::String(v) => Ok(v),
-        other => Err(wrong_type(name, "a string", other)),
-    }
-}
-
-fn wrong_type(name: &str, expected: &str, got: &Value) -> DeviceError {
-    DeviceError::invalid(format!(
-        "{name} takes {expected}, not {} ({got})",
-        got.type_name()
-    ))
+    value.as_str(name)
 }

@@ -2,69 +2,39 @@
 
 use std::collections::HashSet;
 
-use microscoped_driver_api::{DeviceError, ErrorKind, PropertySpec, Result, Value};
+use microscoped_driver_api::{DeviceError, PropertySpec, Result, Value};
 
 /// A settings error: the key at fault and what is wrong with it.
 pub type SettingError = (&'static str, String);
 
 /// The error for a property name the device does not have, listing the ones it has.
 pub(crate) fn unknown(specs: &[PropertySpec], name: &str, device: &str) -> DeviceError {
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    DeviceError::not_found(format!(
-        "the Prior {device} has no property {name:?}; it has: {}",
-        names.join(", ")
-    ))
+    microscoped_driver_api::unknown_property(specs, name, &format!("Prior {device}"))
 }
 
-/// Checks a write against the device's own specs and returns the value in the spec's type.
-/// The daemon coerces before calling, but a driver must not trust its caller with the limits.
+/// Checks a write against the device's own specs; see [`microscoped_driver_api::check_write`].
 pub(crate) fn check_write(
     specs: &[PropertySpec],
     name: &str,
     value: &Value,
     device: &str,
 ) -> Result<Value> {
-    let spec = specs
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| unknown(specs, name, device))?;
-    if spec.read_only {
-        return Err(DeviceError::new(
-            ErrorKind::ReadOnly,
-            format!("{name} is read-only on the Prior {device}"),
-        ));
-    }
-    spec.coerce(value)
+    microscoped_driver_api::check_write(specs, name, value, &format!("Prior {device}"))
 }
 
-/// The integer in a coerced integer value.
+/// The integer in a checked integer value.
 pub(crate) fn int(name: &str, value: &Value) -> Result<i64> {
-    match value {
-        Value::Int(v) => Ok(*v),
-        other => Err(DeviceError::invalid(format!(
-            "{name} takes an integer, not {other}"
-        ))),
-    }
+    value.as_i64(name)
 }
 
-/// The bool in a coerced bool value.
+/// The bool in a checked bool value.
 pub(crate) fn boolean(name: &str, value: &Value) -> Result<bool> {
-    match value {
-        Value::Bool(v) => Ok(*v),
-        other => Err(DeviceError::invalid(format!(
-            "{name} takes a bool, not {other}"
-        ))),
-    }
+    value.as_bool(name)
 }
 
-/// The string in a coerced string or enum value.
+/// The string in a checked string or enum value.
 pub(crate) fn string<'a>(name: &str, value: &'a Value) -> Result<&'a str> {
-    match value {
-        Value::String(v) => Ok(v),
-        other => Err(DeviceError::invalid(format!(
-            "{name} takes a string, not {other}"
-        ))),
-    }
+    value.as_str(name)
 }
 
 /// The `speed_percent` property: ProScan speeds are a percentage of the stage's maximum.

@@ -1,73 +1,38 @@
-//! Property plumbing shared by the devices: lookup, write checks and typed access.
+//! Property plumbing for the simulated devices: the driver API's, with "simulated" in the names.
 
-use microscoped_driver_api::{DeviceError, ErrorKind, PropertySpec, Result, Value};
+use microscoped_driver_api::{DeviceError, PropertySpec, Result, Value};
 
 /// The error for a property name the device does not have, listing the ones it has.
 pub(crate) fn unknown(specs: &[PropertySpec], name: &str, device: &str) -> DeviceError {
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    DeviceError::not_found(format!(
-        "the simulated {device} has no property {name:?}; it has: {}",
-        names.join(", ")
-    ))
+    microscoped_driver_api::unknown_property(specs, name, &format!("simulated {device}"))
 }
 
-/// Checks a write against the device's own specs and returns the value in the spec's type.
-/// The daemon coerces before calling, but a driver must not trust its caller with the limits.
+/// Checks a write against the device's own specs; see [`microscoped_driver_api::check_write`].
 pub(crate) fn check_write(
     specs: &[PropertySpec],
     name: &str,
     value: &Value,
     device: &str,
 ) -> Result<Value> {
-    let spec = specs
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| unknown(specs, name, device))?;
-    if spec.read_only {
-        return Err(DeviceError::new(
-            ErrorKind::ReadOnly,
-            format!("{name} is read-only on the simulated {device}"),
-        ));
-    }
-    spec.coerce(value)
+    microscoped_driver_api::check_write(specs, name, value, &format!("simulated {device}"))
 }
 
-/// The float in a value [`check_write`] returned for a float property.
+/// The float in a checked float value.
 pub(crate) fn float(name: &str, value: &Value) -> Result<f64> {
-    match value {
-        Value::Float(v) => Ok(*v),
-        Value::Int(v) => Ok(*v as f64),
-        other => Err(wrong_type(name, "a number", other)),
-    }
+    value.as_f64(name)
 }
 
-/// The integer in a value [`check_write`] returned for an integer property.
+/// The integer in a checked integer value.
 pub(crate) fn int(name: &str, value: &Value) -> Result<i64> {
-    match value {
-        Value::Int(v) => Ok(*v),
-        other => Err(wrong_type(name, "an integer", other)),
-    }
+    value.as_i64(name)
 }
 
-/// The bool in a value [`check_write`] returned for a bool property.
+/// The bool in a checked bool value.
 pub(crate) fn boolean(name: &str, value: &Value) -> Result<bool> {
-    match value {
-        Value::Bool(v) => Ok(*v),
-        other => Err(wrong_type(name, "a bool", other)),
-    }
+    value.as_bool(name)
 }
 
-/// The string in a value [`check_write`] returned for a string or enum property.
+/// The string in a checked string or enum value.
 pub(crate) fn string<'a>(name: &str, value: &'a Value) -> Result<&'a str> {
-    match value {
-        Value::String(v) => Ok(v),
-        other => Err(wrong_type(name, "a string", other)),
-    }
-}
-
-fn wrong_type(name: &str, expected: &str, got: &Value) -> DeviceError {
-    DeviceError::invalid(format!(
-        "{name} takes {expected}, not {} ({got})",
-        got.type_name()
-    ))
+    value.as_str(name)
 }
