@@ -183,6 +183,9 @@ pub enum DriverSettings {
     Obis(obis::ObisSettings),
     /// `cobolt.laser`
     Cobolt(cobolt::CoboltSettings),
+    /// `genicam.camera`
+    #[cfg(feature = "genicam")]
+    Genicam(microscoped_genicam::GenicamSettings),
 }
 
 impl DriverSettings {
@@ -200,11 +203,17 @@ impl DriverSettings {
             Self::PriorFilterWheel(_) => DeviceKind::State,
             Self::PriorShutter(_) => DeviceKind::Shutter,
             Self::Obis(_) | Self::Cobolt(_) => DeviceKind::Laser,
+            #[cfg(feature = "genicam")]
+            Self::Genicam(_) => DeviceKind::Camera,
         }
     }
 
     /// Whether the driver talks through a serial port.
     pub fn needs_port(&self) -> bool {
+        #[cfg(feature = "genicam")]
+        if matches!(self, Self::Genicam(_)) {
+            return false;
+        }
         !matches!(
             self,
             Self::SimCamera(_)
@@ -242,6 +251,10 @@ pub const DRIVERS: &[(&str, &str)] = &[
     ("prior.shutter", "Prior ProScan III shutter (serial)"),
     ("obis.laser", "Coherent OBIS laser (serial, SCPI)"),
     ("cobolt.laser", "Cobolt 06-series laser (serial)"),
+    (
+        "genicam.camera",
+        "GenICam / GigE Vision camera through aravis (needs the genicam feature)",
+    ),
 ];
 
 /// A config error: where it is and what is wrong.
@@ -409,6 +422,8 @@ validate_serial!(
     obis::ObisSettings,
     cobolt::CoboltSettings
 );
+#[cfg(feature = "genicam")]
+validate_serial!(microscoped_genicam::GenicamSettings);
 
 struct Parser<'a> {
     text: &'a str,
@@ -714,6 +729,20 @@ impl<'a> Parser<'a> {
             }
             "cobolt.laser" => {
                 DriverSettings::Cobolt(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            #[cfg(feature = "genicam")]
+            "genicam.camera" => {
+                DriverSettings::Genicam(self.settings(&prefix, &table, span.clone(), rest)?)
+            }
+            #[cfg(not(feature = "genicam"))]
+            "genicam.camera" => {
+                return Err(self.error(
+                    Some(driver_span),
+                    Some(format!("{prefix}.driver")),
+                    "this microscoped was built without GenICam support: build it with \
+                     `cargo build --release --features genicam` (needs libaravis-dev)"
+                        .into(),
+                ))
             }
             other => {
                 return Err(self.error(

@@ -143,6 +143,10 @@ pub fn build_all(config: &Config) -> anyhow::Result<Built> {
             DriverSettings::Cobolt(s) => AnyDevice::Laser(Box::new(
                 cobolt::CoboltLaser::new(port()?, s).map_err(start)?,
             )),
+            #[cfg(feature = "genicam")]
+            DriverSettings::Genicam(s) => AnyDevice::Camera(Box::new(
+                microscoped_genicam::GenicamCamera::new(s).map_err(start)?,
+            )),
             DriverSettings::PriorShutter(s) => AnyDevice::Shutter(Box::new(
                 prior::PriorShutter::new(port()?, s).map_err(start)?,
             )),

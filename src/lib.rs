@@ -19,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod drivers;
 pub mod host;
+pub mod plan;
 pub mod ring;
 pub mod server;
 pub mod storage;
