@@ -20,13 +20,24 @@ use crate::host::{DeviceHandle, DeviceHost, HostError};
 use crate::ring::{AcqIndex, FrameMeta, FrameRing, Produced, RingCounters, StageCoords};
 use crate::storage::{
     Counters, DatasetMeta, InstrumentMeta, LaserMeta, ObjectiveMeta, OmeTiffWriter, PlaneMeta,
+    MAX_LIGHTS,
 };
 
 /// The most frames one sequence may ask for: beyond this a request is a mistake, not a plan.
 pub const MAX_FRAMES: u64 = 10_000_000;
 /// How often progress events go out while an acquisition runs.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-/// How often stage positions are refreshed for the frames' metadata.
+/// What the devices around the camera read back, refreshed while an acquisition runs and
+/// copied into every frame's metadata.
+#[derive(Debug, Clone, Copy, Default)]
+struct Readback {
+    /// The first XY stage and first single-axis stage.
+    stage: StageCoords,
+    /// Each laser of the dataset's instrument, in order.
+    light_mw: [Option<f32>; MAX_LIGHTS],
+}
+
+/// How often stage positions and laser powers are refreshed for the frames' metadata.
 const POSITIONS_EVERY: Duration = Duration::from_millis(200);
 
 /// Why an acquisition could not start or be found.
@@ -483,7 +494,8 @@ impl Acquisitions {
     /// faulted laser must not stop an acquisition that does not use it.
     async fn instrument_meta(&self, camera: &str) -> InstrumentMeta {
         let mut lasers = Vec::new();
-        for l in self.0.host.of_kind(DeviceKind::Laser) {
+        // Per-plane power is kept for a fixed number of lasers: the frame path stays Copy.
+        for l in self.0.host.of_kind(DeviceKind::Laser).take(MAX_LIGHTS) {
             if let Ok((wavelength_nm, power_mw)) = l
                 .with_laser(|l| Ok((l.wavelength_nm()?, l.power_setpoint_mw()?)))
                 .await
@@ -537,8 +549,15 @@ impl Acquisitions {
             );
             return;
         };
-        let positions = Arc::new(Mutex::new(StageCoords::default()));
-        self.refresh_positions(&positions).await;
+        let lasers: Vec<String> = writer
+            .meta()
+            .instrument
+            .lasers
+            .iter()
+            .map(|l| l.name.clone())
+            .collect();
+        let positions = Arc::new(Mutex::new(Readback::default()));
+        self.refresh_readback(&positions, &lasers).await;
         let write_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
         let writer_thread = {
             let ring = ring.clone();
@@ -579,7 +598,7 @@ impl Acquisitions {
                 tokio::select! {
                     r = &mut camera_job => break r,
                     _ = progress.tick() => self.emit(EventKind::Progress, &run),
-                    _ = stage.tick() => self.refresh_positions(&positions).await,
+                    _ = stage.tick() => self.refresh_readback(&positions, &lasers).await,
                 }
             }
         };
@@ -676,8 +695,16 @@ impl Acquisitions {
         run.done.send_replace(true);
     }
 
-    /// Reads the first XY stage and first single-axis stage into the position cache.
-    async fn refresh_positions(&self, cache: &Mutex<StageCoords>) {
+    /// Reads the first XY stage, the first single-axis stage and the power each of `lasers`
+    /// emits into the cache the camera loop copies from. A device that does not answer leaves
+    /// its entry empty rather than holding up the acquisition.
+    async fn refresh_readback(&self, cache: &Mutex<Readback>, lasers: &[String]) {
+        let mut light_mw = [None; MAX_LIGHTS];
+        for (slot, name) in light_mw.iter_mut().zip(lasers) {
+            if let Ok(l) = self.0.host.get(name) {
+                *slot = l.with_laser(|l| l.power_mw()).await.ok().map(|p| p as f32);
+            }
+        }
         let mut coords = StageCoords::default();
         if let Some(xy) = self.0.host.of_kind(DeviceKind::XYStage).next() {
             if let Ok((x, y)) = xy.with_xy_stage(|s| s.position_um()).await {
@@ -688,7 +715,10 @@ impl Acquisitions {
         if let Some(z) = self.0.host.of_kind(DeviceKind::Stage).next() {
             coords.z_um = z.with_stage(|s| s.position_um()).await.ok();
         }
-        *cache.lock().unwrap_or_else(|e| e.into_inner()) = coords;
+        *cache.lock().unwrap_or_else(|e| e.into_inner()) = Readback {
+            stage: coords,
+            light_mw,
+        };
     }
 }
 
@@ -726,7 +756,7 @@ fn camera_loop(
     ring: Arc<FrameRing>,
     stop: Arc<AtomicBool>,
     frames: Option<u64>,
-    positions: Arc<Mutex<StageCoords>>,
+    positions: Arc<Mutex<Readback>>,
     exposure_ms: f64,
 ) -> impl FnOnce(&mut AnyDevice) -> Result<Ended, DeviceError> + Send + 'static {
     move |dev| {
@@ -743,7 +773,7 @@ fn camera_loop(
             if frames.is_some_and(|n| ring.counters().received >= n) {
                 break Ok(Ended::Complete);
             }
-            let stage = *positions.lock().unwrap_or_else(|e| e.into_inner());
+            let readback = *positions.lock().unwrap_or_else(|e| e.into_inner());
             let mut camera_seq = 0;
             let produced = ring.produce(|buf| {
                 let info = cam.next_frame(buf).map_err(NoFrame::Device)?;
@@ -762,7 +792,8 @@ fn camera_loop(
                     } else {
                         exposure_ms
                     },
-                    stage,
+                    stage: readback.stage,
+                    light_mw: readback.light_mw,
                     index: AcqIndex {
                         t: info.sequence.min(u32::MAX as u64) as u32,
                         ..Default::default()
@@ -848,6 +879,7 @@ fn write_all(
             position_x_um: m.stage.x_um,
             position_y_um: m.stage.y_um,
             position_z_um: m.stage.z_um,
+            light_mw: m.light_mw,
         };
         writer.write_plane(slot.bytes(), &plane)
     }) {

@@ -147,6 +147,13 @@ enum Command {
         /// Alternating plain/writer run pairs.
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// Measure a GenICam camera instead: aravis's fake GigE Vision camera over loopback
+        /// (needs a build with the genicam feature).
+        #[arg(long)]
+        gige: bool,
+        /// With --gige: the camera's frame rate.
+        #[arg(long, default_value_t = 200.0)]
+        gige_rate: f64,
     },
     /// Repair an OME-TIFF left by a daemon that was killed mid-acquisition.
     Recover {
@@ -248,9 +255,17 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Bench {
             dir,
             frames,
+            gige: true,
+            gige_rate,
+            ..
+        } => bench_gige(dir, frames, gige_rate).await,
+        Command::Bench {
+            dir,
+            frames,
             width,
             height,
             runs,
+            ..
         } => microscoped::bench::run(microscoped::bench::BenchOptions {
             dir,
             frames,
@@ -289,6 +304,21 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+#[cfg(feature = "genicam")]
+async fn bench_gige(dir: PathBuf, frames: u64, rate: f64) -> Result<(), CliError> {
+    microscoped::bench::gige(dir, frames, rate)
+        .await
+        .map_err(CliError::Other)
+}
+
+#[cfg(not(feature = "genicam"))]
+async fn bench_gige(_: PathBuf, _: u64, _: f64) -> Result<(), CliError> {
+    Err(CliError::Other(anyhow::anyhow!(
+        "this microscoped was built without GenICam support: build it with \
+         `cargo build --release --features genicam` (needs libaravis-dev)"
+    )))
 }
 
 async fn serve(

@@ -64,6 +64,9 @@ pub struct FrameMeta {
     pub exposure_ms: f64,
     /// Stage positions.
     pub stage: StageCoords,
+    /// The power each light source emitted, read back from it, in mW (see
+    /// [`crate::storage::PlaneMeta::light_mw`]).
+    pub light_mw: [Option<f32>; crate::storage::MAX_LIGHTS],
     /// The acquisition index.
     pub index: AcqIndex,
 }

@@ -79,6 +79,13 @@ exposure_ms = 10.0
         })
         .await
         .unwrap();
+    d.client
+        .set_laser_enabled(pb::SetLaserEnabledRequest {
+            device: "Laser488".into(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
     // A small ROI keeps the burst quick over loopback.
     for (p, v) in [("binning", 4i64)] {
         d.client

@@ -104,8 +104,12 @@ pub struct ObjectiveMeta {
     pub numerical_aperture: Option<f64>,
 }
 
+/// The most light sources whose power is recorded per plane. A fixed number keeps
+/// [`PlaneMeta`] `Copy`, so the frame path never allocates for it.
+pub const MAX_LIGHTS: usize = 8;
+
 /// What is known about one plane when it is written.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlaneMeta {
     /// T index.
     pub the_t: u32,
@@ -123,6 +127,10 @@ pub struct PlaneMeta {
     pub position_y_um: Option<f64>,
     /// Stage Z in um.
     pub position_z_um: Option<f64>,
+    /// The power each light source emitted, read back from the device, in mW; entry `i` is
+    /// `DatasetMeta::instrument.lasers[i]` (0 when off). Written as a per-plane MapAnnotation.
+    #[serde(default)]
+    pub light_mw: [Option<f32>; MAX_LIGHTS],
 }
 
 /// Frame accounting stored in the dataset's metadata at finish.

@@ -58,6 +58,16 @@ fn plane(i: u32) -> PlaneMeta {
         position_x_um: Some(100.0 + f64::from(i)),
         position_y_um: Some(-5.25),
         position_z_um: None,
+        light_mw: [
+            Some(12.5),
+            Some(f32::from(i as u8)),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
     }
 }
 
@@ -288,6 +298,12 @@ fn dropped_frames_in_a_sequence_leave_no_hole() {
     let xml = description(&path);
     assert!(xml.contains(" SizeT=\"3\" "));
     assert!(xml.contains("TheT=\"2\" TheC=\"0\" DeltaT=\"2.5\""));
+    // Light power per plane, in a MapAnnotation the plane refers to.
+    assert!(
+        xml.contains("<AnnotationRef ID=\"Annotation:Plane2\"/></Plane>"),
+        "{xml}"
+    );
+    assert!(xml.contains("power_mW\">12.5</M>"), "{xml}");
 }
 
 fn multi_plane(t: u32, c: u32, z: u32) -> PlaneMeta {

@@ -258,9 +258,13 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
             }
         }
     }
+    // Per-plane light power goes in MapAnnotations the planes refer to: OME's Plane has no
+    // attribute for it. Collected here, written after the counters' annotation.
+    let mut light_annotations = String::new();
     if let Some((r, planes)) = &written {
-        for (&(t, c, z), p) in r.indices.iter().zip(planes.iter()) {
+        for (i, (&(t, c, z), p)) in r.indices.iter().zip(planes.iter()).enumerate() {
             let _ = write!(x, "<Plane TheZ=\"{z}\" TheT=\"{t}\" TheC=\"{c}\"");
+            let mut light = String::new();
             if let Some(m) = &p.meta {
                 if m.delta_t_s.is_finite() {
                     attr_f64(&mut x, "DeltaT", Some(m.delta_t_s));
@@ -280,8 +284,24 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
                         attr(&mut x, &format!("{name}Unit"), MICROMETRE);
                     }
                 }
+                for (laser, mw) in meta.instrument.lasers.iter().zip(m.light_mw.iter()) {
+                    if let Some(mw) = mw.filter(|v| v.is_finite()) {
+                        light.push_str("<M");
+                        attr(&mut light, "K", &format!("{} power_mW", laser.name));
+                        let _ = write!(light, ">{mw}</M>");
+                    }
+                }
             }
-            x.push_str("/>\n");
+            if light.is_empty() {
+                x.push_str("/>\n");
+            } else {
+                let id = format!("Annotation:Plane{i}");
+                let _ = writeln!(x, "><AnnotationRef ID=\"{id}\"/></Plane>");
+                let _ = writeln!(
+                    light_annotations,
+                    "<MapAnnotation ID=\"{id}\" Namespace=\"microscoped/plane-light\"><Value>{light}</Value></MapAnnotation>"
+                );
+            }
         }
     }
     x.push_str("</Pixels>\n");
@@ -294,18 +314,23 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
         x.push_str("<AnnotationRef ID=\"Annotation:0\"/>\n");
     }
     x.push_str("</Image>\n");
-    if let Some(pairs) = annotations {
-        x.push_str("<StructuredAnnotations>\n<MapAnnotation ID=\"Annotation:0\"");
-        attr(&mut x, "Namespace", "microscoped/counters");
-        x.push_str("><Value>");
-        for (k, v) in pairs {
-            x.push_str("<M");
-            attr(&mut x, "K", k);
-            x.push('>');
-            escape_into(&mut x, v);
-            x.push_str("</M>");
+    if annotations.is_some() || !light_annotations.is_empty() {
+        x.push_str("<StructuredAnnotations>\n");
+        if let Some(pairs) = annotations {
+            x.push_str("<MapAnnotation ID=\"Annotation:0\"");
+            attr(&mut x, "Namespace", "microscoped/counters");
+            x.push_str("><Value>");
+            for (k, v) in pairs {
+                x.push_str("<M");
+                attr(&mut x, "K", k);
+                x.push('>');
+                escape_into(&mut x, v);
+                x.push_str("</M>");
+            }
+            x.push_str("</Value></MapAnnotation>\n");
         }
-        x.push_str("</Value></MapAnnotation>\n</StructuredAnnotations>\n");
+        x.push_str(&light_annotations);
+        x.push_str("</StructuredAnnotations>\n");
     }
     x.push_str("</OME>");
     x

@@ -117,6 +117,12 @@ def test_burst_reads_back_in_tifffile_and_validates(tmp_path, serve, pb):
     assert all(p.exposure_time == pytest.approx(5.0) for p in pixels.planes)
     deltas = [p.delta_t for p in pixels.planes]
     assert deltas == sorted(deltas) and deltas[0] == 0
+    # The laser's power read back for every plane (it is off: 0 mW), referred to by the plane.
+    maps = {a.id: a for a in meta.structured_annotations.map_annotations}
+    for plane in pixels.planes:
+        (ref,) = plane.annotation_refs
+        values = {m.k: m.value for m in maps[ref.id].value.ms}
+        assert float(values["Laser488 power_mW"]) == 0.0
     inst = meta.instruments[0]
     assert inst.detectors[0].model == "Camera"
     assert [l.wavelength for l in inst.lasers] == [488.0]
