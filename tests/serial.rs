@@ -339,3 +339,114 @@ port = "Cobolt"
     d.shutdown().await.unwrap();
     assert!(!obis.is_on(), "laser left on at shutdown");
 }
+
+#[tokio::test]
+async fn prior_and_cobolt_faults_over_grpc() {
+    use microscoped_cobolt::emulator::{CoboltEmulator, Glitch};
+    use microscoped_prior::emulator::{start_with_handle, Fault};
+    let (prior, prior_faults) = start_with_handle(Default::default()).unwrap();
+    let cobolt = CoboltEmulator::new(Default::default());
+    let cobolt_port = cobolt.start().unwrap();
+    let text = format!(
+        r#"
+[instrument]
+name = "prior-cobolt"
+
+[ports.ProScan]
+path = "{}"
+read_terminator = "\r"
+timeout_ms = 300
+
+[ports.Cobolt]
+path = "{}"
+baud = 115200
+read_terminator = "\r"
+timeout_ms = 300
+
+[devices.XY]
+driver = "prior.xy_stage"
+port = "ProScan"
+# Wider than the controller's own limits (60 mm in the emulator), so the controller refuses.
+x_range_um = [-100000.0, 100000.0]
+
+[devices.Wheel]
+driver = "prior.filter_wheel"
+port = "ProScan"
+wheel = 2
+labels = ["A", "B", "C", "D", "E", "F"]
+
+[devices.L561]
+driver = "cobolt.laser"
+port = "Cobolt"
+"#,
+        prior.path().display(),
+        cobolt_port.path().display()
+    );
+    let mut d = Daemon::with_config(&text).await;
+    let laser = || dev("L561");
+
+    // Garbled and truncated replies: UNAVAILABLE, the device stays usable.
+    prior_faults.inject(Fault::Garbage);
+    assert_eq!(
+        d.client.get_position(dev("XY")).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    prior_faults.inject(Fault::Truncate);
+    assert_eq!(
+        d.client.get_position(dev("XY")).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    assert_eq!(position(&mut d, "XY").await.len(), 2);
+    cobolt.inject(Glitch::Garbage);
+    assert_eq!(
+        d.client.get_laser_state(laser()).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    d.client.get_laser_state(laser()).await.unwrap();
+
+    // A device error code: the ProScan refuses a move past its hardware limit.
+    let e = d
+        .client
+        .move_absolute(pb::MoveRequest {
+            device: "XY".into(),
+            position_um: vec![80_000.0, 0.0],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("E,8"), "{e:?}");
+
+    // No reply: DEADLINE_EXCEEDED and faulted, the devices on the other port unaffected, and
+    // a reset brings it back.
+    cobolt.inject(Glitch::Silent);
+    assert_eq!(
+        d.client.get_laser_state(laser()).await.unwrap_err().code(),
+        Code::DeadlineExceeded
+    );
+    assert_eq!(
+        d.client.get_laser_state(laser()).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    d.client.get_state(dev("Wheel")).await.unwrap();
+    d.client
+        .reset_device(pb::ResetDeviceRequest {
+            device: "L561".into(),
+        })
+        .await
+        .unwrap();
+    d.client.get_laser_state(laser()).await.unwrap();
+    prior_faults.inject(Fault::Silence);
+    assert_eq!(
+        d.client.get_state(dev("Wheel")).await.unwrap_err().code(),
+        Code::DeadlineExceeded
+    );
+    d.client.get_laser_state(laser()).await.unwrap();
+    d.client
+        .reset_device(pb::ResetDeviceRequest {
+            device: "Wheel".into(),
+        })
+        .await
+        .unwrap();
+    d.client.get_state(dev("Wheel")).await.unwrap();
+    d.shutdown().await.unwrap();
+}
