@@ -5,7 +5,7 @@
 //! An acquisition belongs to the daemon, not to the client that started it: it runs until it has
 //! its frames, is stopped, fails, or the daemon shuts down.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -956,11 +956,6 @@ fn utc_stamp(t: SystemTime) -> String {
     let iso = crate::storage::iso8601(t);
     let digits = |r: std::ops::Range<usize>| iso[r].replace([':', '-'], "");
     format!("{}-{}", digits(0..10), digits(11..19))
-}
-
-/// Where the data of a dataset lives, for messages and tests.
-pub fn dataset_path(root: &Path, name: &str) -> PathBuf {
-    root.join(name).join(format!("{name}.ome.tiff"))
 }
 
 #[cfg(test)]

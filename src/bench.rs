@@ -171,6 +171,42 @@ async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
         .await?)
 }
 
+/// The daemon running in this process on a loopback port, as the benchmark drives it.
+struct InProcess {
+    /// Where it listens.
+    addr: std::net::SocketAddr,
+    /// A connection to it.
+    channel: Channel,
+    /// Completing this starts its orderly shutdown.
+    stop: tokio::sync::oneshot::Sender<()>,
+    /// The daemon itself.
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    async fn start(config_text: &str) -> anyhow::Result<Self> {
+        let config = Config::parse(config_text, "<bench config>")?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(crate::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let channel = connect(addr).await?;
+        Ok(Self {
+            addr,
+            channel,
+            stop,
+            task,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
+
 /// Times GetPosition calls from a client on its own thread until `stop` is set; returns the
 /// sorted latencies.
 fn latency_client(
@@ -296,14 +332,8 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     println!("writer vs plain write (same bytes, same disk, fsync included):");
     println!("  writer {wm:.2} GB/s, plain {pm:.2} GB/s, ratio {:.2} (median of per-run ratios; target >= 0.9)", median(&ratios));
 
-    let config = Config::parse(&bench_config(&o), "<bench config>")?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(crate::run(config, listener, async {
-        let _ = stop_rx.await;
-    }));
-    let channel = connect(addr).await?;
+    let daemon = InProcess::start(&bench_config(&o)).await?;
+    let (addr, channel) = (daemon.addr, daemon.channel.clone());
     let mut acq = AcquisitionClient::new(channel.clone());
     let mut control = MicroscopeClient::new(channel.clone());
 
@@ -408,8 +438,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         d.dropped_in_camera
     );
 
-    let _ = stop_tx.send(());
-    daemon.await??;
+    daemon.stop().await?;
     let _ = std::fs::remove_dir(o.dir.join("datasets"));
     Ok(())
 }
@@ -442,14 +471,8 @@ frame_rate_hz = {frame_rate_hz}
         root = dir.join("datasets").display(),
         id = fake.device_id()
     );
-    let config = Config::parse(&text, "<bench config>")?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(crate::run(config, listener, async {
-        let _ = stop_rx.await;
-    }));
-    let channel = connect(addr).await?;
+    let daemon = InProcess::start(&text).await?;
+    let channel = daemon.channel.clone();
     let mut acq = AcquisitionClient::new(channel.clone());
     let o = BenchOptions {
         dir: dir.clone(),
@@ -481,8 +504,7 @@ frame_rate_hz = {frame_rate_hz}
         s.dropped,
         s.dropped_in_camera
     );
-    let _ = stop_tx.send(());
-    daemon.await??;
+    daemon.stop().await?;
     let _ = std::fs::remove_dir(dir.join("datasets"));
     drop(fake);
     Ok(())
