@@ -461,15 +461,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                         labels.join(", ")
                     )))
                 }
-                Target::Label(l) => match labels.iter().position(|x| *x == l) {
-                    Some(i) => i as u32,
-                    None => {
-                        return Err(DeviceError::not_found(format!(
-                            "{name} has no position labelled {l:?}; its labels are: {}",
-                            labels.join(", ")
-                        )))
-                    }
-                },
+                Target::Label(l) => microscoped_driver_api::position_of_label(&labels, &l)?,
             };
             s.set_position(index)
         })

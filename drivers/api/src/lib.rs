@@ -191,6 +191,36 @@ pub trait Laser: Device {
     fn max_power_mw(&mut self) -> Result<f64>;
 }
 
+/// Checks a laser power setpoint against the highest one allowed: a finite number from 0 to
+/// `max_mw` ([`ErrorKind::InvalidValue`] or [`ErrorKind::OutOfRange`], stating the range).
+pub fn check_power_mw(power: f64, max_mw: f64) -> Result<()> {
+    if !power.is_finite() {
+        return Err(DeviceError::invalid(format!(
+            "power {power} mW is not a finite number"
+        )));
+    }
+    if !(0.0..=max_mw).contains(&power) {
+        return Err(DeviceError::out_of_range(format!(
+            "power {power} mW is out of range: allowed 0..={max_mw} mW"
+        )));
+    }
+    Ok(())
+}
+
+/// The index of the position labelled `label`, or [`ErrorKind::NotFound`] listing the labels.
+pub fn position_of_label(labels: &[String], label: &str) -> Result<u32> {
+    labels
+        .iter()
+        .position(|l| l == label)
+        .map(|p| p as u32)
+        .ok_or_else(|| {
+            DeviceError::not_found(format!(
+                "no position is labelled {label:?}; labels: {}",
+                labels.join(", ")
+            ))
+        })
+}
+
 /// A device with numbered positions, each with a label: filter wheel, objective turret.
 pub trait StateDevice: Device {
     /// The labels of the positions, indexed from 0.
@@ -281,5 +311,39 @@ impl AnyDevice {
             Self::State(d) => d.as_mut(),
             Self::Shutter(d) => d.as_mut(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_checks_state_the_range() {
+        assert!(check_power_mw(10.0, 50.0).is_ok());
+        assert!(check_power_mw(0.0, 50.0).is_ok());
+        let e = check_power_mw(60.0, 50.0).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::OutOfRange);
+        assert!(e.message.contains("0..=50 mW"), "{e}");
+        assert_eq!(
+            check_power_mw(-1.0, 50.0).unwrap_err().kind,
+            ErrorKind::OutOfRange
+        );
+        assert_eq!(
+            check_power_mw(f64::NAN, 50.0).unwrap_err().kind,
+            ErrorKind::InvalidValue
+        );
+    }
+
+    #[test]
+    fn labels_map_to_positions() {
+        let labels: Vec<String> = ["DAPI", "GFP"].map(String::from).into();
+        assert_eq!(position_of_label(&labels, "GFP").unwrap(), 1);
+        let e = position_of_label(&labels, "YFP").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(
+            e.message.contains("YFP") && e.message.contains("DAPI, GFP"),
+            "{e}"
+        );
     }
 }

@@ -328,18 +328,7 @@ impl CoboltLaser {
     }
 
     fn check_power(&self, power: f64) -> Result<()> {
-        if !power.is_finite() {
-            return Err(DeviceError::invalid(format!(
-                "power {power} mW is not a finite number"
-            )));
-        }
-        let max = self.effective_max_mw();
-        if !(0.0..=max).contains(&power) {
-            return Err(DeviceError::out_of_range(format!(
-                "power {power} mW is out of range: allowed 0..={max} mW"
-            )));
-        }
-        Ok(())
+        microscoped_driver_api::check_power_mw(power, self.effective_max_mw())
     }
 
     /// True when the interlock is open (emission impossible).

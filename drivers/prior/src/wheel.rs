@@ -139,18 +139,10 @@ impl Device for PriorFilterWheel {
             }
             "label" => {
                 let label = props::string(name, &value)?;
-                let p = self
-                    .settings
-                    .labels
-                    .iter()
-                    .position(|l| l == label)
-                    .ok_or_else(|| {
-                        DeviceError::not_found(format!(
-                            "no position is labelled {label:?}; labels: {}",
-                            self.settings.labels.join(", ")
-                        ))
-                    })?;
-                self.go(p as u32)
+                self.go(microscoped_driver_api::position_of_label(
+                    &self.settings.labels,
+                    label,
+                )?)
             }
             "speed_percent" => {
                 let v = props::int(name, &value)?;

@@ -1,6 +1,6 @@
 //! The simulated laser.
 
-use microscoped_driver_api::{Device, DeviceError, Laser, PropertySpec, Result, Value};
+use microscoped_driver_api::{Device, Laser, PropertySpec, Result, Value};
 use serde::Deserialize;
 
 use crate::fault::{Fault, FAULT_PROPERTY};
@@ -89,17 +89,7 @@ impl SimLaser {
     }
 
     fn set_power_checked(&mut self, power: f64) -> Result<()> {
-        let max = self.settings.max_power_mw;
-        if !power.is_finite() {
-            return Err(DeviceError::invalid(format!(
-                "power {power} mW is not a finite number"
-            )));
-        }
-        if !(0.0..=max).contains(&power) {
-            return Err(DeviceError::out_of_range(format!(
-                "power {power} mW is out of range: allowed 0..={max} mW"
-            )));
-        }
+        microscoped_driver_api::check_power_mw(power, self.settings.max_power_mw)?;
         self.update(|l| l.power_mw = power);
         Ok(())
     }

@@ -225,18 +225,10 @@ impl Device for SimStateDevice {
             }
             "label" => {
                 let label = props::string(name, &value)?;
-                let p = self
-                    .settings
-                    .labels
-                    .iter()
-                    .position(|l| l == label)
-                    .ok_or_else(|| {
-                        DeviceError::not_found(format!(
-                            "no position is labelled {label:?}; labels: {}",
-                            self.settings.labels.join(", ")
-                        ))
-                    })?;
-                self.go(p as u32)
+                self.go(microscoped_driver_api::position_of_label(
+                    &self.settings.labels,
+                    label,
+                )?)
             }
             _ => Err(props::unknown(&self.properties(), name, DEVICE)),
         }
