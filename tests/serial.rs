@@ -391,7 +391,7 @@ port = "Cobolt"
         d.client.get_position(dev("XY")).await.unwrap_err().code(),
         Code::Unavailable
     );
-    prior_faults.inject(Fault::Truncate);
+    prior_faults.inject(Fault::Truncated);
     assert_eq!(
         d.client.get_position(dev("XY")).await.unwrap_err().code(),
         Code::Unavailable
@@ -435,7 +435,7 @@ port = "Cobolt"
         .await
         .unwrap();
     d.client.get_laser_state(laser()).await.unwrap();
-    prior_faults.inject(Fault::Silence);
+    prior_faults.inject(Fault::Silent);
     assert_eq!(
         d.client.get_state(dev("Wheel")).await.unwrap_err().code(),
         Code::DeadlineExceeded

@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use microscoped_serial::emulate::{Emulated, LineDevice, Reply};
+use microscoped_serial::emulate::{Emulated, Glitch, LineDevice, Reply};
 
 /// ASI commands end with a carriage return.
 pub const COMMAND_TERMINATOR: &str = "\r";
@@ -90,17 +90,6 @@ impl Default for EmulatorConfig {
     }
 }
 
-/// A fault for the next reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    /// Line noise instead of the reply (the command still takes effect).
-    Garbage,
-    /// The first half of the reply, then the terminator (the command still takes effect).
-    Truncate,
-    /// The command is lost: no effect, no reply.
-    Silent,
-}
-
 #[derive(Debug)]
 struct Axis {
     config: EmulatedAxis,
@@ -148,7 +137,7 @@ struct State {
     controller: Controller,
     max_speed_mm_s: f64,
     axes: Vec<Axis>,
-    faults: VecDeque<Fault>,
+    faults: VecDeque<Glitch>,
     received: Vec<String>,
 }
 
@@ -243,17 +232,17 @@ impl EmulatorHandle {
 
     /// The next reply is line noise (the command still takes effect).
     pub fn garble_next(&self) {
-        lock(&self.state).faults.push_back(Fault::Garbage);
+        lock(&self.state).faults.push_back(Glitch::Garbage);
     }
 
     /// The next reply loses its second half (the command still takes effect).
     pub fn truncate_next(&self) {
-        lock(&self.state).faults.push_back(Fault::Truncate);
+        lock(&self.state).faults.push_back(Glitch::Truncated);
     }
 
     /// The next command is lost: no effect, no reply.
     pub fn silence_next(&self) {
-        lock(&self.state).faults.push_back(Fault::Silent);
+        lock(&self.state).faults.push_back(Glitch::Silent);
     }
 }
 
@@ -262,21 +251,13 @@ impl LineDevice for AsiEmulator {
         let mut s = lock(&self.state);
         s.received.push(command.to_owned());
         let fault = s.faults.pop_front();
-        if fault == Some(Fault::Silent) {
+        if fault == Some(Glitch::Silent) {
             return Reply::Silent;
         }
-        let reply = s.execute(command, Instant::now());
+        let reply = Reply::Line(s.execute(command, Instant::now()));
         match fault {
-            Some(Fault::Garbage) => {
-                let mut bytes = vec![0xfe, b'?', b'#', 0x07, b'x', b'Q'];
-                bytes.extend_from_slice(REPLY_TERMINATOR.as_bytes());
-                Reply::Raw(bytes)
-            }
-            Some(Fault::Truncate) => {
-                let keep = reply.len().div_ceil(2).min(reply.len().saturating_sub(1));
-                Reply::Line(reply.chars().take(keep.max(1)).collect())
-            }
-            _ => Reply::Line(reply),
+            Some(glitch) => glitch.apply(reply, REPLY_TERMINATOR),
+            None => reply,
         }
     }
 }

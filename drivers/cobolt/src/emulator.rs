@@ -38,18 +38,8 @@ impl Default for CoboltEmulatorConfig {
     }
 }
 
-/// A one-shot misbehaviour for the next reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Glitch {
-    /// Line noise instead of the reply (terminated, so the driver reads it).
-    Garbage,
-    /// The first half of the reply, then the terminator.
-    Truncated,
-    /// The first half of the reply and no terminator: the rest was lost.
-    Cut,
-    /// No reply at all, and the command is not carried out (lost on the way).
-    Silent,
-}
+/// The misbehaviours a test can put in the next reply (the runner's shared kind).
+pub use microscoped_serial::emulate::Glitch;
 
 #[derive(Debug)]
 struct State {
@@ -175,15 +165,9 @@ impl LineDevice for CoboltEmulator {
             return Reply::Silent;
         }
         let reply = s.answer(command.trim());
-        match (glitch, reply) {
-            (Some(Glitch::Garbage), _) => Reply::Raw(b"\x15#\xfe%?@~\r\n".to_vec()),
-            (Some(Glitch::Truncated), Reply::Line(l)) => {
-                let mut half = l.as_bytes()[..l.len() / 2].to_vec();
-                half.extend_from_slice(b"\r\n");
-                Reply::Raw(half)
-            }
-            (Some(Glitch::Cut), Reply::Line(l)) => Reply::Raw(l.as_bytes()[..l.len() / 2].to_vec()),
-            (_, reply) => reply,
+        match glitch {
+            Some(g) => g.apply(reply, "\r\n"),
+            None => reply,
         }
     }
 }

@@ -48,18 +48,8 @@ impl Default for ObisEmulatorConfig {
     }
 }
 
-/// A one-shot misbehaviour for the next reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Glitch {
-    /// Line noise instead of the reply (terminated, so the driver reads it).
-    Garbage,
-    /// The first half of the reply's first line, then the terminator.
-    Truncated,
-    /// The first half of the reply's first line and no terminator: the rest was lost.
-    Cut,
-    /// No reply at all, and the command is not carried out (lost on the way).
-    Silent,
-}
+/// The misbehaviours a test can put in the next reply (the runner's shared kind).
+pub use microscoped_serial::emulate::Glitch;
 
 #[derive(Debug)]
 struct State {
@@ -178,32 +168,9 @@ impl LineDevice for ObisEmulator {
         }
         let reply = s.answer(command);
         match glitch {
-            Some(g) => mangle(reply, g),
+            Some(g) => g.apply(reply, "\r\n"),
             None => reply,
         }
-    }
-}
-
-/// Applies a glitch to a reply.
-fn mangle(reply: Reply, glitch: Glitch) -> Reply {
-    let bytes = match reply {
-        Reply::Line(l) => l.into_bytes(),
-        Reply::Raw(b) => b,
-        Reply::Silent => Vec::new(),
-    };
-    let first_line: Vec<u8> = match bytes.iter().position(|&b| b == b'\r' || b == b'\n') {
-        Some(end) => bytes[..end].to_vec(),
-        None => bytes,
-    };
-    let mut half = first_line[..first_line.len() / 2].to_vec();
-    match glitch {
-        Glitch::Garbage => Reply::Raw(b"\x15#\xfe%?@~\r\n".to_vec()),
-        Glitch::Truncated => {
-            half.extend_from_slice(b"\r\n");
-            Reply::Raw(half)
-        }
-        Glitch::Cut => Reply::Raw(half),
-        Glitch::Silent => Reply::Silent,
     }
 }
 

@@ -64,16 +64,8 @@ impl Default for EmulatorConfig {
     }
 }
 
-/// A fault to put in the next reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The command takes effect but the reply is line noise.
-    Garbage,
-    /// The command takes effect but only the first half of its reply arrives (terminated).
-    Truncate,
-    /// The command is lost: no effect, no reply.
-    Silence,
-}
+/// The faults a test can put in the next reply (the runner's shared kind).
+pub use microscoped_serial::emulate::Glitch as Fault;
 
 /// Straight-line motion of `N` axes.
 #[derive(Debug, Clone, Copy)]
@@ -473,19 +465,13 @@ impl LineDevice for PriorEmulator {
         let mut s = lock(&self.state);
         s.log.push(command.to_owned());
         let fault = s.fault.take();
-        if fault == Some(Fault::Silence) {
+        if fault == Some(Fault::Silent) {
             return Reply::Silent;
         }
-        let line = s.execute(command);
+        let reply = Reply::Line(s.execute(command));
         match fault {
-            Some(Fault::Garbage) => {
-                Reply::Raw(format!("#?\u{7f}x~{REPLY_TERMINATOR}").into_bytes())
-            }
-            Some(Fault::Truncate) => {
-                let half: String = line.chars().take(line.chars().count() / 2).collect();
-                Reply::Raw(format!("{half}{REPLY_TERMINATOR}").into_bytes())
-            }
-            _ => Reply::Line(line),
+            Some(glitch) => glitch.apply(reply, REPLY_TERMINATOR),
+            None => reply,
         }
     }
 }

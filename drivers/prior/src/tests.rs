@@ -335,7 +335,10 @@ fn a_garbled_reply_is_a_protocol_error_quoting_it() {
     emu.inject(Fault::Garbage);
     let e = xy.position_um().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
-    assert!(e.message.contains("#?") && e.message.contains("PS"), "{e}");
+    assert!(
+        e.message.contains("%?@~") && e.message.contains("PS"),
+        "{e}"
+    );
     emu.inject(Fault::Garbage);
     let e = shutter.is_open().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
@@ -353,11 +356,11 @@ fn a_truncated_reply_is_a_protocol_error_quoting_it() {
     let mut xy = PriorXYStage::new(port.clone(), PriorXYStageSettings::default()).unwrap();
     xy.move_absolute_um(12_345.0, -6_789.0).unwrap();
     wait_idle(|| xy.is_busy());
-    emu.inject(Fault::Truncate);
+    emu.inject(Fault::Truncated);
     let e = xy.position_um().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     assert!(e.message.contains("\"12345\""), "{e}");
-    emu.inject(Fault::Truncate);
+    emu.inject(Fault::Truncated);
     let e = xy.is_busy().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     assert_eq!(xy.position_um().unwrap(), (12_345.0, -6_789.0));
@@ -376,7 +379,7 @@ fn a_silent_controller_times_out_then_recovers() {
         },
     )
     .unwrap();
-    emu2.inject(Fault::Silence);
+    emu2.inject(Fault::Silent);
     let e = wheel.set_position(3).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(e.message.contains("7,1,4"), "{e}");

@@ -21,6 +21,51 @@ pub enum Reply {
     Silent,
 }
 
+/// A one-shot misbehaviour an emulator puts into its next reply, for fault tests. Every
+/// family's emulator queues these and applies them with [`Glitch::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Glitch {
+    /// Line noise instead of the reply, terminated so the driver reads it (the command still
+    /// takes effect).
+    Garbage,
+    /// The first half of the reply's first line, then the terminator.
+    Truncated,
+    /// The first half of the reply's first line and no terminator: the rest was lost.
+    Cut,
+    /// No reply at all, and the command is not carried out: it was lost on the way. An
+    /// emulator checks for this before it carries a command out.
+    Silent,
+}
+
+impl Glitch {
+    /// What the device sends instead of `reply`, whose lines end with `terminator`.
+    pub fn apply(self, reply: Reply, terminator: &str) -> Reply {
+        let bytes = match reply {
+            Reply::Line(l) => l.into_bytes(),
+            Reply::Raw(b) => b,
+            Reply::Silent => Vec::new(),
+        };
+        let first_line = bytes
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .map_or(&bytes[..], |end| &bytes[..end]);
+        let mut half = first_line[..first_line.len() / 2].to_vec();
+        match self {
+            Self::Garbage => {
+                let mut noise = b"\x15#\xfe%?@~".to_vec();
+                noise.extend_from_slice(terminator.as_bytes());
+                Reply::Raw(noise)
+            }
+            Self::Truncated => {
+                half.extend_from_slice(terminator.as_bytes());
+                Reply::Raw(half)
+            }
+            Self::Cut => Reply::Raw(half),
+            Self::Silent => Reply::Silent,
+        }
+    }
+}
+
 /// A device that answers line commands, as a controller's firmware does.
 pub trait LineDevice: Send + 'static {
     /// Answers one command (without its terminator). May sleep to act slow.
