@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use microscoped_asi as asi;
 use microscoped_cobolt as cobolt;
-use microscoped_driver_api::DeviceKind;
+use microscoped_driver_api::{DeviceKind, Value};
 use microscoped_obis as obis;
 use microscoped_prior as prior;
 use microscoped_serial::PortSettings;
@@ -59,6 +59,51 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     /// Where datasets go and how frames are buffered on their way.
     pub storage: StorageConfig,
+    /// Preset groups (config groups), in config order.
+    pub presets: Vec<PresetGroup>,
+}
+
+/// A named group of presets, e.g. `Channel` with `DAPI`, `GFP`, `mCherry`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresetGroup {
+    /// The group's name.
+    pub name: String,
+    /// Its presets, in config order.
+    pub presets: Vec<Preset>,
+}
+
+/// A named set of device settings, applied together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    /// The preset's name.
+    pub name: String,
+    /// Its settings, in the order they are applied (config order).
+    pub settings: Vec<PresetSetting>,
+}
+
+/// One setting of a preset: a property of a device and the value to give it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresetSetting {
+    /// The device, a name from `[devices]`.
+    pub device: String,
+    /// The property.
+    pub property: String,
+    /// The value as written; checked against the property once the devices exist.
+    pub value: Value,
+    /// Where it is written, for errors found once the devices exist: (line, column).
+    pub at: (usize, usize),
+}
+
+/// The µm of sample one (unbinned) camera pixel covers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum PixelSize {
+    /// Not configured: the camera's own `pixel_size_um` property, if it has one.
+    #[default]
+    Camera,
+    /// One size, for an instrument without an objective turret.
+    Fixed(f64),
+    /// A size for each objective, by its label on the turret named by `instrument.objective`.
+    PerObjective(Vec<(String, f64)>),
 }
 
 /// Where datasets land and how the frame ring is sized.
@@ -88,6 +133,8 @@ pub struct InstrumentInfo {
     pub description: String,
     /// The state device whose current label names the objective in use ("60x/1.4 oil").
     pub objective: Option<String>,
+    /// Sample-plane size of a camera pixel.
+    pub pixel_size: PixelSize,
 }
 
 /// A serial port shared by the devices that name it.
@@ -205,6 +252,15 @@ impl DriverSettings {
             Self::Obis(_) | Self::Cobolt(_) => DeviceKind::Laser,
             #[cfg(feature = "genicam")]
             Self::Genicam(_) => DeviceKind::Camera,
+        }
+    }
+
+    /// A state device's labels, when its settings list them.
+    pub fn labels(&self) -> Option<&[String]> {
+        match self {
+            Self::SimState(s) => Some(&s.labels),
+            Self::PriorFilterWheel(s) => Some(&s.labels),
+            _ => None,
         }
     }
 
@@ -368,6 +424,53 @@ struct RawInstrument {
     #[serde(default)]
     description: String,
     objective: Option<String>,
+    #[serde(default)]
+    pixel_size_um: Option<RawPixelSize>,
+}
+
+/// `pixel_size_um = 0.65`, or `pixel_size_um = { "10x/0.3" = 0.65, "60x/1.4 oil" = 0.108 }`.
+enum RawPixelSize {
+    Fixed(f64),
+    PerObjective(Vec<(String, f64)>),
+}
+
+impl<'de> Deserialize<'de> for RawPixelSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawPixelSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("µm per pixel as a number, or a table of objective label = µm")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawPixelSize, E> {
+                Ok(RawPixelSize::Fixed(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawPixelSize, E> {
+                Ok(RawPixelSize::Fixed(v as f64))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawPixelSize, A::Error> {
+                let mut sizes = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, f64>()? {
+                    sizes.push((k, v));
+                }
+                Ok(RawPixelSize::PerObjective(sizes))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A preset setting's value as TOML writes it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawScalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
 }
 
 #[derive(Deserialize, Default)]
@@ -496,6 +599,7 @@ impl<'a> Parser<'a> {
         let mut table = root.into_inner();
         let devices = remove_key(&mut table, "devices");
         let ports_table = remove_key(&mut table, "ports");
+        let presets_table = remove_key(&mut table, "presets");
 
         let top: RawTop = self.deserialize("", root_span.clone(), DeValue::Table(table))?;
         let listen_text = top
@@ -562,18 +666,207 @@ impl<'a> Parser<'a> {
                 ));
             }
         }
+        let pixel_size = self.pixel_size(&top.instrument, &parsed)?;
+        let presets = match presets_table {
+            Some(p) => self.presets(p, &parsed)?,
+            None => Vec::new(),
+        };
         Ok(Config {
             source: self.file.to_owned(),
             instrument: InstrumentInfo {
                 name: top.instrument.name,
                 description: top.instrument.description,
                 objective: top.instrument.objective,
+                pixel_size,
             },
             listen,
             ports,
             devices: parsed,
             storage,
+            presets,
         })
+    }
+
+    /// `instrument.pixel_size_um`: positive, and per objective only with a turret whose labels
+    /// (when the config lists them) include every objective named.
+    fn pixel_size(
+        &self,
+        raw: &RawInstrument,
+        devices: &[DeviceConfig],
+    ) -> Result<PixelSize, ConfigError> {
+        let at = |path: &[&str], message: String| {
+            let mut full = vec!["instrument", "pixel_size_um"];
+            full.extend_from_slice(path);
+            self.error(self.find_key(&full), Some(full.join(".")), message)
+        };
+        let check = |path: &[&str], um: f64| {
+            if um.is_finite() && um > 0.0 && um <= 1000.0 {
+                Ok(())
+            } else {
+                Err(at(
+                    path,
+                    format!("must be a size in µm above 0 and at most 1000, got {um}"),
+                ))
+            }
+        };
+        match &raw.pixel_size_um {
+            None => Ok(PixelSize::Camera),
+            Some(RawPixelSize::Fixed(um)) => {
+                check(&[], *um)?;
+                Ok(PixelSize::Fixed(*um))
+            }
+            Some(RawPixelSize::PerObjective(sizes)) => {
+                let Some(turret) = &raw.objective else {
+                    return Err(at(
+                        &[],
+                        "a size per objective needs `instrument.objective` to name the turret; give one number otherwise".into(),
+                    ));
+                };
+                let labels = devices
+                    .iter()
+                    .find(|d| &d.name == turret)
+                    .and_then(|d| d.settings.labels());
+                for (label, um) in sizes {
+                    check(&[label], *um)?;
+                    if let Some(labels) = labels {
+                        if !labels.iter().any(|l| l == label) {
+                            return Err(at(
+                                &[label],
+                                format!(
+                                    "{label:?} is not a position of the turret {turret:?}; its labels are {}",
+                                    labels.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Ok(PixelSize::PerObjective(sizes.clone()))
+            }
+        }
+    }
+
+    /// `[presets.GROUP.PRESET]` tables of `DEVICE.property = value`. Devices must exist here;
+    /// properties and values are checked against the drivers once the devices are built
+    /// ([`crate::presets::Presets::new`]).
+    fn presets(
+        &self,
+        value: Spanned<DeValue<'a>>,
+        devices: &[DeviceConfig],
+    ) -> Result<Vec<PresetGroup>, ConfigError> {
+        let table = |v: Spanned<DeValue<'a>>, key: &str, what: &str| {
+            let span = v.span();
+            match v.into_inner() {
+                DeValue::Table(t) => Ok(t),
+                _ => Err(self.error(Some(span), Some(key.to_owned()), format!("must be {what}"))),
+            }
+        };
+        let mut groups = Vec::new();
+        for (group, presets) in table(
+            value,
+            "presets",
+            "a table of preset groups, e.g. [presets.Channel.DAPI]",
+        )? {
+            let group_name = group.get_ref().to_string();
+            let gkey = format!("presets.{group_name}");
+            if !valid_device_name(&group_name) {
+                return Err(self.error(
+                    Some(group.span()),
+                    Some(gkey),
+                    "a group name is 1 to 64 letters, digits, '_', '-' or '.'".into(),
+                ));
+            }
+            let mut list = Vec::new();
+            for (preset, settings) in table(
+                presets,
+                &gkey,
+                "a table of presets, e.g. [presets.Channel.DAPI]",
+            )? {
+                let preset_name = preset.get_ref().to_string();
+                let pkey = format!("{gkey}.{preset_name}");
+                if preset_name.trim().is_empty()
+                    || preset_name.len() > 64
+                    || preset_name.chars().any(char::is_control)
+                {
+                    return Err(self.error(
+                        Some(preset.span()),
+                        Some(pkey),
+                        "a preset name is 1 to 64 printable characters".into(),
+                    ));
+                }
+                let mut out = Vec::new();
+                let span = settings.span();
+                for (device, props) in table(
+                    settings,
+                    &pkey,
+                    "a table of settings, e.g. FilterWheel.label = \"DAPI\"",
+                )? {
+                    let device_name = device.get_ref().to_string();
+                    let dkey = format!("{pkey}.{device_name}");
+                    if !devices.iter().any(|d| d.name == device_name) {
+                        return Err(self.error(
+                            Some(device.span()),
+                            Some(dkey),
+                            format!(
+                                "no device is named {device_name:?}; the devices are {}",
+                                devices
+                                    .iter()
+                                    .map(|d| d.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                    for (property, v) in table(
+                        props,
+                        &dkey,
+                        "a table of property = value, e.g. Laser488.power_mw = 10.0",
+                    )? {
+                        let key = format!("{dkey}.{property}", property = property.get_ref());
+                        let at = line_col(self.text, v.span().start);
+                        let vspan = v.span();
+                        let value = match self.deserialize::<RawScalar>(
+                            &key,
+                            vspan.clone(),
+                            v.into_inner(),
+                        ) {
+                            Ok(RawScalar::Bool(b)) => Value::Bool(b),
+                            Ok(RawScalar::Int(i)) => Value::Int(i),
+                            Ok(RawScalar::Float(f)) => Value::Float(f),
+                            Ok(RawScalar::Str(s)) => Value::String(s),
+                            Err(_) => {
+                                return Err(self.error(
+                                    Some(vspan),
+                                    Some(key),
+                                    "a setting is a boolean, number or string".into(),
+                                ))
+                            }
+                        };
+                        out.push(PresetSetting {
+                            device: device_name.clone(),
+                            property: property.get_ref().to_string(),
+                            value,
+                            at,
+                        });
+                    }
+                }
+                if out.is_empty() {
+                    return Err(self.error(
+                        Some(span),
+                        Some(pkey),
+                        "a preset needs at least one setting".into(),
+                    ));
+                }
+                list.push(Preset {
+                    name: preset_name,
+                    settings: out,
+                });
+            }
+            groups.push(PresetGroup {
+                name: group_name,
+                presets: list,
+            });
+        }
+        Ok(groups)
     }
 
     fn storage(&self, raw: RawStorage) -> Result<StorageConfig, ConfigError> {

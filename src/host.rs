@@ -475,6 +475,13 @@ impl DeviceHandle {
 /// A device claimed for a long job; dropping it frees the device for other callers.
 pub struct Claim(DeviceHandle);
 
+impl Claim {
+    /// The device claimed.
+    pub fn device(&self) -> &DeviceHandle {
+        &self.0
+    }
+}
+
 impl Drop for Claim {
     fn drop(&mut self) {
         *self.0 .0.job.lock().unwrap_or_else(|e| e.into_inner()) = None;

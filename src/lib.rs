@@ -20,6 +20,7 @@ pub mod config;
 pub mod drivers;
 pub mod host;
 pub mod plan;
+pub mod presets;
 pub mod ring;
 pub mod server;
 pub mod storage;
@@ -59,10 +60,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let host = host::DeviceHost::start(&config)?;
+    let presets = presets::Presets::new(&config, &host)?;
     let acquisitions = acquire::Acquisitions::new(
         host.clone(),
         config.storage.clone(),
         config.instrument.clone(),
+        presets.clone(),
     );
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let acquisition = server::acquisition::AcquisitionService::new(
@@ -73,7 +76,8 @@ pub async fn run(
     let acquisition = pb::acquisition_server::AcquisitionServer::new(acquisition)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let service = server::MicroscopeService::new(config.instrument.clone(), host.clone(), stopping);
+    let service =
+        server::MicroscopeService::new(config.instrument.clone(), host.clone(), presets, stopping);
     let service = pb::microscope_server::MicroscopeServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -113,11 +113,17 @@ enum Command {
     /// Run a sequence acquisition into a new OME-TIFF dataset, with a progress bar; Ctrl-C stops
     /// it early and keeps what was taken.
     Acquire {
+        /// A useq-schema MDASequence plan (.yaml, .yml or .json): run it instead of a sequence.
+        plan: Option<PathBuf>,
+        /// With a plan: check it against the instrument and print what it amounts to, without
+        /// moving anything.
+        #[arg(long, requires = "plan")]
+        dry_run: bool,
         /// Frames to take.
-        #[arg(long, required_unless_present = "until_stopped")]
+        #[arg(long, required_unless_present_any = ["until_stopped", "plan"], conflicts_with = "plan")]
         frames: Option<u64>,
         /// Run until Ctrl-C instead of for a number of frames.
-        #[arg(long, conflicts_with = "frames")]
+        #[arg(long, conflicts_with_all = ["frames", "plan"])]
         until_stopped: bool,
         /// Dataset name (default: named after the time).
         #[arg(long, default_value = "")]
@@ -125,6 +131,20 @@ enum Command {
         /// Camera to use; may be left out when the instrument has one.
         #[arg(long, default_value = "")]
         camera: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the presets (config groups) of a running daemon.
+    Presets {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Apply a preset: every setting of GROUP's NAME, in config order.
+    Preset {
+        /// The group, e.g. Channel.
+        group: String,
+        /// The preset, e.g. GFP.
+        name: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -246,12 +266,45 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Acquire {
+            plan: Some(plan),
+            dry_run,
+            name,
+            camera,
+            remote,
+            ..
+        } => acquire_plan(&remote, &plan, dry_run, name, camera).await,
+        Command::Acquire {
             frames,
             until_stopped,
             name,
             camera,
             remote,
+            ..
         } => acquire(&remote, frames.unwrap_or(0), until_stopped, name, camera).await,
+        Command::Presets { remote } => presets(&remote).await,
+        Command::Preset {
+            group,
+            name,
+            remote,
+        } => {
+            let mut c = client::connect(&remote.addr).await?;
+            let r = c
+                .apply_preset(pb::ApplyPresetRequest {
+                    group,
+                    preset: name,
+                })
+                .await?
+                .into_inner();
+            for v in r.applied {
+                println!(
+                    "{}.{} = {}",
+                    v.device,
+                    v.property,
+                    client::show_value(&v.value)
+                );
+            }
+            Ok(())
+        }
         Command::Bench {
             dir,
             frames,
@@ -415,6 +468,36 @@ fn check(file: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
+async fn presets(remote: &Remote) -> Result<(), CliError> {
+    let mut c = client::connect(&remote.addr).await?;
+    let r = c
+        .list_presets(pb::ListPresetsRequest {})
+        .await?
+        .into_inner();
+    if r.groups.is_empty() {
+        println!("no presets in this instrument's config");
+    }
+    for g in r.groups {
+        println!("{}", g.name);
+        for p in g.presets {
+            let settings: Vec<String> = p
+                .settings
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{}.{}={}",
+                        v.device,
+                        v.property,
+                        client::show_value(&v.value)
+                    )
+                })
+                .collect();
+            println!("  {:<12} {}", p.name, settings.join(" "));
+        }
+    }
+    Ok(())
+}
+
 async fn devices(remote: &Remote) -> Result<(), CliError> {
     let mut c = client::connect(&remote.addr).await?;
     let inst = c
@@ -563,11 +646,6 @@ async fn acquire(
 
     let channel = client::channel(&remote.addr).await?;
     let mut acq = AcquisitionClient::new(channel);
-    // Subscribe first so no event of this acquisition can be missed.
-    let mut events = acq
-        .watch_events(pb::WatchEventsRequest {})
-        .await?
-        .into_inner();
     let started = acq
         .start_sequence(pb::StartSequenceRequest {
             camera,
@@ -591,9 +669,37 @@ async fn acquire(
         bar.set_style(style);
     }
     eprintln!("acquisition {} started: {}", started.id, started.path);
-    let id = started.id;
+    let last = follow(&mut acq, started.id, &bar, |bar, s| {
+        bar.set_position(s.written);
+        if s.dropped > 0 {
+            bar.set_message(format!("({} dropped)", s.dropped));
+        }
+    })
+    .await?;
+    println!("{}", last.path);
+    report_end(&last)
+}
+
+/// Follows an acquisition to its end with `show` updating the bar; Ctrl-C stops (cancels) it.
+/// Returns its final status.
+async fn follow(
+    acq: &mut pb::acquisition_client::AcquisitionClient<tonic::transport::Channel>,
+    id: u64,
+    bar: &indicatif::ProgressBar,
+    show: impl Fn(&indicatif::ProgressBar, &pb::AcquisitionStatus),
+) -> Result<pb::AcquisitionStatus, CliError> {
+    let mut updates = acq
+        .watch_acquisition(pb::AcquisitionRef { id })
+        .await?
+        .into_inner();
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut stop_sent = false;
+    let ended = |s: &pb::AcquisitionStatus| {
+        !matches!(
+            pb::AcquisitionState::try_from(s.state),
+            Ok(pb::AcquisitionState::Running | pb::AcquisitionState::Paused)
+        )
+    };
     let last = loop {
         tokio::select! {
             _ = &mut ctrl_c, if !stop_sent => {
@@ -602,23 +708,24 @@ async fn acquire(
                 let mut acq = acq.clone();
                 tokio::spawn(async move { let _ = acq.stop_acquisition(pb::AcquisitionRef { id }).await; });
             }
-            ev = events.message() => {
-                let Some(ev) = ev? else {
+            s = updates.message() => {
+                let Some(s) = s? else {
                     // The daemon went away; ask for the final word if it is still there.
                     break acq.get_acquisition(pb::AcquisitionRef { id }).await?.into_inner();
                 };
-                let Some(s) = ev.acquisition.filter(|s| s.id == id) else { continue };
-                bar.set_position(s.written);
-                if s.dropped > 0 {
-                    bar.set_message(format!("({} dropped)", s.dropped));
-                }
-                if s.state != pb::AcquisitionState::Running as i32 {
+                show(bar, &s);
+                if ended(&s) {
                     break s;
                 }
             }
         }
     };
     bar.finish_and_clear();
+    Ok(last)
+}
+
+/// Prints how an acquisition ended; an error if it failed.
+fn report_end(last: &pb::AcquisitionStatus) -> Result<(), CliError> {
     let state = pb::AcquisitionState::try_from(last.state)
         .map(|s| {
             s.as_str_name()
@@ -626,7 +733,6 @@ async fn acquire(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    println!("{}", last.path);
     println!(
         "{state}: received {} written {} dropped {} ({:.1} MB in {:.2} s)",
         last.received,
@@ -642,4 +748,94 @@ async fn acquire(
         )));
     }
     Ok(())
+}
+
+/// `acquire PLAN`: checks (`--dry-run`) or runs a useq plan with a progress bar.
+async fn acquire_plan(
+    remote: &Remote,
+    path: &std::path::Path,
+    dry_run: bool,
+    name: String,
+    camera: String,
+) -> Result<(), CliError> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use pb::acquisition_client::AcquisitionClient;
+
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the plan {}: {e}", path.display()))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let plan = if is_json {
+        pb::plan_request::Plan::UseqJson(text)
+    } else {
+        pb::plan_request::Plan::UseqYaml(text)
+    };
+    let req = pb::PlanRequest {
+        plan: Some(plan),
+        name,
+        camera,
+    };
+    let mut acq = AcquisitionClient::new(client::channel(&remote.addr).await?);
+    if dry_run {
+        let s = acq.validate_plan(req).await?.into_inner();
+        let sizes = s.sizes.unwrap_or_default();
+        println!("{}: valid", path.display());
+        println!(
+            "{} images in {} file(s); axes {} (t {} p {} g {} c {} z {})",
+            s.events, s.files, s.used_axes, sizes.t, sizes.p, sizes.g, sizes.c, sizes.z
+        );
+        println!("at least {:.1} s", s.duration_s);
+        println!(
+            "{:.1} MB to write, {:.1} MB free",
+            s.bytes as f64 / 1e6,
+            s.free_bytes as f64 / 1e6
+        );
+        if s.interval_exceeded {
+            println!("warning: a time point's exposures take longer than the interval");
+        }
+        for w in &s.warnings {
+            println!("warning: {w}");
+        }
+        return Ok(());
+    }
+    let started = acq.start_plan(req).await?.into_inner();
+    let total = started.plan.as_ref().map_or(0, |p| p.events_total);
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} images {msg} ({elapsed}, {eta} left) - Ctrl-C cancels",
+    ) {
+        bar.set_style(style);
+    }
+    eprintln!("plan {} started: {}", started.id, started.path);
+    let last = follow(&mut acq, started.id, &bar, |bar, s| {
+        let Some(p) = &s.plan else { return };
+        bar.set_position(p.events_done);
+        let i = p.current.unwrap_or_default();
+        let mut msg = format!("t{} p{} c{} z{}", i.t, i.p, i.c, i.z);
+        if !p.channel.is_empty() {
+            msg.push_str(&format!(" {}", p.channel));
+        }
+        if s.state == pb::AcquisitionState::Paused as i32 {
+            msg.push_str(" (paused)");
+        }
+        if p.late_events > 0 {
+            msg.push_str(&format!(" ({} late)", p.late_events));
+        }
+        bar.set_message(msg);
+    })
+    .await?;
+    println!("{}", last.path);
+    if let Some(p) = &last.plan {
+        for f in &p.files {
+            println!("  {f}");
+        }
+        if p.late_events > 0 {
+            println!(
+                "{} time point(s) started late, at most {:.2} s",
+                p.late_events, p.max_late_s
+            );
+        }
+    }
+    report_end(&last)
 }

@@ -308,6 +308,12 @@ impl FrameRing {
         Ok(Produced::Stored)
     }
 
+    /// Whether a frame offered now would get a slot without applying the overflow policy.
+    pub fn has_space(&self) -> bool {
+        let c = self.cursor();
+        c.closed || c.head - c.tail < self.slots.len() as u64
+    }
+
     /// Counts frames the camera took but never delivered (a gap in its frame counter).
     pub fn count_lost(&self, frames: u64) {
         self.received.fetch_add(frames, Ordering::Relaxed);

@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{convert, plans};
 use crate::acquire::{self, AcqError, Acquisitions, EventKind, RunState};
 use crate::host::DeviceHost;
 use crate::pb;
@@ -47,6 +47,8 @@ fn acq_status(e: AcqError) -> Status {
         AcqError::AlreadyExists(m) => Status::already_exists(m),
         AcqError::NotFound(m) => Status::not_found(m),
         AcqError::Precondition(m) => Status::failed_precondition(m),
+        AcqError::Plan(e) => Status::invalid_argument(format!("invalid plan: {e}")),
+        AcqError::NoSpace(m) => Status::resource_exhausted(m),
         AcqError::Host(h) => convert::status(h),
     }
 }
@@ -67,6 +69,7 @@ pub fn status_to_pb(s: &acquire::Status) -> pb::AcquisitionStatus {
             RunState::Finished => pb::AcquisitionState::Finished,
             RunState::Stopped => pb::AcquisitionState::Stopped,
             RunState::Failed => pb::AcquisitionState::Failed,
+            RunState::Paused => pb::AcquisitionState::Paused,
         } as i32,
         frames_planned: s.frames_planned.unwrap_or(0),
         received: s.counters.received,
@@ -81,6 +84,7 @@ pub fn status_to_pb(s: &acquire::Status) -> pb::AcquisitionStatus {
         height: s.shape.height,
         pixel_type: convert::pixel_type(s.shape.pixel_type) as i32,
         dropped_in_camera: s.counters.lost_in_camera,
+        plan: s.plan.as_ref().map(plans::progress_to_pb),
     }
 }
 
@@ -134,6 +138,105 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         Ok(Response::new(pb::ListAcquisitionsResponse {
             acquisitions: self.acq.list().iter().map(status_to_pb).collect(),
         }))
+    }
+
+    async fn validate_plan(
+        &self,
+        req: Request<pb::PlanRequest>,
+    ) -> Result<Response<pb::PlanSummary>, Status> {
+        let req = req.into_inner();
+        let plan = plans::plan_from_pb(&req)?;
+        let check = self
+            .acq
+            .check_plan(&plan, &req.camera)
+            .await
+            .map_err(acq_status)?;
+        Ok(Response::new(plans::check_to_pb(&check)))
+    }
+
+    async fn start_plan(
+        &self,
+        req: Request<pb::PlanRequest>,
+    ) -> Result<Response<pb::AcquisitionStatus>, Status> {
+        let req = req.into_inner();
+        let plan = plans::plan_from_pb(&req)?;
+        let name = (!req.name.is_empty()).then(|| req.name.clone());
+        let s = self
+            .acq
+            .start_plan(plan, &req.camera, name)
+            .await
+            .map_err(acq_status)?;
+        Ok(Response::new(status_to_pb(&s)))
+    }
+
+    async fn pause_acquisition(
+        &self,
+        req: Request<pb::AcquisitionRef>,
+    ) -> Result<Response<pb::AcquisitionStatus>, Status> {
+        let s = self
+            .acq
+            .set_paused(req.get_ref().id, true)
+            .map_err(acq_status)?;
+        Ok(Response::new(status_to_pb(&s)))
+    }
+
+    async fn resume_acquisition(
+        &self,
+        req: Request<pb::AcquisitionRef>,
+    ) -> Result<Response<pb::AcquisitionStatus>, Status> {
+        let s = self
+            .acq
+            .set_paused(req.get_ref().id, false)
+            .map_err(acq_status)?;
+        Ok(Response::new(status_to_pb(&s)))
+    }
+
+    type WatchAcquisitionStream = Stream<pb::AcquisitionStatus>;
+
+    async fn watch_acquisition(
+        &self,
+        req: Request<pb::AcquisitionRef>,
+    ) -> Result<Response<Self::WatchAcquisitionStream>, Status> {
+        // Subscribe before reading the status, so an end between the two is not missed.
+        let mut events = self.acq.subscribe();
+        let first = self.acq.get(req.get_ref().id).map_err(acq_status)?;
+        let id = first.id;
+        let (tx, rx) = mpsc::channel(16);
+        let mut stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            let ended = |s: &acquire::Status| {
+                matches!(
+                    s.state,
+                    RunState::Finished | RunState::Stopped | RunState::Failed
+                )
+            };
+            if tx.send(Ok(status_to_pb(&first))).await.is_err() || ended(&first) {
+                return;
+            }
+            let mut last_sent = tokio::time::Instant::now();
+            loop {
+                let event = tokio::select! {
+                    e = events.recv() => e,
+                    _ = tx.closed() => return,
+                    _ = stopping.wait_for(|s| *s) => return,
+                };
+                let event = match event {
+                    Ok(e) if e.status.id == id => e,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let last = matches!(event.kind, EventKind::Finished | EventKind::Failed);
+                // At most 4 updates a second; the final status always goes out.
+                if !last && last_sent.elapsed() < Duration::from_millis(250) {
+                    continue;
+                }
+                last_sent = tokio::time::Instant::now();
+                if tx.send(Ok(status_to_pb(&event.status))).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     type LiveViewStream = Stream<pb::Image>;

@@ -3,6 +3,7 @@
 
 pub mod acquisition;
 pub mod convert;
+pub mod plans;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +13,7 @@ use tonic::{Request, Response, Status};
 use crate::config::InstrumentInfo;
 use crate::host::{DeviceHandle, DeviceHost, HostError};
 use crate::pb;
+use crate::presets::Presets;
 use convert::status;
 
 /// How long WaitForIdle waits when the client does not say.
@@ -27,6 +29,8 @@ pub struct MicroscopeService {
     instrument: InstrumentInfo,
     /// The devices.
     host: DeviceHost,
+    /// The config's presets.
+    presets: Presets,
     /// Becomes true when the daemon shuts down: long waits end so shutdown is not held up.
     stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -36,11 +40,13 @@ impl MicroscopeService {
     pub fn new(
         instrument: InstrumentInfo,
         host: DeviceHost,
+        presets: Presets,
         stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         Self {
             instrument,
             host,
+            presets,
             stopping,
         }
     }
@@ -248,11 +254,81 @@ type Rpc<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl pb::microscope_server::Microscope for MicroscopeService {
     async fn get_instrument(&self, _: Request<pb::GetInstrumentRequest>) -> Rpc<pb::Instrument> {
+        let pixel_size_um = match self.host.of_kind(DeviceKind::Camera).next() {
+            Some(cam) => {
+                crate::presets::pixel_size_um(&self.instrument, &self.host, cam, None).await
+            }
+            None => None,
+        };
+        let objective = crate::presets::objective_label(&self.instrument, &self.host).await;
         Ok(Response::new(pb::Instrument {
             name: self.instrument.name.clone(),
             description: self.instrument.description.clone(),
             daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
             devices: self.host.devices().map(Self::device_info).collect(),
+            pixel_size_um: pixel_size_um.unwrap_or(0.0),
+            objective: objective.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_presets(
+        &self,
+        _: Request<pb::ListPresetsRequest>,
+    ) -> Rpc<pb::ListPresetsResponse> {
+        let groups = self
+            .presets
+            .groups()
+            .iter()
+            .map(|g| pb::PresetGroup {
+                name: g.name.clone(),
+                presets: g
+                    .presets
+                    .iter()
+                    .map(|p| pb::Preset {
+                        name: p.name.clone(),
+                        settings: p
+                            .settings
+                            .iter()
+                            .map(|s| pb::PropertyValue {
+                                device: s.device.clone(),
+                                property: s.property.clone(),
+                                value: Some(convert::value_to_pb(s.value.clone())),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListPresetsResponse { groups }))
+    }
+
+    async fn apply_preset(
+        &self,
+        req: Request<pb::ApplyPresetRequest>,
+    ) -> Rpc<pb::ApplyPresetResponse> {
+        let req = req.into_inner();
+        let preset = self
+            .presets
+            .find(&req.group, &req.preset)
+            .map_err(|e| Status::not_found(e.0))?;
+        let applied = Presets::apply(&self.host, preset, None)
+            .await
+            .map_err(|e| {
+                let s = status(e);
+                Status::new(
+                    s.code(),
+                    format!("preset {:?}: {}", req.preset, s.message()),
+                )
+            })?;
+        Ok(Response::new(pb::ApplyPresetResponse {
+            applied: applied
+                .into_iter()
+                .map(|(device, property, value)| pb::PropertyValue {
+                    device,
+                    property,
+                    value: Some(convert::value_to_pb(value)),
+                })
+                .collect(),
         }))
     }
 

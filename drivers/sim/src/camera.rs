@@ -90,6 +90,9 @@ pub struct SimCameraSettings {
     pub max_binning: u32,
     /// How long an injected hang (`sim_fault = "hang"`) blocks, ms.
     pub hang_ms: u64,
+    /// Write the scene (filter, lasers, shutter, stage, exposure) into each frame's first
+    /// pixels, so tests can check which settings a stored image was taken with (see [`Stamp`](crate::Stamp)).
+    pub stamp: bool,
 }
 
 impl Default for SimCameraSettings {
@@ -109,6 +112,7 @@ impl Default for SimCameraSettings {
             bead_count: 200,
             max_binning: 4,
             hang_ms: 5000,
+            stamp: false,
         }
     }
 }
@@ -236,6 +240,8 @@ pub struct SimCamera {
     roi: Roi,
     binning: u32,
     pattern: SimPattern,
+    /// Write the scene stamp into each frame.
+    stamp: bool,
     read_noise: f64,
     offset: f64,
     field: BeadField,
@@ -279,6 +285,7 @@ impl SimCamera {
             roi,
             binning: 1,
             pattern: settings.pattern,
+            stamp: settings.stamp,
             read_noise: settings.read_noise,
             offset: settings.offset,
             field,
@@ -361,6 +368,18 @@ impl SimCamera {
     /// Renders frame number `frame`, exposed from `at`, into `buf`, which holds at least one
     /// frame.
     fn render(&mut self, at: Instant, frame: u64, buf: &mut [u8]) {
+        self.render_pattern(at, frame, buf);
+        if self.stamp {
+            let exposure_ms = self.exposure_ms;
+            self.world
+                .lock()
+                .stamp(at, exposure_ms)
+                .write(buf, self.pixel_type());
+        }
+    }
+
+    /// Draws the pattern alone.
+    fn render_pattern(&mut self, at: Instant, frame: u64, buf: &mut [u8]) {
         if self.pattern == SimPattern::Ramp {
             let bytes = self.shape().bytes();
             let max = full_scale(self.settings.bit_depth);
@@ -473,6 +492,9 @@ impl Device for SimCamera {
                 .describe("Binning factor, same in x and y; binned pixels sum their light"),
             PropertySpec::enumeration("pattern", &SimPattern::NAMES)
                 .describe("What the camera images: stage beads, a moving gradient, or noise only"),
+            PropertySpec::bool("stamp").describe(
+                "Write the scene (filter, lasers, shutter, stage, exposure) into the first 19 pixels",
+            ),
             PropertySpec::float("read_noise", 0.0, MAX_READ_NOISE)
                 .unit("counts")
                 .describe("Read noise added to every pixel (standard deviation)"),
@@ -506,6 +528,7 @@ impl Device for SimCamera {
             "binning" => Value::Int(i64::from(self.binning)),
             "pattern" => Value::String(self.pattern.as_str().to_owned()),
             "read_noise" => Value::Float(self.read_noise),
+            "stamp" => Value::Bool(self.stamp),
             "offset" => Value::Float(self.offset),
             "bit_depth" => Value::Int(i64::from(s.bit_depth)),
             "sensor_width" => Value::Int(i64::from(s.width)),
@@ -539,6 +562,10 @@ impl Device for SimCamera {
                         SimPattern::NAMES.join(", ")
                     ))
                 })?;
+                Ok(())
+            }
+            "stamp" => {
+                self.stamp = value.as_bool(name)?;
                 Ok(())
             }
             "read_noise" => {

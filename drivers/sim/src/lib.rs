@@ -56,6 +56,7 @@ mod rng;
 mod setting;
 mod shutter;
 mod stage;
+mod stamp;
 mod state;
 mod world;
 
@@ -67,5 +68,6 @@ pub use laser::{SimLaser, SimLaserSettings};
 pub use setting::SettingError;
 pub use shutter::{SimShutter, SimShutterSettings};
 pub use stage::{SimStage, SimStageSettings, SimXYStage, SimXYStageSettings};
+pub use stamp::{Stamp, STAMP_PIXELS};
 pub use state::{SimStateDevice, SimStateDeviceSettings};
 pub use world::SimWorld;

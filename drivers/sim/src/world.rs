@@ -136,6 +136,33 @@ impl World {
         }
     }
 
+    /// The scene stamp at `now` (see [`Stamp`](crate::Stamp)).
+    pub(crate) fn stamp(&self, now: Instant, exposure_ms: f64) -> crate::Stamp {
+        let [x_um, y_um] = self.xy.first().map_or([0.0, 0.0], |m| m.position(now));
+        let z_um = self.z.first().map_or(0.0, |z| z.motion.position(now)[0]);
+        let filter = self
+            .filters
+            .iter()
+            .find(|f| f.passbands.is_some())
+            .map(|f| f.target);
+        let lasers_on = self
+            .lasers
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(_, l)| l.on && l.power_mw > 0.0)
+            .fold(0u8, |m, (i, _)| m | (1 << i));
+        crate::Stamp {
+            filter,
+            lasers_on,
+            shutter_open: self.shutters.iter().all(|open| *open),
+            x_um,
+            y_um,
+            z_um,
+            exposure_ms,
+        }
+    }
+
     /// The emission filter's transmission at `emission_nm`. A wheel between positions shows the
     /// camera the opaque frame between two filters.
     fn transmission(&self, emission_nm: f64, now: Instant) -> f64 {

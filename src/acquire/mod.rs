@@ -10,13 +10,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use microscoped_driver_api::{AnyDevice, DeviceError, DeviceKind, FrameShape, Value};
+use microscoped_driver_api::{AnyDevice, DeviceError, DeviceKind, FrameShape};
 use thiserror::Error;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
+mod plan_run;
+
+pub use plan_run::{PlanCheck, PlanProgress, PlanStatus};
+
 use crate::config::{InstrumentInfo, StorageConfig};
 use crate::host::{DeviceHandle, DeviceHost, HostError};
+use crate::presets::Presets;
 use crate::ring::{AcqIndex, FrameMeta, FrameRing, Produced, RingCounters, StageCoords};
 use crate::storage::{
     Counters, DatasetMeta, InstrumentMeta, LaserMeta, ObjectiveMeta, OmeTiffWriter, PlaneMeta,
@@ -46,6 +51,12 @@ pub enum AcqError {
     /// The request is malformed (count, name).
     #[error("{0}")]
     Invalid(String),
+    /// A plan that cannot run on this instrument; the error names the field.
+    #[error("{0}")]
+    Plan(crate::plan::PlanError),
+    /// Not enough disk for the dataset.
+    #[error("{0}")]
+    NoSpace(String),
     /// A dataset of that name exists.
     #[error("{0}")]
     AlreadyExists(String),
@@ -71,6 +82,8 @@ pub enum RunState {
     Stopped,
     /// Ended by an error.
     Failed,
+    /// A plan paused between events.
+    Paused,
 }
 
 /// A snapshot of one acquisition, for status replies and events.
@@ -100,6 +113,8 @@ pub struct Status {
     pub ring_slots: usize,
     /// Frame shape.
     pub shape: FrameShape,
+    /// For plans: where the run stands.
+    pub plan: Option<PlanStatus>,
 }
 
 /// What an event reports.
@@ -166,6 +181,8 @@ struct Run {
     progress: Mutex<Progress>,
     /// Becomes true once the dataset is finished and the final state set.
     done: watch::Sender<bool>,
+    /// For plans: the plan's own state.
+    plan: Option<Arc<plan_run::PlanRun>>,
 }
 
 impl Run {
@@ -184,12 +201,17 @@ impl Run {
 
     fn status(&self) -> Status {
         let counters = self.counters();
+        let plan = self.plan.as_ref().map(|p| p.status());
         let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let state = match (&plan, p.state) {
+            (Some(plan), RunState::Running) if plan.paused => RunState::Paused,
+            (_, s) => s,
+        };
         Status {
             id: self.id,
             name: self.name.clone(),
             camera: self.camera.clone(),
-            state: p.state,
+            state,
             frames_planned: self.frames_planned,
             counters,
             bytes: self.bytes.load(Ordering::Relaxed),
@@ -198,6 +220,7 @@ impl Run {
             elapsed: p.ended.unwrap_or_else(|| self.started.elapsed()),
             ring_slots: self.ring_slots,
             shape: self.shape,
+            plan,
         }
     }
 }
@@ -207,8 +230,10 @@ struct Inner {
     host: DeviceHost,
     /// Data root and ring sizing.
     storage: StorageConfig,
-    /// For the OME metadata (objective device).
+    /// For the OME metadata (objective device) and the field of view.
     instrument: InstrumentInfo,
+    /// The config's presets, for plans.
+    presets: Presets,
     /// Every acquisition since start, oldest first. A std mutex: never held across an await.
     runs: Mutex<Vec<Arc<Run>>>,
     /// The next acquisition id.
@@ -225,12 +250,18 @@ pub struct Acquisitions(Arc<Inner>);
 
 impl Acquisitions {
     /// An engine over the given devices and storage settings.
-    pub fn new(host: DeviceHost, storage: StorageConfig, instrument: InstrumentInfo) -> Self {
+    pub fn new(
+        host: DeviceHost,
+        storage: StorageConfig,
+        instrument: InstrumentInfo,
+        presets: Presets,
+    ) -> Self {
         let (events, _) = broadcast::channel(256);
         Self(Arc::new(Inner {
             host,
             storage,
             instrument,
+            presets,
             runs: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             events,
@@ -295,6 +326,10 @@ impl Acquisitions {
     pub async fn stop(&self, id: u64) -> Result<Status, AcqError> {
         let run = self.find(id)?;
         run.stop.store(true, Ordering::Relaxed);
+        if let Some(p) = &run.plan {
+            // A paused plan waits for a change of its pause flag: wake it to see the stop.
+            p.wake();
+        }
         let mut done = run.done.subscribe();
         // wait_for only fails if the sender is gone, which means it is done too.
         let _ = done.wait_for(|d| *d).await;
@@ -345,36 +380,23 @@ impl Acquisitions {
                 validate_dataset_name(&n).map_err(AcqError::Invalid)?;
                 n
             }
-            None => self.fresh_name(),
+            None => self.fresh_name("seq"),
         };
         let cam = self.0.host.camera(camera)?.clone();
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
         let claim = cam.claim(&format!("acquisition {id} ({name})"))?;
 
-        let (shape, exposure_ms, bit_depth, binning, pixel_size) = cam
-            .run_claimed(&claim, |d| {
-                let AnyDevice::Camera(c) = d else {
-                    return Err(DeviceError::invalid("not a camera"));
-                };
-                let pixel = c
-                    .properties()
-                    .iter()
-                    .any(|p| p.name == "pixel_size_um")
-                    .then(|| c.get_property("pixel_size_um"))
-                    .transpose()?;
-                Ok((
-                    c.frame_shape()?,
-                    c.exposure_ms()?,
-                    c.bit_depth()?,
-                    c.binning()?,
-                    pixel,
-                ))
-            })
-            .await?;
-        let physical_size_um = match pixel_size {
-            Some(Value::Float(um)) => Some(um * binning as f64),
-            _ => None,
-        };
+        let CameraSetup {
+            shape,
+            exposure_ms,
+            bit_depth,
+            binning,
+        } = camera_setup(&cam, &claim).await?;
+        let physical_size_um =
+            crate::presets::pixel_size_um(&self.0.instrument, &self.0.host, &cam, Some(&claim))
+                .await
+                .map(|um| um * binning as f64);
+        self.check_ring_memory(shape)?;
 
         let dir = self.dataset_dir(&name)?;
         let path = dir.join(format!("{name}.ome.tiff"));
@@ -398,28 +420,7 @@ impl Acquisitions {
             AcqError::Precondition(format!("cannot create {}: {e}", path.display()))
         })?;
 
-        let s = self.0.storage.clone();
-        let ring_bytes =
-            FrameRing::slot_count(shape, s.ring_bytes, s.min_slots) as u64 * (shape.bytes() as u64);
-        if let Some(available) = available_memory() {
-            // Touching more than this would get the daemon killed, not the request refused.
-            if ring_bytes > available / 10 * 8 {
-                let _ = std::fs::remove_file(writer.path());
-                let _ = std::fs::remove_file(crate::storage::sidecar_path(writer.path()));
-                let _ = std::fs::remove_dir(&dir);
-                return Err(AcqError::Precondition(format!(
-                    "the frame ring needs {} MiB but only {} MiB of memory is available: lower storage.ring_mb or storage.min_slots",
-                    ring_bytes >> 20,
-                    available >> 20
-                )));
-            }
-        }
-        let ring = tokio::task::spawn_blocking(move || {
-            FrameRing::new(shape, s.ring_bytes, s.min_slots, s.overflow)
-        })
-        .await
-        .map(Arc::new)
-        .map_err(|e| AcqError::Precondition(format!("cannot allocate the frame ring: {e}")))?;
+        let ring = self.alloc_ring(shape).await?;
         let run = Arc::new(Run {
             id,
             name,
@@ -440,6 +441,7 @@ impl Acquisitions {
                 final_counters: None,
             }),
             done: watch::channel(false).0,
+            plan: None,
         });
         self.runs().push(run.clone());
         info!(id, name = %run.name, camera = %run.camera, slots = run.ring_slots, path = %run.path.display(), "acquisition started");
@@ -449,9 +451,37 @@ impl Acquisitions {
         Ok(status)
     }
 
-    /// A name for a dataset the client did not name: the time, with a counter if taken.
-    fn fresh_name(&self) -> String {
-        let base = format!("seq-{}", utc_stamp(SystemTime::now()));
+    /// Refuses a ring that would not fit in memory: touching more than the kernel has would
+    /// get the daemon killed, not the request refused.
+    fn check_ring_memory(&self, shape: FrameShape) -> Result<(), AcqError> {
+        let s = &self.0.storage;
+        let ring_bytes =
+            FrameRing::slot_count(shape, s.ring_bytes, s.min_slots) as u64 * (shape.bytes() as u64);
+        match available_memory() {
+            Some(available) if ring_bytes > available / 10 * 8 => Err(AcqError::Precondition(format!(
+                "the frame ring needs {} MiB but only {} MiB of memory is available: lower storage.ring_mb or storage.min_slots",
+                ring_bytes >> 20,
+                available >> 20
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Allocates (and pre-faults) a ring off the async runtime.
+    async fn alloc_ring(&self, shape: FrameShape) -> Result<Arc<FrameRing>, AcqError> {
+        let s = self.0.storage.clone();
+        tokio::task::spawn_blocking(move || {
+            FrameRing::new(shape, s.ring_bytes, s.min_slots, s.overflow)
+        })
+        .await
+        .map(Arc::new)
+        .map_err(|e| AcqError::Precondition(format!("cannot allocate the frame ring: {e}")))
+    }
+
+    /// A name for a dataset the client did not name: `prefix`, the time, and a counter if
+    /// taken.
+    fn fresh_name(&self, prefix: &str) -> String {
+        let base = format!("{prefix}-{}", utc_stamp(SystemTime::now()));
         let root = &self.0.storage.data_root;
         (0..)
             .map(|i| {
@@ -507,23 +537,9 @@ impl Acquisitions {
                 });
             }
         }
-        let mut objective = None;
-        if let Some(dev) = &self.0.instrument.objective {
-            if let Ok(d) = self.0.host.get(dev) {
-                if let Ok(label) = d
-                    .with_state(|s| {
-                        let labels = s.labels()?;
-                        Ok(labels
-                            .get(s.position()? as usize)
-                            .cloned()
-                            .unwrap_or_default())
-                    })
-                    .await
-                {
-                    objective = Some(objective_meta(&label));
-                }
-            }
-        }
+        let objective = crate::presets::objective_label(&self.0.instrument, &self.0.host)
+            .await
+            .map(|label| objective_meta(&label));
         InstrumentMeta {
             detector_model: camera.to_owned(),
             lasers,
@@ -566,7 +582,9 @@ impl Acquisitions {
             let error = write_error.clone();
             std::thread::Builder::new()
                 .name(format!("writer-{}", run.id))
-                .spawn(move || write_all(ring, writer, bytes, stop, error))
+                .spawn(move || {
+                    write_all(ring, vec![writer], Indexing::Sequence, bytes, stop, error)
+                })
         };
         let writer_thread = match writer_thread {
             Ok(t) => t,
@@ -605,61 +623,28 @@ impl Acquisitions {
         drop(claim);
 
         // The camera loop closed (or the writer abandoned) the ring; the writer drains it.
-        let writer = tokio::task::spawn_blocking(move || writer_thread.join())
-            .await
-            .ok()
-            .and_then(|j| j.ok());
-        let counters = ring.counters();
-        let write_error = write_error.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let (mut state, mut error) = match (&camera_result, write_error) {
-            (_, Some(e)) => (RunState::Failed, Some(e)),
-            (Err(e), None) => (RunState::Failed, Some(format!("camera: {e}"))),
-            (Ok(Ended::Overflow), None) => (
-                RunState::Failed,
-                Some(format!(
-                    "the writer could not keep up: all {} ring slots were full (storage.overflow = \"stop\")",
-                    ring.capacity()
-                )),
-            ),
-            (Ok(Ended::Complete), None) => (RunState::Finished, None),
-            (Ok(Ended::Stopped), None) => (RunState::Stopped, None),
-        };
-        match writer {
-            Some(w) => {
-                let c = Counters {
-                    received: counters.received,
-                    written: counters.written,
-                    dropped: counters.dropped,
-                };
-                match tokio::task::spawn_blocking(move || w.finish(c)).await {
-                    Ok(Ok(f)) => {
-                        run.bytes.store(f.bytes, Ordering::Relaxed);
-                        if f.planes == 0 {
-                            // No frame, no file: leave no empty dataset behind either, so the
-                            // name can be used again.
-                            if let Some(dir) = run.path.parent() {
-                                let _ = std::fs::remove_dir(dir);
-                            }
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        state = RunState::Failed;
-                        error = Some(format!(
-                            "{}finishing the file failed: {e}; `microscoped recover` can repair it",
-                            error.map(|e| format!("{e}; ")).unwrap_or_default()
-                        ));
-                    }
-                    Err(_) => {
-                        state = RunState::Failed;
-                        error = Some("the writer panicked while finishing the file; `microscoped recover` can repair it".into());
-                    }
+        let capacity = ring.capacity();
+        let (state, error, planes) =
+            finish_files(&run, &ring, writer_thread, &write_error, |write_error| {
+                match (&camera_result, write_error) {
+                    (_, Some(e)) => (RunState::Failed, Some(e)),
+                    (Err(e), None) => (RunState::Failed, Some(format!("camera: {e}"))),
+                    (Ok(Ended::Overflow), None) => (
+                        RunState::Failed,
+                        Some(format!(
+                            "the writer could not keep up: all {capacity} ring slots were full (storage.overflow = \"stop\")"
+                        )),
+                    ),
+                    (Ok(Ended::Complete), None) => (RunState::Finished, None),
+                    (Ok(Ended::Stopped), None) => (RunState::Stopped, None),
                 }
-            }
-            None => {
-                state = RunState::Failed;
-                error = Some(
-                    "the writer thread panicked; `microscoped recover` can repair the file".into(),
-                );
+            })
+            .await;
+        if planes == 0 {
+            // No frame, no file: leave no empty dataset behind either, so the name can be
+            // used again.
+            if let Some(dir) = run.path.parent() {
+                let _ = std::fs::remove_dir(dir);
             }
         }
         self.end(&run, state, error);
@@ -720,6 +705,33 @@ impl Acquisitions {
             light_mw,
         };
     }
+}
+
+/// What an acquisition needs to know of its camera before it starts.
+struct CameraSetup {
+    shape: FrameShape,
+    exposure_ms: f64,
+    bit_depth: u32,
+    binning: u32,
+}
+
+/// Reads the camera's frame shape, exposure, bit depth and binning through the claim.
+async fn camera_setup(
+    cam: &DeviceHandle,
+    claim: &crate::host::Claim,
+) -> Result<CameraSetup, HostError> {
+    cam.run_claimed(claim, |d| {
+        let AnyDevice::Camera(c) = d else {
+            return Err(DeviceError::invalid("not a camera"));
+        };
+        Ok(CameraSetup {
+            shape: c.frame_shape()?,
+            exposure_ms: c.exposure_ms()?,
+            bit_depth: c.bit_depth()?,
+            binning: c.binning()?,
+        })
+    })
+    .await
 }
 
 /// How the camera loop ended without a device error.
@@ -851,29 +863,46 @@ fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The lossless consumer: writes every frame of the ring to the file, in order. On a write
+/// How the writer places frames in files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Indexing {
+    /// One file; plane i is T = i in arrival order, so dropped frames leave no hole.
+    Sequence,
+    /// A frame's index names its file (`p`) and its T, C and Z there.
+    Plan,
+}
+
+/// The lossless consumer: writes every frame of the ring to its file, in order. On a write
 /// error it records why, abandons the ring (the frames still waiting are counted dropped) and
-/// asks the camera loop to stop; the file keeps what was written before.
+/// asks the camera loop to stop; the files keep what was written before.
 fn write_all(
     ring: Arc<FrameRing>,
-    mut writer: OmeTiffWriter,
+    mut writers: Vec<OmeTiffWriter>,
+    indexing: Indexing,
     bytes: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
-) -> OmeTiffWriter {
+) -> Vec<OmeTiffWriter> {
     let _guard = AbandonOnPanic {
         ring: ring.clone(),
         stop: stop.clone(),
     };
     let mut first_time: Option<f64> = None;
+    let mut done_bytes: Vec<u64> = writers.iter().map(|w| w.bytes()).collect();
+    let mut total: u64 = done_bytes.iter().sum();
+    let mut last = 0;
     while let Some(result) = ring.consume(|slot| {
         let m = &slot.meta;
         let t0 = *first_time.get_or_insert(m.host_time_s);
+        let (file, the_t, the_c, the_z) = match indexing {
+            Indexing::Sequence => (0, writers[0].planes().min(u32::MAX as u64) as u32, 0, 0),
+            Indexing::Plan => (m.index.p as usize, m.index.t, m.index.c, m.index.z),
+        };
+        last = file.min(writers.len() - 1);
         let plane = PlaneMeta {
-            // In a sequence, T is the order of frames in the file: dropped frames leave no hole.
-            the_t: writer.planes().min(u32::MAX as u64) as u32,
-            the_c: 0,
-            the_z: 0,
+            the_t,
+            the_c,
+            the_z,
             delta_t_s: m.host_time_s - t0,
             exposure_ms: m.exposure_ms,
             position_x_um: m.stage.x_um,
@@ -881,16 +910,22 @@ fn write_all(
             position_z_um: m.stage.z_um,
             light_mw: m.light_mw,
         };
-        writer.write_plane(slot.bytes(), &plane)
+        writers[last].write_plane(slot.bytes(), &plane)
     }) {
         match result {
-            Ok(()) => bytes.store(writer.bytes(), Ordering::Relaxed),
+            Ok(()) => {
+                let now = writers[last].bytes();
+                total += now - done_bytes[last];
+                done_bytes[last] = now;
+                bytes.store(total, Ordering::Relaxed);
+            }
             Err(e) => {
-                let written = writer.planes();
+                let w = &writers[last];
+                let written = w.planes();
                 *error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
                     "writing frame {} to {} failed: {e}; the {written} frames before it are in the file",
                     written + 1,
-                    writer.path().display()
+                    w.path().display()
                 ));
                 stop.store(true, Ordering::Relaxed);
                 ring.abandon();
@@ -898,7 +933,70 @@ fn write_all(
             }
         }
     }
-    writer
+    writers
+}
+
+/// Waits for the writer thread and finishes every file it wrote, storing the run's byte count.
+/// `decide` turns the writer's error (read once the writer is done) into the run's outcome.
+/// Returns the final state and error (a failure to finish turns the run failed) and the planes
+/// written in all.
+async fn finish_files(
+    run: &Run,
+    ring: &FrameRing,
+    writer_thread: std::thread::JoinHandle<Vec<OmeTiffWriter>>,
+    write_error: &Mutex<Option<String>>,
+    decide: impl FnOnce(Option<String>) -> (RunState, Option<String>),
+) -> (RunState, Option<String>, u64) {
+    let writers = tokio::task::spawn_blocking(move || writer_thread.join())
+        .await
+        .ok()
+        .and_then(|j| j.ok());
+    let (mut state, mut error) =
+        decide(write_error.lock().unwrap_or_else(|e| e.into_inner()).take());
+    let Some(writers) = writers else {
+        return (
+            RunState::Failed,
+            Some("the writer thread panicked; `microscoped recover` can repair the files".into()),
+            0,
+        );
+    };
+    let counters = ring.counters();
+    let c = Counters {
+        received: counters.received,
+        written: counters.written,
+        dropped: counters.dropped,
+    };
+    let finished = tokio::task::spawn_blocking(move || {
+        writers.into_iter().map(|w| w.finish(c)).collect::<Vec<_>>()
+    })
+    .await;
+    let mut planes = 0;
+    match finished {
+        Ok(results) => {
+            let mut bytes = 0;
+            for r in results {
+                match r {
+                    Ok(f) => {
+                        bytes += f.bytes;
+                        planes += f.planes;
+                    }
+                    Err(e) => {
+                        state = RunState::Failed;
+                        error = Some(format!(
+                            "{}finishing the file failed: {e}; `microscoped recover` can repair it",
+                            error.map(|e| format!("{e}; ")).unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+            run.bytes.store(bytes, Ordering::Relaxed);
+        }
+        Err(_) => {
+            state = RunState::Failed;
+            error = Some("the writer panicked while finishing the files; `microscoped recover` can repair them".into());
+        }
+    }
+    (state, error, planes)
 }
 
 /// Checks a dataset name: it becomes a folder and file name, so it must not be able to reach

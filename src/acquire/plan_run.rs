@@ -1,0 +1,800 @@
+//! Plans: a useq `MDASequence` run event by event.
+//!
+//! The whole plan is checked before anything moves ([`Acquisitions::check_plan`]). A run then
+//! claims the camera and, for each event in axis order: applies the channel's preset, sets the
+//! exposure, moves the stages and waits for them to settle, waits for the event's time in the
+//! time plan (counting the events it could not start on time), reads the stage positions and
+//! laser powers back, and snaps one frame into the ring, tagged with its (t, c, z) index and
+//! its file. The storage writer sorts frames into one OME-TIFF per stage position (and grid
+//! tile). The plan (as useq JSON) and a summary sit beside the files.
+
+use std::path::Path;
+
+use microscoped_driver_api::PropertyType;
+
+use super::*;
+use crate::plan::{EventIndex, MdaEvent, MdaSequence, PlanError, PlanLimits, PlanSummary};
+
+/// Bytes of TIFF and OME-XML per plane, on top of its pixels (IFD, sidecar line, XML plane).
+const PLANE_OVERHEAD: u64 = 2048;
+/// How often a waiting run looks at its stop and pause flags.
+const POLL: Duration = Duration::from_millis(20);
+/// A time point that starts this much after its due time counts as late.
+const LATE_TOLERANCE: Duration = Duration::from_millis(20);
+/// How long a run waits for the stages of one event to arrive.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// A plan checked against the instrument: what it amounts to, before anything moves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanCheck {
+    /// Events, sizes, duration estimate and warnings.
+    pub summary: PlanSummary,
+    /// Bytes the dataset will take.
+    pub bytes: u64,
+    /// Bytes free on the file system of the data root, when known.
+    pub free_bytes: Option<u64>,
+    /// OME-TIFF files: one per stage position and grid tile.
+    pub files: u32,
+}
+
+/// Where a plan run stands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanProgress {
+    /// Events whose frame was taken.
+    pub events_done: u64,
+    /// The event being taken, or the last one once ended.
+    pub current: Option<EventIndex>,
+    /// Its channel preset.
+    pub channel: Option<String>,
+    /// Its stage position's name.
+    pub position_name: Option<String>,
+    /// Time points that started later than the time plan asked.
+    pub late_events: u64,
+    /// The most any of them was late, in seconds.
+    pub max_late_s: f64,
+    /// Estimated seconds to the end.
+    pub time_left_s: f64,
+}
+
+/// A plan run's status.
+#[derive(Debug, Clone)]
+pub struct PlanStatus {
+    /// Progress.
+    pub progress: PlanProgress,
+    /// Paused between events.
+    pub paused: bool,
+    /// Events in the plan.
+    pub events_total: u64,
+    /// The dataset folder.
+    pub folder: PathBuf,
+    /// Its OME-TIFF files, by file index (position × grid tile).
+    pub files: Vec<PathBuf>,
+    /// The check made before it started.
+    pub check: PlanCheck,
+}
+
+/// What a running plan keeps beside the common [`Run`].
+pub(super) struct PlanRun {
+    check: PlanCheck,
+    folder: PathBuf,
+    files: Vec<PathBuf>,
+    events_total: u64,
+    /// Set by PauseAcquisition; the run looks at it between events.
+    paused: watch::Sender<bool>,
+    progress: Mutex<PlanProgress>,
+}
+
+impl PlanRun {
+    pub(super) fn status(&self) -> PlanStatus {
+        PlanStatus {
+            progress: self.progress().clone(),
+            paused: *self.paused.borrow(),
+            events_total: self.events_total,
+            folder: self.folder.clone(),
+            files: self.files.clone(),
+            check: self.check.clone(),
+        }
+    }
+
+    /// Wakes a run waiting on its pause flag (to see a stop).
+    pub(super) fn wake(&self) {
+        self.paused.send_modify(|_| {});
+    }
+
+    fn progress(&self) -> std::sync::MutexGuard<'_, PlanProgress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the checks found out about the instrument, for starting the run.
+struct Checked {
+    check: PlanCheck,
+    events: Vec<MdaEvent>,
+}
+
+impl Acquisitions {
+    /// Checks a plan against the instrument without moving anything: presets, stage travel,
+    /// exposure range, preset values against the devices' current limits, and the size of the
+    /// data against free disk (reported, refused only by [`start_plan`](Self::start_plan)).
+    pub async fn check_plan(
+        &self,
+        plan: &MdaSequence,
+        camera: &str,
+    ) -> Result<PlanCheck, AcqError> {
+        Ok(self.checked(plan, camera).await?.check)
+    }
+
+    async fn checked(&self, plan: &MdaSequence, camera: &str) -> Result<Checked, AcqError> {
+        let cam = self.0.host.camera(camera)?.clone();
+        let (shape, binning, exposure) = cam
+            .with_camera(|c| Ok((c.frame_shape()?, c.binning()?, c.exposure_ms()?)))
+            .await?;
+        let exposure_range_ms = cam
+            .properties()
+            .iter()
+            .find(|p| p.name == "exposure_ms")
+            .and_then(|p| match p.ty {
+                PropertyType::Float { min, max } => Some((min, max)),
+                _ => None,
+            });
+        let xy_travel_um = match self.0.host.of_kind(DeviceKind::XYStage).next() {
+            Some(xy) => Some(xy.with_xy_stage(|s| s.travel_um()).await?),
+            None => None,
+        };
+        let z_travel_um = match self.0.host.of_kind(DeviceKind::Stage).next() {
+            Some(z) => Some(z.with_stage(|s| s.travel_um()).await?),
+            None => None,
+        };
+        let limits = PlanLimits {
+            presets: self.0.presets.names(),
+            xy_travel_um,
+            z_travel_um,
+            exposure_range_ms,
+            current_exposure_ms: Some(exposure),
+        };
+        let fov = crate::presets::pixel_size_um(&self.0.instrument, &self.0.host, &cam, None)
+            .await
+            .map(|um| {
+                let px = um * f64::from(binning);
+                (px * f64::from(shape.width), px * f64::from(shape.height))
+            });
+        let summary = plan.validate(&limits, fov).map_err(AcqError::Plan)?;
+        self.check_preset_values(plan)?;
+        let events = plan.events(fov).map_err(AcqError::Plan)?;
+        let files = (summary.sizes.p.max(1) * summary.sizes.g.max(1)) as u32;
+        let bytes = events.len() as u64 * (shape.bytes() as u64 + PLANE_OVERHEAD)
+            + u64::from(files) * 64 * 1024;
+        Ok(Checked {
+            check: PlanCheck {
+                summary,
+                bytes,
+                free_bytes: free_bytes(&self.0.storage.data_root),
+                files,
+            },
+            events,
+        })
+    }
+
+    /// Each channel's preset values against the devices' limits as they are now (a laser's
+    /// power cap included), so a run never stops halfway on a value refused at its first use.
+    fn check_preset_values(&self, plan: &MdaSequence) -> Result<(), AcqError> {
+        for (i, ch) in plan.channels.iter().enumerate() {
+            let preset = self.0.presets.find(&ch.group, &ch.config).map_err(|e| {
+                AcqError::Plan(PlanError::new(format!("channels[{i}].config"), e.0))
+            })?;
+            for s in &preset.settings {
+                let spec = self
+                    .0
+                    .host
+                    .get(&s.device)
+                    .ok()
+                    .and_then(|d| d.properties().iter().find(|p| p.name == s.property));
+                if let Some(spec) = spec {
+                    if let Err(e) = spec.coerce(&s.value) {
+                        return Err(AcqError::Plan(PlanError::new(
+                            format!("channels[{i}].config"),
+                            format!(
+                                "preset {:?} sets {}.{} = {}, which the device refuses: {}",
+                                preset.name, s.device, s.property, s.value, e.message
+                            ),
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a plan, then starts it as a new acquisition into a dataset called `name` (or one
+    /// named after the time). `camera` empty: the only camera.
+    pub async fn start_plan(
+        &self,
+        plan: MdaSequence,
+        camera: &str,
+        name: Option<String>,
+    ) -> Result<Status, AcqError> {
+        if self.0.closing.load(Ordering::Relaxed) {
+            return Err(AcqError::Precondition("the daemon is shutting down".into()));
+        }
+        if let Some(n) = &name {
+            validate_dataset_name(n).map_err(AcqError::Invalid)?;
+        }
+        let Checked { check, events } = self.checked(&plan, camera).await?;
+        if let Some(free) = check.free_bytes {
+            if check.bytes > free {
+                return Err(AcqError::NoSpace(format!(
+                    "the plan needs about {} MiB but only {} MiB are free under {}; free some space or shorten the plan",
+                    check.bytes >> 20,
+                    free >> 20,
+                    self.0.storage.data_root.display()
+                )));
+            }
+        }
+        let name = name.unwrap_or_else(|| self.fresh_name("mda"));
+        let cam = self.0.host.camera(camera)?.clone();
+        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+        let claim = cam.claim(&format!("acquisition {id} ({name})"))?;
+        let setup = camera_setup(&cam, &claim).await?;
+        let physical_size_um =
+            crate::presets::pixel_size_um(&self.0.instrument, &self.0.host, &cam, Some(&claim))
+                .await
+                .map(|um| um * f64::from(setup.binning));
+        self.check_ring_memory(setup.shape)?;
+
+        let dir = self.dataset_dir(&name)?;
+        let sizes = check.summary.sizes;
+        let n_grid = sizes.g.max(1);
+        let channels: Vec<String> = if plan.channels.is_empty() {
+            vec![cam.name().to_owned()]
+        } else {
+            plan.channels.iter().map(|c| c.config.clone()).collect()
+        };
+        let instrument = self.instrument_meta(cam.name()).await;
+        let mut writers = Vec::new();
+        let mut files = Vec::new();
+        for f in 0..check.files as usize {
+            let (p, g) = (f / n_grid, f % n_grid);
+            let stem = match (check.files, sizes.g) {
+                (1, _) => name.clone(),
+                (_, 0) => format!("{name}_p{p:03}"),
+                _ => format!("{name}_p{p:03}_g{g:03}"),
+            };
+            let image_name = plan
+                .stage_positions
+                .get(p)
+                .and_then(|s| s.name.clone())
+                .map_or_else(|| stem.clone(), |n| format!("{stem} ({n})"));
+            let path = dir.join(format!("{stem}.ome.tiff"));
+            let meta = DatasetMeta {
+                name: image_name,
+                width: setup.shape.width,
+                height: setup.shape.height,
+                pixel_type: setup.shape.pixel_type,
+                significant_bits: setup.bit_depth,
+                size_t: sizes.t.max(1) as u32,
+                size_c: channels.len() as u32,
+                size_z: sizes.z.max(1) as u32,
+                dimension_order: dimension_order(&plan),
+                physical_size_um,
+                channels: channels.clone(),
+                instrument: instrument.clone(),
+                acquisition_date: SystemTime::now(),
+            };
+            match OmeTiffWriter::create(&path, meta) {
+                Ok(w) => {
+                    writers.push(w);
+                    files.push(path);
+                }
+                Err(e) => {
+                    for w in &writers {
+                        let _ = std::fs::remove_file(w.path());
+                        let _ = std::fs::remove_file(crate::storage::sidecar_path(w.path()));
+                    }
+                    let _ = std::fs::remove_dir(&dir);
+                    return Err(AcqError::Precondition(format!(
+                        "cannot create {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        let plan_json = serde_json::to_string_pretty(&plan.to_useq_json()).unwrap_or_default();
+        if let Err(e) = std::fs::write(dir.join("plan.useq.json"), plan_json) {
+            warn!(error = %e, "cannot save the plan beside the dataset");
+        }
+
+        let ring = self.alloc_ring(setup.shape).await?;
+        let plan_run = Arc::new(PlanRun {
+            events_total: events.len() as u64,
+            folder: dir.clone(),
+            files,
+            paused: watch::channel(false).0,
+            progress: Mutex::new(PlanProgress {
+                time_left_s: check.summary.duration_s,
+                ..Default::default()
+            }),
+            check,
+        });
+        let run = Arc::new(Run {
+            id,
+            name,
+            camera: cam.name().to_owned(),
+            path: dir,
+            frames_planned: Some(events.len() as u64),
+            ring_slots: ring.capacity(),
+            shape: setup.shape,
+            bit_depth: setup.bit_depth,
+            ring: Mutex::new(Some(ring)),
+            stop: Arc::new(AtomicBool::new(false)),
+            bytes: Arc::new(AtomicU64::new(writers.iter().map(|w| w.bytes()).sum())),
+            started: Instant::now(),
+            progress: Mutex::new(Progress {
+                state: RunState::Running,
+                error: None,
+                ended: None,
+                final_counters: None,
+            }),
+            done: watch::channel(false).0,
+            plan: Some(plan_run.clone()),
+        });
+        write_summary(&run, &plan_run);
+        self.runs().push(run.clone());
+        info!(id, name = %run.name, events = events.len(), files = plan_run.files.len(), folder = %run.path.display(), "plan started");
+        self.emit(EventKind::Started, &run);
+        let status = run.status();
+        let lasers: Vec<String> = instrument.lasers.iter().map(|l| l.name.clone()).collect();
+        tokio::spawn(self.clone().supervise_plan(
+            run,
+            plan_run,
+            events,
+            n_grid,
+            cam,
+            claim,
+            writers,
+            lasers,
+            setup.exposure_ms,
+        ));
+        Ok(status)
+    }
+
+    /// Pauses (`true`) or resumes a plan.
+    pub fn set_paused(&self, id: u64, paused: bool) -> Result<Status, AcqError> {
+        let run = self.find(id)?;
+        let Some(plan) = &run.plan else {
+            return Err(AcqError::Precondition(format!(
+                "acquisition {} is a sequence; only plans pause (stop a sequence instead)",
+                run.id
+            )));
+        };
+        if *run.done.borrow() {
+            return Err(AcqError::Precondition(format!(
+                "acquisition {} has ended",
+                run.id
+            )));
+        }
+        plan.paused.send_replace(paused);
+        info!(id = run.id, paused, "plan pause changed");
+        self.emit(EventKind::Progress, &run);
+        Ok(run.status())
+    }
+
+    /// Runs a plan's events, then finishes its files and summary.
+    #[allow(clippy::too_many_arguments)]
+    async fn supervise_plan(
+        self,
+        run: Arc<Run>,
+        plan: Arc<PlanRun>,
+        events: Vec<MdaEvent>,
+        n_grid: usize,
+        cam: DeviceHandle,
+        claim: crate::host::Claim,
+        writers: Vec<OmeTiffWriter>,
+        lasers: Vec<String>,
+        exposure_ms: f64,
+    ) {
+        let Some(ring) = run.ring() else {
+            self.end(
+                &run,
+                RunState::Failed,
+                Some("the frame ring is gone".into()),
+            );
+            return;
+        };
+        let write_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let writer_thread = {
+            let ring = ring.clone();
+            let bytes = run.bytes.clone();
+            let stop = run.stop.clone();
+            let error = write_error.clone();
+            std::thread::Builder::new()
+                .name(format!("writer-{}", run.id))
+                .spawn(move || write_all(ring, writers, Indexing::Plan, bytes, stop, error))
+        };
+        let writer_thread = match writer_thread {
+            Ok(t) => t,
+            Err(e) => {
+                self.end(
+                    &run,
+                    RunState::Failed,
+                    Some(format!("cannot start the writer thread: {e}")),
+                );
+                return;
+            }
+        };
+
+        let result = self
+            .run_events(
+                &run,
+                &plan,
+                &events,
+                n_grid,
+                &cam,
+                &claim,
+                &ring,
+                &lasers,
+                exposure_ms,
+            )
+            .await;
+        drop(claim);
+        ring.close();
+        let (state, error, _) = finish_files(
+            &run,
+            &ring,
+            writer_thread,
+            &write_error,
+            |write_error| match (result, write_error) {
+                (_, Some(e)) => (RunState::Failed, Some(e)),
+                (Err(e), None) => (RunState::Failed, Some(e)),
+                (Ok(true), None) => (RunState::Finished, None),
+                (Ok(false), None) => (RunState::Stopped, None),
+            },
+        )
+        .await;
+        {
+            let mut p = plan.progress();
+            p.time_left_s = 0.0;
+        }
+        self.end(&run, state, error);
+        write_summary(&run, &plan);
+    }
+
+    /// The event loop. `Ok(true)`: every event done; `Ok(false)`: stopped (cancelled, the
+    /// ring closed); `Err`: why it failed, naming the event.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_events(
+        &self,
+        run: &Run,
+        plan: &PlanRun,
+        events: &[MdaEvent],
+        n_grid: usize,
+        cam: &DeviceHandle,
+        claim: &crate::host::Claim,
+        ring: &Arc<FrameRing>,
+        lasers: &[String],
+        exposure_ms: f64,
+    ) -> Result<bool, String> {
+        let host = &self.0.host;
+        let xy = host.of_kind(DeviceKind::XYStage).next().cloned();
+        let z = host.of_kind(DeviceKind::Stage).next().cloned();
+        let readback = Mutex::new(Readback::default());
+        let mut paused_rx = plan.paused.subscribe();
+        let mut channel: Option<(String, String)> = None;
+        let mut exposure = exposure_ms;
+        let mut at_xy: Option<(f64, f64)> = None;
+        let mut at_z: Option<f64> = None;
+        let mut origin = Instant::now();
+        let mut paused_for = Duration::ZERO;
+        let mut prev_t = None;
+        let mut last_emit = Instant::now();
+        let total = events.len();
+
+        for (i, e) in events.iter().enumerate() {
+            let what = |err: &dyn std::fmt::Display| {
+                format!("event {} of {total} ({}): {err}", i + 1, describe(e))
+            };
+            {
+                let mut p = plan.progress();
+                p.current = Some(e.index);
+                p.channel = e.channel.as_ref().map(|c| c.config.clone());
+                p.position_name = e.pos_name.clone();
+            }
+            if e.reset_event_timer {
+                origin = Instant::now();
+            }
+            // Pauses and the time plan: wait here, between events, looking at stop and pause.
+            let due = e
+                .min_start_time
+                .map(|s| Duration::from_secs_f64(s.max(0.0)));
+            loop {
+                if run.stop.load(Ordering::Relaxed) {
+                    return Ok(false);
+                }
+                if *paused_rx.borrow_and_update() {
+                    let since = Instant::now();
+                    self.emit(EventKind::Progress, run);
+                    while *paused_rx.borrow_and_update() && !run.stop.load(Ordering::Relaxed) {
+                        let _ = tokio::time::timeout(POLL * 10, paused_rx.changed()).await;
+                    }
+                    // Intervals count from the resume: the time plan shifts by the pause.
+                    origin += since.elapsed();
+                    paused_for += since.elapsed();
+                    self.emit(EventKind::Progress, run);
+                    continue;
+                }
+                match due.map(|d| origin + d) {
+                    Some(at) if Instant::now() < at => {
+                        let left = at - Instant::now();
+                        let _ = tokio::time::timeout(left.min(POLL), paused_rx.changed()).await;
+                    }
+                    Some(at) => {
+                        let late = Instant::now() - at;
+                        if e.index.t != prev_t && late > LATE_TOLERANCE {
+                            let mut p = plan.progress();
+                            p.late_events += 1;
+                            p.max_late_s = p.max_late_s.max(late.as_secs_f64());
+                        }
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            prev_t = e.index.t;
+
+            if let Some(ch) = &e.channel {
+                let key = (ch.group.clone(), ch.config.clone());
+                if channel.as_ref() != Some(&key) {
+                    let preset = self
+                        .0
+                        .presets
+                        .find(&ch.group, &ch.config)
+                        .map_err(|err| what(&err))?;
+                    Presets::apply(host, preset, Some(claim))
+                        .await
+                        .map_err(|err| what(&format!("applying preset {:?}: {err}", ch.config)))?;
+                    channel = Some(key);
+                    // A preset may set the exposure: read it back for the frames' metadata.
+                    exposure = cam
+                        .run_claimed(claim, |d| match d {
+                            AnyDevice::Camera(c) => c.exposure_ms(),
+                            _ => Err(DeviceError::invalid("not a camera")),
+                        })
+                        .await
+                        .map_err(|err| what(&err))?;
+                }
+            }
+            if let Some(ms) = e.exposure.filter(|ms| (*ms - exposure).abs() > 1e-9) {
+                cam.run_claimed(claim, move |d| match d {
+                    AnyDevice::Camera(c) => c.set_exposure_ms(ms),
+                    _ => Err(DeviceError::invalid("not a camera")),
+                })
+                .await
+                .map_err(|err| what(&format!("setting the exposure to {ms} ms: {err}")))?;
+                exposure = ms;
+            }
+
+            let mut moved = Vec::new();
+            if let (Some(stage), true) = (&xy, e.x.is_some() || e.y.is_some()) {
+                let here = match at_xy {
+                    Some(p) => p,
+                    None => stage
+                        .with_xy_stage(|s| s.position_um())
+                        .await
+                        .map_err(|err| what(&err))?,
+                };
+                let target = (e.x.unwrap_or(here.0), e.y.unwrap_or(here.1));
+                if at_xy != Some(target) {
+                    stage
+                        .with_xy_stage(move |s| s.move_absolute_um(target.0, target.1))
+                        .await
+                        .map_err(|err| what(&err))?;
+                    moved.push(stage.clone());
+                    at_xy = Some(target);
+                }
+            }
+            if let (Some(stage), Some(target)) = (&z, e.z) {
+                if at_z != Some(target) {
+                    stage
+                        .with_stage(move |s| s.move_absolute_um(target))
+                        .await
+                        .map_err(|err| what(&err))?;
+                    moved.push(stage.clone());
+                    at_z = Some(target);
+                }
+            }
+            for stage in &moved {
+                stage
+                    .wait_for_idle(SETTLE_LIMIT)
+                    .await
+                    .map_err(|err| what(&err))?;
+            }
+            self.refresh_readback(&readback, lasers).await;
+
+            // A plan paces the camera itself: wait for the writer rather than drop a frame.
+            while !ring.has_space() {
+                if run.stop.load(Ordering::Relaxed) {
+                    return Ok(false);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let file = e.index.p.unwrap_or(0) * n_grid + e.index.g.unwrap_or(0);
+            let index = AcqIndex {
+                t: e.index.t.unwrap_or(0) as u32,
+                p: file as u32,
+                c: e.index.c.unwrap_or(0) as u32,
+                z: e.index.z.unwrap_or(0) as u32,
+            };
+            let rb = *readback.lock().unwrap_or_else(|e| e.into_inner());
+            let frame_ring = ring.clone();
+            let produced = cam
+                .run_claimed(claim, move |d| {
+                    let AnyDevice::Camera(c) = d else {
+                        return Err(DeviceError::invalid("not a camera"));
+                    };
+                    frame_ring.produce(|buf| {
+                        let info = c.snap(buf)?;
+                        Ok(FrameMeta {
+                            seq: 0,
+                            camera_seq: info.sequence,
+                            camera_timestamp_us: info.camera_timestamp_us,
+                            host_time_s: frame_ring.now_s(),
+                            exposure_ms: if info.exposure_ms > 0.0 {
+                                info.exposure_ms
+                            } else {
+                                exposure
+                            },
+                            stage: rb.stage,
+                            light_mw: rb.light_mw,
+                            index,
+                        })
+                    })
+                })
+                .await
+                .map_err(|err| what(&err))?;
+            match produced {
+                Produced::Stored | Produced::Dropped => {}
+                Produced::Closed => return Ok(false),
+                Produced::Full => {
+                    return Err(what(&"the ring was full (storage.overflow = \"stop\")"));
+                }
+            }
+            {
+                let mut p = plan.progress();
+                p.events_done = i as u64 + 1;
+                let active = run
+                    .started
+                    .elapsed()
+                    .saturating_sub(paused_for)
+                    .as_secs_f64();
+                let planned_left = (plan.check.summary.duration_s - active).max(0.0);
+                let paced_left = active / (i as f64 + 1.0) * (total - i - 1) as f64;
+                p.time_left_s = planned_left.max(paced_left);
+            }
+            if last_emit.elapsed() >= Duration::from_millis(100) || i + 1 == total {
+                self.emit(EventKind::Progress, run);
+                last_emit = Instant::now();
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// An event's index and settings, for error messages.
+fn describe(e: &MdaEvent) -> String {
+    let mut parts = Vec::new();
+    for (axis, v) in [
+        ("t", e.index.t),
+        ("p", e.index.p),
+        ("g", e.index.g),
+        ("c", e.index.c),
+        ("z", e.index.z),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{axis}={v}"));
+        }
+    }
+    if let Some(c) = &e.channel {
+        parts.push(format!("channel {}", c.config));
+    }
+    if let Some(n) = &e.pos_name {
+        parts.push(format!("position {n:?}"));
+    }
+    parts.join(", ")
+}
+
+/// OME's DimensionOrder for a plan: the plan's t, c and z from innermost out, then any left.
+fn dimension_order(plan: &MdaSequence) -> String {
+    let mut order = String::from("XY");
+    for a in plan.axis_order.iter().rev() {
+        match a.letter() {
+            'z' => order.push('Z'),
+            'c' => order.push('C'),
+            't' => order.push('T'),
+            _ => {}
+        }
+    }
+    for c in ['Z', 'C', 'T'] {
+        if !order.contains(c) {
+            order.push(c);
+        }
+    }
+    order
+}
+
+/// Bytes free for an unprivileged writer on the file system holding `path` (or its nearest
+/// existing ancestor, since the data root may not exist yet).
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut at = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
+    while !at.exists() {
+        at = match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+    }
+    let c = std::ffi::CString::new(at.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+/// Writes `summary.json` beside the files: the check, the progress and the counters. Called
+/// at start and at the end; a failure is logged, never fatal (the data matters more).
+fn write_summary(run: &Run, plan: &PlanRun) {
+    let status = run.status();
+    let p = plan.progress().clone();
+    let c = status.counters;
+    let summary = serde_json::json!({
+        "name": status.name,
+        "camera": status.camera,
+        "state": format!("{:?}", status.state).to_lowercase(),
+        "error": status.error,
+        "elapsed_s": status.elapsed.as_secs_f64(),
+        "plan": plan.check.summary,
+        "estimated_bytes": plan.check.bytes,
+        "events_total": plan.events_total,
+        "events_done": p.events_done,
+        "late_time_points": p.late_events,
+        "max_late_s": p.max_late_s,
+        "frames": {"received": c.received, "written": c.written, "dropped": c.dropped},
+        "files": plan.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    if let Err(e) = std::fs::write(plan.folder.join("summary.json"), text) {
+        warn!(error = %e, folder = %plan.folder.display(), "cannot write the plan summary");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::parse_json;
+
+    #[test]
+    fn dimension_orders_follow_the_axis_order() {
+        let order = |axes: &str| {
+            let p = parse_json(&format!(
+                r#"{{"axis_order": "{axes}", "channels": ["DAPI"], "z_plan": {{"range": 2, "step": 1}}, "time_plan": {{"interval": 1, "loops": 2}}}}"#
+            ))
+            .unwrap();
+            dimension_order(&p)
+        };
+        assert_eq!(order("tpcz"), "XYZCT");
+        assert_eq!(order("tpzc"), "XYCZT");
+        assert_eq!(order("ctz"), "XYZTC");
+        assert_eq!(order("tc"), "XYCTZ");
+    }
+
+    #[test]
+    fn free_bytes_of_a_missing_folder_is_its_ancestors() {
+        let here = free_bytes(Path::new(".")).unwrap();
+        assert!(here > 0);
+        assert!(free_bytes(Path::new("./no/such/folder/yet")).is_some());
+    }
+}
