@@ -1406,4 +1406,56 @@ mod tests {
         let e = err(&format!("{HEAD}\n[devices.A]\ntimeout_ms = 5\n"));
         assert_eq!(e.key.as_deref(), Some("devices.A.driver"), "{e}");
     }
+
+    #[test]
+    fn presets_keep_their_order_and_name_unknown_devices() {
+        let c = Config::demo();
+        let channel = &c.presets[0];
+        assert_eq!(channel.name, "Channel");
+        let names: Vec<_> = channel.presets.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["DAPI", "GFP", "mCherry"]);
+        let first = &channel.presets[0].settings[0];
+        assert_eq!(
+            (first.device.as_str(), first.property.as_str()),
+            ("Laser488", "on")
+        );
+        assert_eq!(first.value, Value::Bool(false));
+
+        let text = format!(
+            "{HEAD}[devices.Cam]\ndriver = \"sim.camera\"\n\n[presets.Channel.DAPI]\nCamera.exposure_ms = 5.0\n"
+        );
+        let e = err(&text);
+        assert_eq!(e.key.as_deref(), Some("presets.Channel.DAPI.Camera"), "{e}");
+        assert_eq!(e.line, Some(7), "{e}");
+        assert!(e.message.contains("Cam"), "{e}");
+        let e = err(&format!("{HEAD}[presets.Channel.Empty]\n"));
+        assert_eq!(e.key.as_deref(), Some("presets.Channel.Empty"), "{e}");
+    }
+
+    #[test]
+    fn pixel_sizes_per_objective_name_real_turret_labels() {
+        let turret = "[devices.T]\ndriver = \"sim.state\"\nlabels = [\"10x\", \"60x\"]\n";
+        let ok = Config::parse(
+            &format!("[instrument]\nname = \"t\"\nobjective = \"T\"\npixel_size_um = {{ \"10x\" = 0.65, \"60x\" = 0.108 }}\n{turret}"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.instrument.pixel_size,
+            PixelSize::PerObjective(vec![("10x".into(), 0.65), ("60x".into(), 0.108)])
+        );
+        let e = err(&format!(
+            "[instrument]\nname = \"t\"\nobjective = \"T\"\npixel_size_um = {{ \"20x\" = 0.3 }}\n{turret}"
+        ));
+        assert_eq!(
+            e.key.as_deref(),
+            Some("instrument.pixel_size_um.20x"),
+            "{e}"
+        );
+        assert!(e.message.contains("10x, 60x"), "{e}");
+        let e = err(&format!("{HEAD}pixel_size_um = {{ \"20x\" = 0.3 }}\n"));
+        assert!(e.message.contains("instrument.objective"), "{e}");
+        let e = err(&format!("{HEAD}pixel_size_um = -1\n"));
+        assert_eq!(e.key.as_deref(), Some("instrument.pixel_size_um"), "{e}");
+    }
 }

@@ -332,3 +332,78 @@ fn a_disk_that_fills_up_mid_run_fails_cleanly_and_keeps_what_was_written() {
     let o = d.cli(&["acquire", "--frames", "2", "--name", "small"]);
     assert!(o.status.success(), "{:?}", text(&o));
 }
+
+#[test]
+fn presets_and_plans_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let config = dir.path().join("demo.toml");
+    std::fs::write(
+        &config,
+        microscoped::config::DEMO_CONFIG.replace(
+            "data_root = \"data\"",
+            &format!("data_root = \"{}\"", root.display()),
+        ),
+    )
+    .unwrap();
+    let d = Served::with_config(&config, "");
+
+    let o = d.cli(&["presets"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("GFP") && out.contains("FilterWheel.label=GFP"),
+        "{out}"
+    );
+    let o = d.cli(&["preset", "Channel", "mCherry"]);
+    assert!(
+        text(&o).0.contains("FilterWheel.label = mCherry"),
+        "{:?}",
+        text(&o)
+    );
+    let o = d.cli(&["preset", "Channel", "Cy5"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("NOT_FOUND"), "{:?}", text(&o));
+
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "axis_order: tcz\nchannels:\n  - {config: DAPI, exposure: 5}\n  - {config: GFP, exposure: 5}\nz_plan: {range: 2, step: 1}\ntime_plan: {interval: 0.1, loops: 2}\n",
+    )
+    .unwrap();
+    let plan = plan.to_str().unwrap();
+    let o = d.cli(&["acquire", plan, "--dry-run"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("12 images in 1 file(s); axes tcz"), "{out}");
+    assert!(!root.join("cli-plan").exists());
+
+    let o = d.cli(&["acquire", plan, "--name", "cli-plan"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("finished: received 12 written 12 dropped 0"),
+        "{out}"
+    );
+    let file = root.join("cli-plan").join("cli-plan.ome.tiff");
+    let (planes, xml) = tiff_planes(&file);
+    assert_eq!(planes, 12);
+    assert!(
+        xml.contains("SizeC=\"2\"") && xml.contains("SizeZ=\"3\""),
+        "{xml}"
+    );
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"channels": ["DAPI"], "time_plan": {"interval": -2, "loops": 3}}"#,
+    )
+    .unwrap();
+    let o = d.cli(&["acquire", bad.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o).1;
+    assert!(
+        err.contains("INVALID_ARGUMENT") && err.contains("time_plan.interval"),
+        "{err}"
+    );
+}

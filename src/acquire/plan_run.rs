@@ -137,14 +137,31 @@ impl Acquisitions {
                 PropertyType::Float { min, max } => Some((min, max)),
                 _ => None,
             });
-        let xy_travel_um = match self.0.host.of_kind(DeviceKind::XYStage).next() {
-            Some(xy) => Some(xy.with_xy_stage(|s| s.travel_um()).await?),
-            None => None,
-        };
-        let z_travel_um = match self.0.host.of_kind(DeviceKind::Stage).next() {
-            Some(z) => Some(z.with_stage(|s| s.travel_um()).await?),
-            None => None,
-        };
+        // Relative plans without a position count from where the stages are now.
+        let mut plan = plan.clone();
+        let (xy_travel_um, z_travel_um) = (
+            match self.0.host.of_kind(DeviceKind::XYStage).next() {
+                Some(xy) => {
+                    let (travel, here) = xy
+                        .with_xy_stage(|s| Ok((s.travel_um()?, s.position_um()?)))
+                        .await?;
+                    plan.origin.xy = Some(here);
+                    Some(travel)
+                }
+                None => None,
+            },
+            match self.0.host.of_kind(DeviceKind::Stage).next() {
+                Some(z) => {
+                    let (travel, here) = z
+                        .with_stage(|s| Ok((s.travel_um()?, s.position_um()?)))
+                        .await?;
+                    plan.origin.z = Some(here);
+                    Some(travel)
+                }
+                None => None,
+            },
+        );
+        let plan = &plan;
         let limits = PlanLimits {
             presets: self.0.presets.names(),
             xy_travel_um,
@@ -788,7 +805,8 @@ mod tests {
         assert_eq!(order("tpcz"), "XYZCT");
         assert_eq!(order("tpzc"), "XYCZT");
         assert_eq!(order("ctz"), "XYZTC");
-        assert_eq!(order("tc"), "XYCTZ");
+        let no_z = parse_json(r#"{"axis_order": "tc", "channels": ["DAPI"]}"#).unwrap();
+        assert_eq!(dimension_order(&no_z), "XYCTZ");
     }
 
     #[test]

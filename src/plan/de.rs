@@ -685,6 +685,7 @@ impl RawSequence {
             z_plan: self.z_plan.map(z_plan).transpose()?,
             keep_shutter_open_across,
             uid: self.uid,
+            origin: Default::default(),
         })
     }
 }

@@ -206,17 +206,20 @@ impl MdaSequence {
                             z += ch.z_offset;
                         }
                         if z_relative {
-                            z += position.and_then(|p| p.z).unwrap_or(0.0);
+                            z += position.and_then(|p| p.z).or(self.origin.z).unwrap_or(0.0);
                         }
                         Some(z)
                     }
                     None => position.and_then(|p| p.z),
                 };
                 let (x, y) = match tile {
-                    Some((tx, ty)) if grid_relative => (
-                        Some(tx + position.and_then(|p| p.x).unwrap_or(0.0)),
-                        Some(ty + position.and_then(|p| p.y).unwrap_or(0.0)),
-                    ),
+                    Some((tx, ty)) if grid_relative => {
+                        let (ox, oy) = self.origin.xy.unwrap_or((0.0, 0.0));
+                        (
+                            Some(tx + position.and_then(|p| p.x).unwrap_or(ox)),
+                            Some(ty + position.and_then(|p| p.y).unwrap_or(oy)),
+                        )
+                    }
                     Some((tx, ty)) => (Some(tx), Some(ty)),
                     None => (position.and_then(|p| p.x), position.and_then(|p| p.y)),
                 };

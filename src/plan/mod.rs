@@ -129,6 +129,20 @@ pub struct MdaSequence {
     pub keep_shutter_open_across: Vec<Axis>,
     /// An identifier older useq versions wrote into their JSON; kept, never used.
     pub uid: Option<String>,
+    /// Not part of useq: where relative plans count from when a position does not say (or
+    /// there are no positions). useq leaves this to the engine and counts from 0; the daemon
+    /// sets the stages' positions at the start of a run, so a z stack without positions is
+    /// taken around the current focus, as Micro-Manager does.
+    pub origin: Origin,
+}
+
+/// The stage position relative z and grid plans count from where a position gives none.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Origin {
+    /// XY in µm.
+    pub xy: Option<(f64, f64)>,
+    /// Z in µm.
+    pub z: Option<f64>,
 }
 
 /// A stage position. `None` on an axis means "do not move that axis".

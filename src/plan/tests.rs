@@ -546,3 +546,29 @@ fn error_display_names_field_and_location() {
         "channels[1].config: unknown (line 3, column 7)"
     );
 }
+
+#[test]
+fn relative_plans_without_a_position_count_from_the_origin() {
+    let mut plan = parse_json(
+        r#"{"channels": ["DAPI"], "z_plan": {"range": 2, "step": 1},
+            "grid_plan": {"rows": 1, "columns": 2, "fov_width": 10, "fov_height": 10}}"#,
+    )
+    .unwrap();
+    let zs = |p: &MdaSequence| -> Vec<Option<f64>> {
+        p.events(None).unwrap().iter().map(|e| e.z).collect()
+    };
+    // useq's own behaviour: relative to 0.
+    assert_eq!(zs(&plan)[..3], [Some(-1.0), Some(0.0), Some(1.0)]);
+    plan.origin = Origin {
+        xy: Some((1000.0, 2000.0)),
+        z: Some(50.0),
+    };
+    assert_eq!(zs(&plan)[..3], [Some(49.0), Some(50.0), Some(51.0)]);
+    let xs: Vec<f64> = plan
+        .events(None)
+        .unwrap()
+        .iter()
+        .map(|e| e.x.unwrap())
+        .collect();
+    assert_eq!((xs[0], xs[3]), (995.0, 1005.0));
+}

@@ -1,0 +1,736 @@
+//! Multi-dimensional plans end to end: the real daemon on loopback runs useq plans on a
+//! simulated instrument whose camera stamps the scene (filter, lasers, stage, exposure) into
+//! every frame, so the files are checked for content, not just shape, with the `tiff` crate as
+//! an independent reader.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+use microscoped::pb;
+use microscoped_sim::{Stamp, STAMP_PIXELS};
+use pb::acquisition_client::AcquisitionClient;
+use tonic::transport::Channel;
+use tonic::Code;
+
+const W: u32 = 64;
+const H: u32 = 48;
+
+/// A small instrument: stamping camera, XY and Z stages, three lasers, an emission filter
+/// wheel, and one preset per channel with its own exposure.
+fn config(root: &Path) -> String {
+    format!(
+        r#"
+[instrument]
+name = "plan-test"
+pixel_size_um = 0.5
+
+[storage]
+data_root = "{}"
+ring_mb = 1
+min_slots = 4
+
+[devices.Camera]
+driver = "sim.camera"
+width = {W}
+height = {H}
+bit_depth = 12
+exposure_ms = 2.0
+readout_ms = 1.0
+pattern = "ramp"
+stamp = true
+
+[devices.XY]
+driver = "sim.xy_stage"
+x_range = [-5000.0, 5000.0]
+y_range = [-5000.0, 5000.0]
+speed_um_s = 100000.0
+
+[devices.Z]
+driver = "sim.stage"
+range = [0.0, 200.0]
+speed_um_s = 10000.0
+home = 100.0
+
+[devices.L405]
+driver = "sim.laser"
+wavelength_nm = 405.0
+max_power_mw = 50.0
+
+[devices.L488]
+driver = "sim.laser"
+wavelength_nm = 488.0
+max_power_mw = 100.0
+
+[devices.L561]
+driver = "sim.laser"
+wavelength_nm = 561.0
+max_power_mw = 100.0
+
+[devices.Filter]
+driver = "sim.state"
+labels = ["DAPI", "GFP", "mCherry", "Empty"]
+passbands_nm = [[435.0, 485.0], [500.0, 550.0], [590.0, 650.0], [380.0, 780.0]]
+switch_ms = 5.0
+
+[presets.Channel.DAPI]
+L488.on = false
+L561.on = false
+L405.power_setpoint_mw = 10.0
+L405.on = true
+Filter.label = "DAPI"
+Camera.exposure_ms = 3.0
+
+[presets.Channel.GFP]
+L405.on = false
+L561.on = false
+L488.power_setpoint_mw = 20.0
+L488.on = true
+Filter.label = "GFP"
+Camera.exposure_ms = 4.0
+
+[presets.Channel.mCherry]
+L405.on = false
+L488.on = false
+L561.power_setpoint_mw = 30.0
+L561.on = true
+Filter.label = "mCherry"
+Camera.exposure_ms = 5.0
+"#,
+        root.display()
+    )
+}
+
+/// Per channel: (filter position, laser bit, exposure ms), as the presets above set them.
+const CHANNELS: [(&str, u32, u8, f64); 3] = [
+    ("DAPI", 0, 0b001, 3.0),
+    ("GFP", 1, 0b010, 4.0),
+    ("mCherry", 2, 0b100, 5.0),
+];
+
+fn acq(d: &Daemon) -> AcquisitionClient<Channel> {
+    AcquisitionClient::new(d.channel.clone())
+        .max_decoding_message_size(microscoped::MAX_MESSAGE_BYTES)
+}
+
+fn yaml(text: &str, name: &str) -> pb::PlanRequest {
+    pb::PlanRequest {
+        plan: Some(pb::plan_request::Plan::UseqYaml(text.to_owned())),
+        name: name.to_owned(),
+        camera: String::new(),
+    }
+}
+
+fn ended(s: &pb::AcquisitionStatus) -> bool {
+    !matches!(
+        pb::AcquisitionState::try_from(s.state),
+        Ok(pb::AcquisitionState::Running | pb::AcquisitionState::Paused)
+    )
+}
+
+/// Follows a run through WatchAcquisition until it ends; bounded.
+async fn watch_to_end(a: &mut AcquisitionClient<Channel>, id: u64) -> pb::AcquisitionStatus {
+    let mut updates = a
+        .watch_acquisition(pb::AcquisitionRef { id })
+        .await
+        .unwrap()
+        .into_inner();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = None;
+    while let Ok(Some(s)) = tokio::time::timeout_at(deadline.into(), updates.message())
+        .await
+        .expect("the run ends within 120 s")
+    {
+        last = Some(s);
+    }
+    let last = last.expect("at least one status");
+    assert!(ended(&last), "the stream ended before the run: {last:?}");
+    last
+}
+
+/// Polls a run until `pred` holds; bounded.
+async fn poll_until(
+    a: &mut AcquisitionClient<Channel>,
+    id: u64,
+    what: &str,
+    pred: impl Fn(&pb::AcquisitionStatus) -> bool,
+) -> pb::AcquisitionStatus {
+    let start = Instant::now();
+    loop {
+        let s = a
+            .get_acquisition(pb::AcquisitionRef { id })
+            .await
+            .unwrap()
+            .into_inner();
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never {what}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every plane of a file (in file order) as its stamp, and IFD 0's OME-XML.
+fn stamps(path: &Path) -> (Vec<Stamp>, String) {
+    use tiff::decoder::{Decoder, DecodingResult};
+    use tiff::tags::Tag;
+    let mut dec =
+        Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap())).unwrap();
+    let xml = dec.get_tag_ascii_string(Tag::ImageDescription).unwrap();
+    let mut out = Vec::new();
+    loop {
+        assert_eq!(dec.dimensions().unwrap(), (W, H));
+        let DecodingResult::U16(px) = dec.read_image().unwrap() else {
+            panic!("expected u16 planes");
+        };
+        out.push(Stamp::read(&px[..STAMP_PIXELS]).expect("every plane carries a stamp"));
+        if !dec.more_images() {
+            break;
+        }
+        dec.next_image().unwrap();
+    }
+    (out, xml)
+}
+
+fn attr<'a>(xml: &'a str, name: &str) -> &'a str {
+    let key = format!(" {name}=\"");
+    let at = xml.find(&key).unwrap_or_else(|| panic!("no {name} in XML")) + key.len();
+    &xml[at..at + xml[at..].find('"').unwrap()]
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 0.02
+}
+
+#[tokio::test]
+async fn a_2x3x5x4_plan_lands_as_planned_with_frames_from_the_right_settings() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let plan = r#"
+axis_order: tpcz
+stage_positions:
+  - {x: 100.0, y: 200.0, z: 50.0, name: left}
+  - {x: -300.0, y: 50.0, z: 80.0, name: right}
+channels: [DAPI, GFP, mCherry]
+z_plan: {range: 4.0, step: 1.0}
+time_plan: {interval: 0.05, loops: 4}
+"#;
+    let check = a.validate_plan(yaml(plan, "")).await.unwrap().into_inner();
+    assert_eq!(check.events, 120);
+    assert_eq!(check.files, 2);
+    assert_eq!(check.used_axes, "tpcz");
+    assert!(check.bytes >= 120 * u64::from(W * H * 2));
+
+    let started = a
+        .start_plan(yaml(plan, "cells"))
+        .await
+        .unwrap()
+        .into_inner();
+    let done = watch_to_end(&mut a, started.id).await;
+    assert_eq!(
+        done.state,
+        pb::AcquisitionState::Finished as i32,
+        "{done:?}"
+    );
+    assert_eq!((done.received, done.written, done.dropped), (120, 120, 0));
+    let p = done.plan.expect("a plan reports its progress");
+    assert_eq!((p.events_total, p.events_done), (120, 120));
+    assert_eq!(p.files.len(), 2);
+
+    let folder = root.path().join("cells");
+    assert!(folder.join("plan.useq.json").is_file());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["state"], "finished");
+    assert_eq!(summary["frames"]["written"], 120);
+
+    let positions = [(100.0, 200.0, 50.0), (-300.0, 50.0, 80.0)];
+    for (pi, (x, y, z0)) in positions.into_iter().enumerate() {
+        let file = folder.join(format!("cells_p{pi:03}.ome.tiff"));
+        assert_eq!(p.files[pi], file.display().to_string());
+        let (planes, xml) = stamps(&file);
+        assert_eq!(planes.len(), 60);
+        assert_eq!(attr(&xml, "DimensionOrder"), "XYZCT");
+        assert_eq!(
+            (
+                attr(&xml, "SizeT"),
+                attr(&xml, "SizeC"),
+                attr(&xml, "SizeZ")
+            ),
+            ("4", "3", "5")
+        );
+        for (name, ..) in CHANNELS {
+            assert!(xml.contains(&format!("Name=\"{name}\"")), "{name} missing");
+        }
+        // tpcz: within a file, planes go t, then c, then z (innermost).
+        let mut i = 0;
+        for _t in 0..4 {
+            for (name, filter, laser, exposure) in CHANNELS {
+                for zi in 0..5 {
+                    let s = planes[i];
+                    let want_z = z0 - 2.0 + zi as f64;
+                    assert_eq!(s.filter, Some(filter), "plane {i} in {name}");
+                    assert_eq!(s.lasers_on, laser, "plane {i} in {name}");
+                    assert!(close(s.exposure_ms, exposure), "plane {i}: {s:?}");
+                    assert!(close(s.x_um, x) && close(s.y_um, y), "plane {i} at {s:?}");
+                    assert!(close(s.z_um, want_z), "plane {i}: z {} != {want_z}", s.z_um);
+                    i += 1;
+                }
+            }
+        }
+    }
+    d.shutdown().await.unwrap();
+}
+
+/// The scene of each frame of a one-position plan, in the order taken.
+async fn visit_order(axis_order: &str) -> (Vec<(u32, f64)>, String) {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let plan = format!(
+        "axis_order: {axis_order}\nchannels: [DAPI, GFP]\nz_plan: {{absolute: [10.0, 20.0, 30.0]}}\n"
+    );
+    let s = a
+        .start_plan(yaml(&plan, "order"))
+        .await
+        .unwrap()
+        .into_inner();
+    let done = watch_to_end(&mut a, s.id).await;
+    assert_eq!(
+        done.state,
+        pb::AcquisitionState::Finished as i32,
+        "{done:?}"
+    );
+    let (planes, xml) = stamps(&root.path().join("order").join("order.ome.tiff"));
+    d.shutdown().await.unwrap();
+    let visits = planes
+        .iter()
+        .map(|s| (s.filter.unwrap(), (s.z_um * 10.0).round() / 10.0))
+        .collect();
+    (visits, attr(&xml, "DimensionOrder").to_owned())
+}
+
+#[tokio::test]
+async fn axis_orders_visit_the_devices_in_different_orders() {
+    let (cz, cz_order) = visit_order("tpcz").await;
+    assert_eq!(
+        cz,
+        [
+            (0, 10.0),
+            (0, 20.0),
+            (0, 30.0),
+            (1, 10.0),
+            (1, 20.0),
+            (1, 30.0)
+        ]
+    );
+    assert_eq!(cz_order, "XYZCT");
+    let (zc, zc_order) = visit_order("tpzc").await;
+    assert_eq!(
+        zc,
+        [
+            (0, 10.0),
+            (1, 10.0),
+            (0, 20.0),
+            (1, 20.0),
+            (0, 30.0),
+            (1, 30.0)
+        ]
+    );
+    assert_eq!(zc_order, "XYCZT");
+}
+
+#[tokio::test]
+async fn acquire_every_and_do_stack_false_are_honoured() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let plan = r#"
+axis_order: tpcz
+stage_positions: [{x: 0.0, y: 0.0, z: 100.0}]
+channels:
+  - DAPI
+  - {config: GFP, acquire_every: 2, do_stack: false}
+z_plan: {range: 2.0, step: 1.0}
+time_plan: {interval: 0.02, loops: 4}
+"#;
+    let check = a.validate_plan(yaml(plan, "")).await.unwrap().into_inner();
+    // DAPI: 3 planes at each of 4 time points; GFP: the middle plane at t = 0 and 2.
+    assert_eq!(check.events, 14);
+    let s = a.start_plan(yaml(plan, "skip")).await.unwrap().into_inner();
+    let done = watch_to_end(&mut a, s.id).await;
+    assert_eq!(done.written, 14, "{done:?}");
+    let (planes, xml) = stamps(&root.path().join("skip").join("skip.ome.tiff"));
+    let mut expected = Vec::new();
+    for t in 0..4u32 {
+        for z in [99.0, 100.0, 101.0] {
+            expected.push((t, 0u32, z));
+        }
+        if t % 2 == 0 {
+            expected.push((t, 1, 100.0));
+        }
+    }
+    let got: Vec<(u32, f64)> = planes
+        .iter()
+        .map(|s| (s.filter.unwrap(), (s.z_um * 10.0).round() / 10.0))
+        .collect();
+    let want: Vec<(u32, f64)> = expected.iter().map(|&(_, c, z)| (c, z)).collect();
+    assert_eq!(got, want);
+    // Each plane keeps its true (T, C, Z) in the OME-XML, so readers place it correctly.
+    for (i, (t, c, z)) in expected.iter().enumerate() {
+        let zi = (z - 99.0) as u32;
+        let needle = format!("<TiffData IFD=\"{i}\" FirstT=\"{t}\" FirstC=\"{c}\" FirstZ=\"{zi}\"");
+        assert!(xml.contains(&needle), "no {needle} in XML");
+    }
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn pause_resume_and_cancel_mid_run_leave_valid_files() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let plan = "channels: [GFP]\ntime_plan: {interval: 0.03, loops: 2000}\n";
+    let s = a.start_plan(yaml(plan, "long")).await.unwrap().into_inner();
+    let id = s.id;
+    let done_of = |s: &pb::AcquisitionStatus| s.plan.as_ref().map_or(0, |p| p.events_done);
+    poll_until(&mut a, id, "3 events done", |s| done_of(s) >= 3).await;
+
+    let paused = a
+        .pause_acquisition(pb::AcquisitionRef { id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(paused.state, pb::AcquisitionState::Paused as i32);
+    // The event in flight may still finish; after that nothing moves while paused.
+    let first = done_of(
+        &poll_until(&mut a, id, "paused", |s| {
+            s.state == pb::AcquisitionState::Paused as i32
+        })
+        .await,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let settled = done_of(
+        &a.get_acquisition(pb::AcquisitionRef { id })
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert!(settled <= first + 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = a
+        .get_acquisition(pb::AcquisitionRef { id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done_of(&later), settled, "events went on while paused");
+    assert_eq!(later.state, pb::AcquisitionState::Paused as i32);
+
+    a.resume_acquisition(pb::AcquisitionRef { id })
+        .await
+        .unwrap();
+    poll_until(&mut a, id, "running on after resume", |s| {
+        done_of(s) >= settled + 3
+    })
+    .await;
+
+    let stopped = a
+        .stop_acquisition(pb::AcquisitionRef { id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stopped.state, pb::AcquisitionState::Stopped as i32);
+    assert!(stopped.written >= settled + 3 && stopped.written < 2000);
+    assert_eq!(stopped.received, stopped.written + stopped.dropped);
+    let (planes, xml) = stamps(&root.path().join("long").join("long.ome.tiff"));
+    assert_eq!(planes.len() as u64, stopped.written);
+    assert_eq!(attr(&xml, "SizeT"), stopped.written.to_string());
+    assert!(planes.iter().all(|s| s.filter == Some(1)));
+    let summary = std::fs::read_to_string(root.path().join("long").join("summary.json")).unwrap();
+    assert!(summary.contains("\"state\": \"stopped\""), "{summary}");
+
+    // Pausing what has ended, or a sequence, is refused with a reason.
+    let e = a
+        .pause_acquisition(pb::AcquisitionRef { id })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_plan_outlives_the_client_that_started_it() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let id = {
+        let channel = Channel::from_shared(format!("http://{}", d.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut other = AcquisitionClient::new(channel);
+        let s = other
+            .start_plan(yaml(
+                "channels: [DAPI]\ntime_plan: {interval: 0.02, loops: 10}\n",
+                "orphan",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        s.id
+        // The client and its connection are dropped here.
+    };
+    let mut a = acq(&d);
+    let done = watch_to_end(&mut a, id).await;
+    assert_eq!(done.state, pb::AcquisitionState::Finished as i32);
+    assert_eq!(done.written, 10);
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn structured_plans_run_like_their_useq_text() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let seq = pb::MdaSequence {
+        axis_order: "pcz".into(),
+        stage_positions: vec![
+            pb::PlanPosition {
+                x: Some(10.0),
+                y: Some(10.0),
+                z: Some(100.0),
+                name: "a".into(),
+            },
+            pb::PlanPosition {
+                x: Some(20.0),
+                y: Some(20.0),
+                z: Some(100.0),
+                name: "b".into(),
+            },
+        ],
+        channels: vec![pb::PlanChannel {
+            config: "mCherry".into(),
+            exposure: Some(6.0),
+            ..Default::default()
+        }],
+        z_plan: Some(pb::PlanZ {
+            relative: vec![-1.0, 1.0],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let s = a
+        .start_plan(pb::PlanRequest {
+            plan: Some(pb::plan_request::Plan::Sequence(seq)),
+            name: "structured".into(),
+            camera: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let done = watch_to_end(&mut a, s.id).await;
+    assert_eq!(done.written, 4, "{done:?}");
+    let (planes, _) = stamps(
+        &root
+            .path()
+            .join("structured")
+            .join("structured_p001.ome.tiff"),
+    );
+    assert_eq!(planes.len(), 2);
+    // The plan's exposure wins over the preset's, as in useq.
+    assert!(planes
+        .iter()
+        .all(|s| close(s.exposure_ms, 6.0) && close(s.x_um, 20.0)));
+    assert!(close(planes[0].z_um, 99.0) && close(planes[1].z_um, 101.0));
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_plans_are_refused_before_anything_moves() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let mut c = d.client.clone();
+    let xy_before = c
+        .get_position(pb::DeviceRef {
+            device: "XY".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .position_um;
+    let cases = [
+        ("channels: [DAPI]\nautofocus: true\n", "autofocus"),
+        ("channels: [Cy5]\n", "channels[0].config"),
+        (
+            "channels: [{config: GFP, group: Colour}]\n",
+            "channels[0].group",
+        ),
+        (
+            "stage_positions: [{x: 9000.0, y: 0.0}]\nchannels: [DAPI]\n",
+            "stage_positions[0].x",
+        ),
+        (
+            "channels: [DAPI]\ntime_plan: {interval: -1, loops: 3}\n",
+            "time_plan.interval",
+        ),
+        (
+            "channels: [{config: DAPI, exposure: 1e9}]\n",
+            "channels[0].exposure",
+        ),
+        ("{}\n", "empty"),
+    ];
+    for (plan, field) in cases {
+        for start in [false, true] {
+            let e = if start {
+                a.start_plan(yaml(plan, "bad")).await.unwrap_err()
+            } else {
+                a.validate_plan(yaml(plan, "")).await.unwrap_err()
+            };
+            assert_eq!(e.code(), Code::InvalidArgument, "{plan}: {e:?}");
+            assert!(e.message().contains(field), "{plan}: {}", e.message());
+        }
+    }
+    let xy_after = c
+        .get_position(pb::DeviceRef {
+            device: "XY".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .position_um;
+    assert_eq!(xy_before, xy_after, "a refused plan moved the stage");
+    let filter = c
+        .get_state(pb::DeviceRef {
+            device: "Filter".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(filter.index, 0, "a refused plan turned the wheel");
+    assert!(
+        !root.path().join("bad").exists(),
+        "a refused plan left a dataset"
+    );
+    assert!(a
+        .list_acquisitions(pb::ListAcquisitionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .acquisitions
+        .is_empty());
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_plan_larger_than_the_free_disk_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    // 32 MiB frames, a million time points: more than any disk this runs on.
+    let text = config(root.path())
+        .replace(&format!("width = {W}"), "width = 4096")
+        .replace(&format!("height = {H}"), "height = 4096");
+    let d = Daemon::with_config(&text).await;
+    let mut a = acq(&d);
+    let plan = "channels: [DAPI]\ntime_plan: {interval: 1, loops: 1000000}\n";
+    let check = a.validate_plan(yaml(plan, "")).await.unwrap().into_inner();
+    assert!(check.free_bytes > 0 && check.bytes > check.free_bytes);
+    let e = a.start_plan(yaml(plan, "huge")).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("free"), "{}", e.message());
+    assert!(!root.path().join("huge").exists());
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn presets_are_listed_and_applied_in_one_call() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut c = d.client.clone();
+    let list = c
+        .list_presets(pb::ListPresetsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.groups.len(), 1);
+    let names: Vec<_> = list.groups[0]
+        .presets
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, ["DAPI", "GFP", "mCherry"]);
+
+    let applied = c
+        .apply_preset(pb::ApplyPresetRequest {
+            group: "Channel".into(),
+            preset: "GFP".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .applied;
+    assert_eq!(applied.len(), 6);
+    let wheel = c
+        .get_state(pb::DeviceRef {
+            device: "Filter".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((wheel.index, wheel.label.as_str()), (1, "GFP"));
+    let laser = c
+        .get_laser_state(pb::DeviceRef {
+            device: "L488".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(laser.enabled);
+
+    let e = c
+        .apply_preset(pb::ApplyPresetRequest {
+            group: "Channel".into(),
+            preset: "Cy5".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(
+        e.message().contains("DAPI, GFP, mCherry"),
+        "{}",
+        e.message()
+    );
+    let inst = c
+        .get_instrument(pb::GetInstrumentRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(inst.pixel_size_um, 0.5);
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_preset_over_a_lasers_cap_stops_the_daemon_at_start_naming_the_key() {
+    let root = tempfile::tempdir().unwrap();
+    let text = config(root.path()).replace(
+        "L488.power_setpoint_mw = 20.0",
+        "L488.power_setpoint_mw = 500.0",
+    );
+    let config = microscoped::config::Config::parse(&text, "rig.toml").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let e = microscoped::run(config, listener, std::future::pending())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("rig.toml:") && e.contains("presets.Channel.GFP.L488.power_setpoint_mw"),
+        "{e}"
+    );
+    assert!(e.contains("100"), "the message states the cap: {e}");
+}
