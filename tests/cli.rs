@@ -407,3 +407,22 @@ fn presets_and_plans_from_the_command_line() {
         "{err}"
     );
 }
+
+#[test]
+fn every_example_config_checks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut files = vec![dir.join("demo.toml")];
+    for entry in std::fs::read_dir(dir.join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        // The GenICam example needs the driver compiled in.
+        if path.to_string_lossy().contains("genicam") && !cfg!(feature = "genicam") {
+            continue;
+        }
+        files.push(path);
+    }
+    assert!(files.len() >= 6);
+    for f in files {
+        let o = run(&["check", f.to_str().unwrap()]);
+        assert!(o.status.success(), "{}: {:?}", f.display(), text(&o));
+    }
+}
