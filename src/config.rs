@@ -135,6 +135,9 @@ pub struct InstrumentInfo {
     pub objective: Option<String>,
     /// Sample-plane size of a camera pixel.
     pub pixel_size: PixelSize,
+    /// The illumination shutter plans open for each exposure and close after it (unless the
+    /// plan keeps it open across an axis), as Micro-Manager's auto-shutter does.
+    pub shutter: Option<String>,
 }
 
 /// A serial port shared by the devices that name it.
@@ -426,6 +429,8 @@ struct RawInstrument {
     objective: Option<String>,
     #[serde(default)]
     pixel_size_um: Option<RawPixelSize>,
+    #[serde(default)]
+    shutter: Option<String>,
 }
 
 /// `pixel_size_um = 0.65`, or `pixel_size_um = { "10x/0.3" = 0.65, "60x/1.4 oil" = 0.108 }`.
@@ -667,6 +672,18 @@ impl<'a> Parser<'a> {
             }
         }
         let pixel_size = self.pixel_size(&top.instrument, &parsed)?;
+        if let Some(name) = &top.instrument.shutter {
+            if !parsed
+                .iter()
+                .any(|d| &d.name == name && d.kind() == DeviceKind::Shutter)
+            {
+                return Err(self.error(
+                    self.find_key(&["instrument", "shutter"]),
+                    Some("instrument.shutter".into()),
+                    format!("{name:?} must name a shutter of this config"),
+                ));
+            }
+        }
         let presets = match presets_table {
             Some(p) => self.presets(p, &parsed)?,
             None => Vec::new(),
@@ -677,6 +694,7 @@ impl<'a> Parser<'a> {
                 name: top.instrument.name,
                 description: top.instrument.description,
                 objective: top.instrument.objective,
+                shutter: top.instrument.shutter,
                 pixel_size,
             },
             listen,

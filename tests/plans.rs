@@ -26,6 +26,7 @@ fn config(root: &Path) -> String {
 [instrument]
 name = "plan-test"
 pixel_size_um = 0.5
+shutter = "Shutter"
 
 [storage]
 data_root = "{}"
@@ -74,6 +75,9 @@ driver = "sim.state"
 labels = ["DAPI", "GFP", "mCherry", "Empty"]
 passbands_nm = [[435.0, 485.0], [500.0, 550.0], [590.0, 650.0], [380.0, 780.0]]
 switch_ms = 5.0
+
+[devices.Shutter]
+driver = "sim.shutter"
 
 [presets.Channel.DAPI]
 L488.on = false
@@ -251,6 +255,18 @@ time_plan: {interval: 0.05, loops: 4}
     assert_eq!(summary["state"], "finished");
     assert_eq!(summary["frames"]["written"], 120);
 
+    // The auto-shutter opened for each exposure and left the sample dark at the end.
+    let shutter = d
+        .client
+        .clone()
+        .get_shutter(pb::DeviceRef {
+            device: "Shutter".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!shutter.open);
+
     let positions = [(100.0, 200.0, 50.0), (-300.0, 50.0, 80.0)];
     for (pi, (x, y, z0)) in positions.into_iter().enumerate() {
         let file = folder.join(format!("cells_p{pi:03}.ome.tiff"));
@@ -278,6 +294,7 @@ time_plan: {interval: 0.05, loops: 4}
                     let want_z = z0 - 2.0 + zi as f64;
                     assert_eq!(s.filter, Some(filter), "plane {i} in {name}");
                     assert_eq!(s.lasers_on, laser, "plane {i} in {name}");
+                    assert!(s.shutter_open, "plane {i} exposed with the shutter closed");
                     assert!(close(s.exposure_ms, exposure), "plane {i}: {s:?}");
                     assert!(close(s.x_um, x) && close(s.y_um, y), "plane {i} at {s:?}");
                     assert!(close(s.z_um, want_z), "plane {i}: z {} != {want_z}", s.z_um);

@@ -454,6 +454,14 @@ impl Acquisitions {
             .await;
         drop(claim);
         ring.close();
+        if let Some(shutter) = self.0.instrument.shutter.as_ref() {
+            // However the run ended, the auto-shutter leaves the sample in the dark.
+            if let Ok(s) = self.0.host.get(shutter) {
+                if let Err(e) = s.with_shutter(|s| s.set_open(false)).await {
+                    warn!(error = %e, "could not close the shutter after the plan");
+                }
+            }
+        }
         let (state, error, _) = finish_files(
             &run,
             &ring,
@@ -494,6 +502,12 @@ impl Acquisitions {
         let xy = host.of_kind(DeviceKind::XYStage).next().cloned();
         let z = host.of_kind(DeviceKind::Stage).next().cloned();
         let readback = Mutex::new(Readback::default());
+        // The auto-shutter: light on the sample only while the camera exposes.
+        let shutter = match &self.0.instrument.shutter {
+            Some(name) => Some(host.get(name).map_err(|e| e.to_string())?.clone()),
+            None => None,
+        };
+        let mut shutter_open = false;
         let mut paused_rx = plan.paused.subscribe();
         let mut channel: Option<(String, String)> = None;
         let mut exposure = exposure_ms;
@@ -633,6 +647,15 @@ impl Acquisitions {
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            if let Some(shutter) = &shutter {
+                if !shutter_open {
+                    shutter
+                        .with_shutter(|s| s.set_open(true))
+                        .await
+                        .map_err(|err| what(&format!("opening the shutter: {err}")))?;
+                    shutter_open = true;
+                }
+            }
             let file = e.index.p.unwrap_or(0) * n_grid + e.index.g.unwrap_or(0);
             let index = AcqIndex {
                 t: e.index.t.unwrap_or(0) as u32,
@@ -667,6 +690,13 @@ impl Acquisitions {
                 })
                 .await
                 .map_err(|err| what(&err))?;
+            if let (Some(shutter), false) = (&shutter, e.keep_shutter_open) {
+                shutter
+                    .with_shutter(|s| s.set_open(false))
+                    .await
+                    .map_err(|err| what(&format!("closing the shutter: {err}")))?;
+                shutter_open = false;
+            }
             match produced {
                 Produced::Stored | Produced::Dropped => {}
                 Produced::Closed => return Ok(false),
