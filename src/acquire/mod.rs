@@ -734,6 +734,31 @@ async fn camera_setup(
     .await
 }
 
+/// A frame's metadata as it enters the ring: what the camera said, with the acquisition's
+/// exposure when the camera does not report one, and the positions and powers read back.
+fn frame_meta(
+    info: &microscoped_driver_api::FrameInfo,
+    ring: &FrameRing,
+    exposure_ms: f64,
+    readback: &Readback,
+    index: AcqIndex,
+) -> FrameMeta {
+    FrameMeta {
+        seq: 0,
+        camera_seq: info.sequence,
+        camera_timestamp_us: info.camera_timestamp_us,
+        host_time_s: ring.now_s(),
+        exposure_ms: if info.exposure_ms > 0.0 {
+            info.exposure_ms
+        } else {
+            exposure_ms
+        },
+        stage: readback.stage,
+        light_mw: readback.light_mw,
+        index,
+    }
+}
+
 /// How the camera loop ended without a device error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ended {
@@ -794,23 +819,11 @@ fn camera_loop(
                 if frames.is_some_and(|n| info.sequence >= n) {
                     return Err(NoFrame::PastBurst);
                 }
-                Ok(FrameMeta {
-                    seq: 0,
-                    camera_seq: info.sequence,
-                    camera_timestamp_us: info.camera_timestamp_us,
-                    host_time_s: ring.now_s(),
-                    exposure_ms: if info.exposure_ms > 0.0 {
-                        info.exposure_ms
-                    } else {
-                        exposure_ms
-                    },
-                    stage: readback.stage,
-                    light_mw: readback.light_mw,
-                    index: AcqIndex {
-                        t: info.sequence.min(u32::MAX as u64) as u32,
-                        ..Default::default()
-                    },
-                })
+                let index = AcqIndex {
+                    t: info.sequence.min(u32::MAX as u64) as u32,
+                    ..Default::default()
+                };
+                Ok(frame_meta(&info, &ring, exposure_ms, &readback, index))
             });
             match produced {
                 Ok(Produced::Stored | Produced::Dropped) => {

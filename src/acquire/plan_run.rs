@@ -672,20 +672,7 @@ impl Acquisitions {
                     };
                     frame_ring.produce(|buf| {
                         let info = c.snap(buf)?;
-                        Ok(FrameMeta {
-                            seq: 0,
-                            camera_seq: info.sequence,
-                            camera_timestamp_us: info.camera_timestamp_us,
-                            host_time_s: frame_ring.now_s(),
-                            exposure_ms: if info.exposure_ms > 0.0 {
-                                info.exposure_ms
-                            } else {
-                                exposure
-                            },
-                            stage: rb.stage,
-                            light_mw: rb.light_mw,
-                            index,
-                        })
+                        Ok(frame_meta(&info, &frame_ring, exposure, &rb, index))
                     })
                 })
                 .await
