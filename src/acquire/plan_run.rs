@@ -563,6 +563,10 @@ impl Acquisitions {
                             let mut p = plan.progress();
                             p.late_events += 1;
                             p.max_late_s = p.max_late_s.max(late.as_secs_f64());
+                            if p.late_events == 1 {
+                                warn!(id = run.id, late_s = late.as_secs_f64(), t = ?e.index.t,
+                                    "the plan cannot keep its time intervals: a time point started late (counted in the progress and summary.json)");
+                            }
                         }
                         break;
                     }
