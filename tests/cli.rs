@@ -238,6 +238,9 @@ fn ramp_config(dir: &Path, root: &Path) -> std::path::PathBuf {
 [instrument]
 name = "cli-acq"
 
+[server]
+anonymous_loopback_admin = true
+
 [storage]
 data_root = "{}"
 ring_mb = 4
@@ -282,7 +285,10 @@ fn acquire_prints_the_file_and_counters() {
     let o = d.cli(&["acquire", "--frames", "20", "--name", "cli-burst"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    let path = root.join("cli-burst").join("cli-burst.ome.tiff");
+    let path = root
+        .join("local")
+        .join("cli-burst")
+        .join("cli-burst.ome.tiff");
     assert!(out.contains(path.to_str().unwrap()), "{out}");
     assert!(
         out.contains("finished: received 20 written 20 dropped 0"),
@@ -324,7 +330,7 @@ fn a_disk_that_fills_up_mid_run_fails_cleanly_and_keeps_what_was_written() {
         .and_then(|n| n.parse().ok())
         .expect("written count printed");
     assert!((5..8).contains(&written), "{out}");
-    let path = root.join("full").join("full.ome.tiff");
+    let path = root.join("local").join("full").join("full.ome.tiff");
     let (planes, xml) = tiff_planes(&path);
     assert_eq!(planes, written);
     assert!(xml.contains(&format!(r#"SizeT="{written}""#)), "{xml}");

@@ -36,6 +36,9 @@ fn config(asi: &Path, prior: &Path) -> String {
 [instrument]
 name = "serial-test"
 
+[server]
+anonymous_loopback_admin = true
+
 [ports.ASI]
 path = "{}"
 baud = 115200
