@@ -152,9 +152,11 @@ impl pb::access_server::Access for AccessService {
         let req = req.into_inner();
         let max = match req.max_entries {
             0 => DEFAULT_AUDIT_ENTRIES,
-            n if n > MAX_AUDIT_ENTRIES => return Err(Status::invalid_argument(format!(
+            n if n > MAX_AUDIT_ENTRIES => {
+                return Err(Status::invalid_argument(format!(
                 "max_entries must be at most {MAX_AUDIT_ENTRIES}, got {n}; page with since_unix_us"
-            ))),
+            )))
+            }
             n => n,
         };
         let audit = self.access.audit().clone();
