@@ -536,7 +536,11 @@ impl pb::microscope_server::Microscope for MicroscopeService {
     async fn set_state(&self, req: Request<pb::SetStateRequest>) -> Rpc<pb::StateDeviceState> {
         let target = req.get_ref().device.clone();
         let caller = self.access.require(&req, Need::Control, &target)?;
-        let detail = serde_json::json!({ "target": format!("{:?}", req.get_ref().target) });
+        let detail = match &req.get_ref().target {
+            Some(pb::set_state_request::Target::Index(i)) => serde_json::json!({ "index": i }),
+            Some(pb::set_state_request::Target::Label(l)) => serde_json::json!({ "label": l }),
+            None => serde_json::Value::Null,
+        };
         self.access
             .audited(&caller, &target, detail, async move {
                 use pb::set_state_request::Target;
