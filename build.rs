@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/microscoped/v1/microscope.proto",
         "proto/microscoped/v1/acquisition.proto",
+        "proto/microscoped/v1/access.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

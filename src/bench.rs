@@ -46,6 +46,9 @@ fn bench_config(o: &BenchOptions) -> String {
 [instrument]
 name = "bench"
 
+[server]
+anonymous_loopback_admin = true
+
 [storage]
 data_root = "{root}"
 ring_mb = 1024
@@ -275,7 +278,8 @@ async fn sequence(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let _ = std::fs::remove_dir_all(o.dir.join("datasets").join(name));
+    // The daemon's anonymous user is `local`: its datasets are under datasets/local/.
+    let _ = std::fs::remove_dir_all(o.dir.join("datasets").join("local").join(name));
     if done.state != pb::AcquisitionState::Finished as i32 {
         anyhow::bail!(
             "acquisition {name} ended in state {}: {}",
@@ -439,7 +443,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     );
 
     daemon.stop().await?;
-    let _ = std::fs::remove_dir(o.dir.join("datasets"));
+    remove_datasets_dir(&o.dir.join("datasets"));
     Ok(())
 }
 
@@ -455,6 +459,9 @@ pub async fn gige(dir: PathBuf, frames: u64, frame_rate_hz: f64) -> anyhow::Resu
         r#"
 [instrument]
 name = "bench-gige"
+
+[server]
+anonymous_loopback_admin = true
 
 [storage]
 data_root = "{root}"
@@ -505,7 +512,15 @@ frame_rate_hz = {frame_rate_hz}
         s.dropped_in_camera
     );
     daemon.stop().await?;
-    let _ = std::fs::remove_dir(dir.join("datasets"));
+    remove_datasets_dir(&dir.join("datasets"));
     drop(fake);
     Ok(())
+}
+
+/// Removes the bench daemon's data root: the (by now empty) user folder, its audit log, and the
+/// root itself if nothing else is in it. Never anything the bench did not make.
+fn remove_datasets_dir(root: &std::path::Path) {
+    let _ = std::fs::remove_dir(root.join("local"));
+    let _ = std::fs::remove_dir_all(root.join(".audit"));
+    let _ = std::fs::remove_dir(root);
 }

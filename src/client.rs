@@ -5,13 +5,55 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::pb;
 use crate::MAX_MESSAGE_BYTES;
 
+/// A channel that sends the caller's token with every request.
+pub type AuthChannel = InterceptedService<Channel, Bearer>;
+
 /// A gRPC client of the `Microscope` service.
-pub type Client = pb::microscope_client::MicroscopeClient<Channel>;
+pub type Client = pb::microscope_client::MicroscopeClient<AuthChannel>;
+
+/// Adds `authorization: Bearer <token>` to every request (nothing without a token).
+#[derive(Clone, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// A token, checked to be sendable as metadata.
+    pub fn new(token: Option<&str>) -> anyhow::Result<Self> {
+        match token.map(str::trim).filter(|t| !t.is_empty()) {
+            None => Ok(Self(None)),
+            Some(t) => Ok(Self(Some(format!("Bearer {t}").parse().map_err(|_| {
+                anyhow::anyhow!("the token holds characters a token never has; copy it again")
+            })?))),
+        }
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// Where the daemon is and how to reach it.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    /// "127.0.0.1:50051", "host:port" or a URI.
+    pub addr: String,
+    /// The bearer token, if any.
+    pub token: Option<String>,
+    /// With a CA certificate (PEM) the connection is TLS, checked against it.
+    pub tls_ca: Option<std::path::PathBuf>,
+}
 
 /// Why a CLI command failed, with the exit code it maps to.
 #[derive(Debug)]
@@ -86,21 +128,28 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Connects to the daemon at `addr` ("127.0.0.1:50051" or "http://host:port").
-pub async fn connect(addr: &str) -> Result<Client, CliError> {
+/// Connects to the daemon's `Microscope` service.
+pub async fn connect(target: &Target) -> Result<Client, CliError> {
     Ok(
-        pb::microscope_client::MicroscopeClient::new(channel(addr).await?)
+        pb::microscope_client::MicroscopeClient::new(channel(target).await?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
     )
 }
 
-/// A gRPC channel to the daemon at `addr`, for any of its services.
-pub async fn channel(addr: &str) -> Result<Channel, CliError> {
+/// A gRPC channel to the daemon, for any of its services, sending the target's token.
+pub async fn channel(target: &Target) -> Result<AuthChannel, CliError> {
+    let bearer = Bearer::new(target.token.as_deref())?;
+    let addr = target.addr.as_str();
+    let scheme = if target.tls_ca.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let uri = if addr.contains("://") {
         addr.to_owned()
     } else {
-        format!("http://{addr}")
+        format!("{scheme}://{addr}")
     };
     let unreachable = |e: &dyn fmt::Display| {
         CliError::Connect(format!(
@@ -108,7 +157,14 @@ pub async fn channel(addr: &str) -> Result<Channel, CliError> {
              `microscoped serve`, or point --addr at the right host and port."
         ))
     };
-    let endpoint = Endpoint::from_shared(uri).map_err(|e| unreachable(&e))?;
+    let mut endpoint = Endpoint::from_shared(uri).map_err(|e| unreachable(&e))?;
+    if let Some(ca) = &target.tls_ca {
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("cannot read the CA certificate {}", ca.display()))?;
+        endpoint = endpoint
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            .map_err(|e| anyhow::anyhow!("cannot use {} for TLS: {e}", ca.display()))?;
+    }
     let channel = endpoint
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true)
@@ -119,7 +175,7 @@ pub async fn channel(addr: &str) -> Result<Channel, CliError> {
         .map_err(|e| {
             unreachable(&std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string()))
         })?;
-    Ok(channel)
+    Ok(InterceptedService::new(channel, bearer))
 }
 
 /// Parses what a person typed for a property into the value its spec asks for. Without a spec

@@ -12,6 +12,10 @@
 //! driver = "sim.camera"     # which driver runs it
 //! timeout_ms = 2000         # how long a command may take before the device is faulted
 //! width = 512               # everything else is the driver's own settings
+//!
+//! [users.alice]             # who may use the instrument (see README.md, "Shared instruments")
+//! role = "operator"
+//! token_sha256 = "..."      # `microscoped token new` makes a token and this hash
 //! ```
 
 use std::fmt;
@@ -33,6 +37,8 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 pub use crate::ring::OverflowPolicy;
+
+pub use crate::access::Role;
 
 /// The simulated instrument, embedded so `microscoped serve` runs with no file at all.
 pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
@@ -61,6 +67,133 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Preset groups (config groups), in config order.
     pub presets: Vec<PresetGroup>,
+    /// Who may use the instrument.
+    pub access: AccessConfig,
+    /// The audit log of who did what.
+    pub audit: AuditConfig,
+    /// The server's certificate and key; `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Who may use the instrument: `[users.NAME]` tables and `server.anonymous_loopback_admin`.
+#[derive(Debug, Clone, Default)]
+pub struct AccessConfig {
+    /// The users, in config order.
+    pub users: Vec<UserConfig>,
+    /// Unauthenticated clients connecting from a loopback address act as the admin
+    /// [`ANONYMOUS_USER`] (a single-user bench setup).
+    pub anonymous_loopback_admin: bool,
+}
+
+/// The user an anonymous loopback client acts as; reserved, so no `[users.local]`.
+pub const ANONYMOUS_USER: &str = "local";
+
+/// One user of the instrument.
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    /// The name: also the folder under the data root that holds the user's datasets.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// SHA-256 of the user's bearer token.
+    pub token_sha256: [u8; 32],
+    /// Whose datasets the user may list and read besides their own ("*": everyone's).
+    pub can_read: Vec<String>,
+}
+
+/// The audit log: where, and how it rotates.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// The current file; rotated files are `PATH.1` (newest) to `PATH.KEEP`.
+    pub path: PathBuf,
+    /// The current file is rotated before it grows past this many bytes.
+    pub max_bytes: u64,
+    /// How many rotated files are kept.
+    pub keep: u32,
+}
+
+/// The audit log's size limit when the config does not say, in MiB.
+pub const DEFAULT_AUDIT_MB: u64 = 16;
+/// Rotated audit files kept when the config does not say.
+pub const DEFAULT_AUDIT_KEEP: u32 = 5;
+
+/// The server's TLS certificate chain and private key, read (and checked) when the config is.
+#[derive(Clone)]
+pub struct TlsFiles {
+    /// Where the certificate chain (PEM) came from.
+    pub cert_path: PathBuf,
+    /// Where the private key (PEM) came from.
+    pub key_path: PathBuf,
+    /// The certificate chain, PEM.
+    pub cert_pem: Vec<u8>,
+    /// The private key, PEM.
+    pub key_pem: Vec<u8>,
+}
+
+impl fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key itself: configs end up in logs.
+        f.debug_struct("TlsFiles")
+            .field("cert_path", &self.cert_path)
+            .field("key_path", &self.key_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Facility safety limits of one device, narrower than what the hardware allows. The daemon
+/// enforces them whatever a client asks (see [`crate::limits`]).
+#[derive(Debug, Clone, Default)]
+pub struct DeviceLimits {
+    /// Lasers: the highest power setpoint, mW (`limit_power_mw`).
+    pub power_mw: Option<Limit<f64>>,
+    /// Cameras: the longest exposure, ms (`limit_exposure_ms`).
+    pub exposure_ms: Option<Limit<f64>>,
+    /// Single-axis stages: the positions a move may target, um (`soft_limits_um`).
+    pub z_um: Option<Limit<(f64, f64)>>,
+    /// XY stages: X positions a move may target, um (`soft_limits_x_um`).
+    pub x_um: Option<Limit<(f64, f64)>>,
+    /// XY stages: Y positions a move may target, um (`soft_limits_y_um`).
+    pub y_um: Option<Limit<(f64, f64)>>,
+}
+
+impl DeviceLimits {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.power_mw.is_none()
+            && self.exposure_ms.is_none()
+            && self.z_um.is_none()
+            && self.x_um.is_none()
+            && self.y_um.is_none()
+    }
+}
+
+/// One configured limit and where it is configured, so messages can send people there.
+#[derive(Debug, Clone)]
+pub struct Limit<T> {
+    /// The limit.
+    pub value: T,
+    /// The place in the config (file, line, key); its message is empty.
+    pub origin: ConfigError,
+}
+
+impl<T> Limit<T> {
+    /// A config error at the limit's place.
+    pub fn error(&self, message: String) -> ConfigError {
+        ConfigError {
+            message,
+            ..self.origin.clone()
+        }
+    }
+
+    /// "devices.Laser488.limit_power_mw (instrument.toml:40)", for messages to clients.
+    pub fn place(&self) -> String {
+        let o = &self.origin;
+        let key = o.key.as_deref().unwrap_or("?");
+        match o.line {
+            Some(line) => format!("{key} ({}:{line})", o.file),
+            None => format!("{key} ({})", o.file),
+        }
+    }
 }
 
 /// A named group of presets, e.g. `Channel` with `DAPI`, `GFP`, `mCherry`.
@@ -193,6 +326,8 @@ pub struct DeviceConfig {
     pub port: Option<String>,
     /// The driver's own, validated settings.
     pub settings: DriverSettings,
+    /// Facility safety limits, checked against the hardware when the daemon starts.
+    pub limits: DeviceLimits,
 }
 
 impl DeviceConfig {
@@ -381,6 +516,24 @@ struct RawTop {
     server: RawServer,
     #[serde(default)]
     storage: RawStorage,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    path: Option<PathBuf>,
+    max_mb: Option<u64>,
+    keep: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    role: String,
+    token_sha256: String,
+    can_read: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -482,10 +635,23 @@ enum RawScalar {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    anonymous_loopback_admin: bool,
 }
 
 /// Keys every device table has, whatever its driver.
 const COMMON_DEVICE_KEYS: &[&str] = &["driver", "description", "timeout_ms", "port"];
+
+/// Facility safety limits a device table may have, and the kind of device each is for.
+const LIMIT_KEYS: &[(&str, DeviceKind)] = &[
+    ("limit_power_mw", DeviceKind::Laser),
+    ("limit_exposure_ms", DeviceKind::Camera),
+    ("soft_limits_um", DeviceKind::Stage),
+    ("soft_limits_x_um", DeviceKind::XYStage),
+    ("soft_limits_y_um", DeviceKind::XYStage),
+];
 
 /// Lets the parser validate driver settings the same way for every driver: the offending
 /// key and what is wrong with it.
@@ -605,6 +771,7 @@ impl<'a> Parser<'a> {
         let devices = remove_key(&mut table, "devices");
         let ports_table = remove_key(&mut table, "ports");
         let presets_table = remove_key(&mut table, "presets");
+        let users_table = remove_key(&mut table, "users");
 
         let top: RawTop = self.deserialize("", root_span.clone(), DeValue::Table(table))?;
         let listen_text = top
@@ -629,6 +796,12 @@ impl<'a> Parser<'a> {
         }
 
         let storage = self.storage(top.storage)?;
+        let audit = self.audit(top.audit, &storage)?;
+        let tls = self.tls(top.server.tls_cert, top.server.tls_key)?;
+        let access = AccessConfig {
+            users: self.users(users_table)?,
+            anonymous_loopback_admin: top.server.anonymous_loopback_admin,
+        };
         let mut ports = Vec::new();
         if let Some(p) = ports_table {
             let span = p.span();
@@ -688,6 +861,17 @@ impl<'a> Parser<'a> {
             Some(p) => self.presets(p, &parsed)?,
             None => Vec::new(),
         };
+        // Last, so a mistake elsewhere is reported first.
+        if access.users.is_empty() && !access.anonymous_loopback_admin {
+            return Err(self.error(
+                None,
+                Some("users".into()),
+                "nobody could use this instrument: add [users.NAME] tables (make a token and its \
+                 hash with `microscoped token new`), or set server.anonymous_loopback_admin = true \
+                 for a single-user bench"
+                    .into(),
+            ));
+        }
         Ok(Config {
             source: self.file.to_owned(),
             instrument: InstrumentInfo {
@@ -702,6 +886,231 @@ impl<'a> Parser<'a> {
             devices: parsed,
             storage,
             presets,
+            access,
+            audit,
+            tls,
+        })
+    }
+
+    fn users(&self, table: Option<Spanned<DeValue<'a>>>) -> Result<Vec<UserConfig>, ConfigError> {
+        let Some(table) = table else {
+            return Ok(Vec::new());
+        };
+        let span = table.span();
+        let DeValue::Table(table) = table.into_inner() else {
+            return Err(self.error(
+                Some(span),
+                Some("users".into()),
+                "must be a table of users, e.g. [users.alice]".into(),
+            ));
+        };
+        let mut users: Vec<UserConfig> = Vec::new();
+        for (name, value) in table {
+            let name_span = name.span();
+            let name = name.into_inner().into_owned();
+            let prefix = format!("users.{name}");
+            if let Err(why) = crate::acquire::validate_dataset_name(&name) {
+                // The name is a folder under the data root: the dataset rules apply.
+                return Err(self.error(
+                    Some(name_span),
+                    Some(prefix),
+                    why.replace("dataset name", "user name"),
+                ));
+            }
+            if name == ANONYMOUS_USER {
+                return Err(self.error(
+                    Some(name_span),
+                    Some(prefix),
+                    format!(
+                        "{ANONYMOUS_USER:?} is reserved for anonymous loopback access \
+                         (server.anonymous_loopback_admin); choose another name"
+                    ),
+                ));
+            }
+            let vspan = value.span();
+            let raw: RawUser = self.deserialize(&prefix, vspan.clone(), value.into_inner())?;
+            let at = |key: &str, message: String| {
+                self.error(
+                    self.find_key(&["users", &name, key])
+                        .or(Some(vspan.clone())),
+                    Some(format!("{prefix}.{key}")),
+                    message,
+                )
+            };
+            let role = Role::from_name(&raw.role).ok_or_else(|| {
+                at(
+                    "role",
+                    format!(
+                        "{:?} is not a role: choose admin, operator or observer",
+                        raw.role
+                    ),
+                )
+            })?;
+            let token_sha256 = crate::access::token::parse_sha256_hex(&raw.token_sha256)
+                .ok_or_else(|| {
+                    at(
+                        "token_sha256",
+                        "must be the SHA-256 of the user's token as 64 hex digits \
+                         (`microscoped token new` prints it)"
+                            .into(),
+                    )
+                })?;
+            if let Some(other) = users.iter().find(|u| u.token_sha256 == token_sha256) {
+                return Err(at(
+                    "token_sha256",
+                    format!(
+                        "the same token hash as users.{}: every user needs a token of their own",
+                        other.name
+                    ),
+                ));
+            }
+            if role == Role::Admin && raw.can_read.is_some() {
+                return Err(at(
+                    "can_read",
+                    "admins read every dataset already; remove can_read".into(),
+                ));
+            }
+            users.push(UserConfig {
+                name,
+                role,
+                token_sha256,
+                can_read: raw.can_read.unwrap_or_default(),
+            });
+        }
+        // Checked once every user is known, so a typo cannot silently grant nothing.
+        for u in &users {
+            for entry in &u.can_read {
+                let known = entry == "*"
+                    || entry == ANONYMOUS_USER
+                    || users.iter().any(|o| &o.name == entry);
+                if !known {
+                    return Err(self.error(
+                        self.find_key(&["users", &u.name, "can_read"]),
+                        Some(format!("users.{}.can_read", u.name)),
+                        format!(
+                            "{entry:?} is not a user of this config: name users (or {ANONYMOUS_USER:?}), \
+                             or \"*\" for everyone's datasets"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(users)
+    }
+
+    fn tls(
+        &self,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<Option<TlsFiles>, ConfigError> {
+        let at = |key: &str, message: String| {
+            self.error(
+                self.find_key(&["server", key]),
+                Some(format!("server.{key}")),
+                message,
+            )
+        };
+        let (cert_path, key_path) = match (cert, key) {
+            (None, None) => return Ok(None),
+            (Some(c), Some(k)) => (c, k),
+            (Some(_), None) => {
+                return Err(at(
+                    "tls_cert",
+                    "give tls_key too: TLS needs both the certificate and its private key".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(at(
+                    "tls_key",
+                    "give tls_cert too: TLS needs both the certificate and its private key".into(),
+                ))
+            }
+        };
+        // Relative paths are the config file's neighbours, wherever the daemon is started.
+        let base = Path::new(self.file).parent().unwrap_or(Path::new(""));
+        let cert_path = base.join(cert_path);
+        let key_path = base.join(key_path);
+        let read = |key: &str, path: &Path| {
+            std::fs::read(path).map_err(|e| at(key, format!("cannot read {}: {e}", path.display())))
+        };
+        let cert_pem = read("tls_cert", &cert_path)?;
+        let key_pem = read("tls_key", &key_path)?;
+        if !String::from_utf8_lossy(&cert_pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(at(
+                "tls_cert",
+                format!(
+                    "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    cert_path.display()
+                ),
+            ));
+        }
+        if !String::from_utf8_lossy(&key_pem).contains("PRIVATE KEY-----") {
+            return Err(at(
+                "tls_key",
+                format!(
+                    "{} holds no PEM private key (-----BEGIN PRIVATE KEY-----)",
+                    key_path.display()
+                ),
+            ));
+        }
+        // Building the server's TLS settings parses both and checks they belong together.
+        let identity = tonic::transport::Identity::from_pem(&cert_pem, &key_pem);
+        if let Err(e) = tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+        {
+            let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+            let key = if why.contains("key") {
+                "tls_key"
+            } else {
+                "tls_cert"
+            };
+            return Err(at(
+                key,
+                format!(
+                    "{} and {} are not a usable certificate and key: {why}",
+                    cert_path.display(),
+                    key_path.display()
+                ),
+            ));
+        }
+        Ok(Some(TlsFiles {
+            cert_path,
+            key_path,
+            cert_pem,
+            key_pem,
+        }))
+    }
+
+    fn audit(&self, raw: RawAudit, storage: &StorageConfig) -> Result<AuditConfig, ConfigError> {
+        let at = |key: &str, message: String| {
+            self.error(
+                self.find_key(&["audit", key]),
+                Some(format!("audit.{key}")),
+                message,
+            )
+        };
+        let path = match raw.path {
+            Some(p) if p.as_os_str().is_empty() => {
+                return Err(at("path", "must name a file".into()))
+            }
+            Some(p) => p,
+            None => storage.data_root.join(".audit").join("audit.jsonl"),
+        };
+        let max_mb = raw.max_mb.unwrap_or(DEFAULT_AUDIT_MB);
+        if !(1..=1 << 16).contains(&max_mb) {
+            return Err(at(
+                "max_mb",
+                format!("must be from 1 to 65536 MiB, got {max_mb}"),
+            ));
+        }
+        let keep = raw.keep.unwrap_or(DEFAULT_AUDIT_KEEP);
+        if !(1..=1000).contains(&keep) {
+            return Err(at("keep", format!("must be from 1 to 1000, got {keep}")));
+        }
+        Ok(AuditConfig {
+            path,
+            max_bytes: max_mb << 20,
+            keep,
         })
     }
 
@@ -993,6 +1402,10 @@ impl<'a> Parser<'a> {
             None => None,
             Some(v) => Some(self.string(&prefix, "port", v)?),
         };
+        let raw_limits: Vec<_> = LIMIT_KEYS
+            .iter()
+            .filter_map(|&(key, kind)| remove_key(&mut table, key).map(|v| (key, kind, v)))
+            .collect();
         let (driver_span, driver) = driver;
         let rest = DeValue::Table(table.clone());
         let settings = match driver.as_str() {
@@ -1096,6 +1509,7 @@ impl<'a> Parser<'a> {
             }
             (false, None) => None,
         };
+        let limits = self.limits(&prefix, settings.kind(), raw_limits)?;
         Ok(DeviceConfig {
             name,
             driver,
@@ -1103,7 +1517,71 @@ impl<'a> Parser<'a> {
             timeout,
             port,
             settings,
+            limits,
         })
+    }
+
+    /// Reads a device's safety limits; each must suit the device's kind and make sense on its
+    /// own. Whether it lies inside the hardware's range is checked when the daemon starts.
+    fn limits(
+        &self,
+        prefix: &str,
+        kind: DeviceKind,
+        raw: Vec<(&str, DeviceKind, Spanned<DeValue<'a>>)>,
+    ) -> Result<DeviceLimits, ConfigError> {
+        let mut limits = DeviceLimits::default();
+        for (key, for_kind, value) in raw {
+            let span = value.span();
+            let full = format!("{prefix}.{key}");
+            let origin = self.error(Some(span.clone()), Some(full.clone()), String::new());
+            let bad = |message: String| ConfigError {
+                message,
+                ..origin.clone()
+            };
+            if kind != for_kind {
+                return Err(bad(format!(
+                    "{key} is for a {}; this device is a {}",
+                    for_kind.as_str(),
+                    kind.as_str()
+                )));
+            }
+            if key.starts_with("soft_limits") {
+                let (lo, hi): (f64, f64) =
+                    self.deserialize(&full, span.clone(), value.into_inner())?;
+                if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                    return Err(bad(format!(
+                        "must be [low, high] in micrometres with low < high, got [{lo}, {hi}]"
+                    )));
+                }
+                let limit = Some(Limit {
+                    value: (lo, hi),
+                    origin,
+                });
+                match key {
+                    "soft_limits_um" => limits.z_um = limit,
+                    "soft_limits_x_um" => limits.x_um = limit,
+                    _ => limits.y_um = limit,
+                }
+            } else {
+                let v: f64 = self.deserialize(&full, span.clone(), value.into_inner())?;
+                let ok = match key {
+                    "limit_power_mw" => v.is_finite() && v >= 0.0,
+                    _ => v.is_finite() && v > 0.0,
+                };
+                if !ok {
+                    return Err(bad(format!(
+                        "must be a number {} 0, got {v}",
+                        if key == "limit_power_mw" { ">=" } else { ">" }
+                    )));
+                }
+                let limit = Some(Limit { value: v, origin });
+                match key {
+                    "limit_power_mw" => limits.power_mw = limit,
+                    _ => limits.exposure_ms = limit,
+                }
+            }
+        }
+        Ok(limits)
     }
 
     fn port(
@@ -1401,7 +1879,7 @@ mod tests {
     fn storage_settings() {
         let c = Config::parse(
             &format!(
-                "{HEAD}[storage]\ndata_root = \"/tmp/x\"\nring_mb = 64\noverflow = \"stop\"\n"
+                "{HEAD}[server]\nanonymous_loopback_admin = true\n[storage]\ndata_root = \"/tmp/x\"\nring_mb = 64\noverflow = \"stop\"\n"
             ),
             "t.toml",
         )
@@ -1454,7 +1932,7 @@ mod tests {
     fn pixel_sizes_per_objective_name_real_turret_labels() {
         let turret = "[devices.T]\ndriver = \"sim.state\"\nlabels = [\"10x\", \"60x\"]\n";
         let ok = Config::parse(
-            &format!("[instrument]\nname = \"t\"\nobjective = \"T\"\npixel_size_um = {{ \"10x\" = 0.65, \"60x\" = 0.108 }}\n{turret}"),
+            &format!("[instrument]\nname = \"t\"\nobjective = \"T\"\npixel_size_um = {{ \"10x\" = 0.65, \"60x\" = 0.108 }}\n[server]\nanonymous_loopback_admin = true\n{turret}"),
             "t.toml",
         )
         .unwrap();
@@ -1475,5 +1953,232 @@ mod tests {
         assert!(e.message.contains("instrument.objective"), "{e}");
         let e = err(&format!("{HEAD}pixel_size_um = -1\n"));
         assert_eq!(e.key.as_deref(), Some("instrument.pixel_size_um"), "{e}");
+    }
+
+    const H1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    const H2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    #[test]
+    fn users_and_roles() {
+        let c = Config::parse(
+            &format!(
+                "{HEAD}[users.alice]\nrole = \"operator\"\ntoken_sha256 = \"{H1}\"\n\
+                 [users.bob]\nrole = \"observer\"\ntoken_sha256 = \"{H2}\"\ncan_read = [\"alice\"]\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        assert!(!c.access.anonymous_loopback_admin);
+        let names: Vec<_> = c
+            .access
+            .users
+            .iter()
+            .map(|u| (u.name.as_str(), u.role))
+            .collect();
+        assert_eq!(names, [("alice", Role::Operator), ("bob", Role::Observer)]);
+        assert_eq!(c.access.users[1].can_read, ["alice"]);
+        assert_eq!(c.access.users[0].token_sha256, [0x11; 32]);
+        assert_eq!(c.audit.path, Path::new("data/.audit/audit.jsonl"));
+        assert_eq!(c.audit.max_bytes, DEFAULT_AUDIT_MB << 20);
+    }
+
+    #[test]
+    fn nobody_could_use_it() {
+        let e = err(HEAD);
+        assert_eq!(e.key.as_deref(), Some("users"), "{e}");
+        assert!(e.message.contains("token new"), "{e}");
+    }
+
+    #[test]
+    fn bad_users() {
+        let user = |name: &str, body: &str| format!("{HEAD}\n[users.\"{name}\"]\n{body}");
+        let ok_body = format!("role = \"operator\"\ntoken_sha256 = \"{H1}\"\n");
+        for (text, key, line, says) in [
+            (user("a/b", &ok_body), "users.a/b", 4, "not allowed"),
+            (user("local", &ok_body), "users.local", 4, "reserved"),
+            (user(".audit", &ok_body), "users..audit", 4, "start with"),
+            (
+                user("a", &format!("role = \"boss\"\ntoken_sha256 = \"{H1}\"\n")),
+                "users.a.role",
+                5,
+                "admin, operator or observer",
+            ),
+            (
+                user("a", "role = \"admin\"\ntoken_sha256 = \"secret\"\n"),
+                "users.a.token_sha256",
+                6,
+                "64 hex",
+            ),
+            (
+                user("a", "role = \"admin\"\n"),
+                "users.a.token_sha256",
+                4,
+                "missing",
+            ),
+            (
+                user("a", &format!("{ok_body}token = \"x\"\n")),
+                "users.a.token",
+                7,
+                "unknown field",
+            ),
+            (
+                format!(
+                    "{}[users.b]\nrole = \"observer\"\ntoken_sha256 = \"{H1}\"\n",
+                    user("a", &ok_body)
+                ),
+                "users.b.token_sha256",
+                9,
+                "the same token hash as users.a",
+            ),
+            (
+                user("a", &format!("{ok_body}can_read = [\"alcie\"]\n")),
+                "users.a.can_read",
+                7,
+                "not a user",
+            ),
+            (
+                user(
+                    "a",
+                    &format!("role = \"admin\"\ntoken_sha256 = \"{H1}\"\ncan_read = [\"*\"]\n"),
+                ),
+                "users.a.can_read",
+                7,
+                "admins read every dataset",
+            ),
+        ] {
+            let e = err(&text);
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn tls_files_are_checked_when_the_config_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("inst.toml");
+        let file = cfg.display().to_string();
+        std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
+        let head = format!("{HEAD}[server]\nanonymous_loopback_admin = true\n");
+        for (server, key, says) in [
+            (
+                "tls_cert = \"c.pem\"\n",
+                "server.tls_cert",
+                "give tls_key too",
+            ),
+            (
+                "tls_key = \"k.pem\"\n",
+                "server.tls_key",
+                "give tls_cert too",
+            ),
+            (
+                "tls_cert = \"missing.pem\"\ntls_key = \"k.pem\"\n",
+                "server.tls_cert",
+                "cannot read",
+            ),
+            (
+                "tls_cert = \"junk.pem\"\ntls_key = \"junk.pem\"\n",
+                "server.tls_cert",
+                "no PEM certificate",
+            ),
+        ] {
+            let e = Config::parse(&format!("{head}{server}"), &file).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert!(e.message.contains(says), "{e}");
+            assert!(e.line.is_some(), "{e}");
+        }
+        // Relative to the config's folder, whatever the working folder.
+        let e = Config::parse(
+            &format!("{head}tls_cert = \"junk.pem\"\ntls_key = \"junk.pem\"\n"),
+            &file,
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains(&dir.path().join("junk.pem").display().to_string()),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn audit_settings() {
+        let head = format!("{HEAD}[server]\nanonymous_loopback_admin = true\n");
+        let c = Config::parse(
+            &format!("{head}[audit]\npath = \"/var/log/m.jsonl\"\nmax_mb = 2\nkeep = 3\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!((c.audit.max_bytes, c.audit.keep), (2 << 20, 3));
+        for (text, key) in [
+            ("[audit]\nmax_mb = 0\n", "audit.max_mb"),
+            ("[audit]\nkeep = 0\n", "audit.keep"),
+            ("[audit]\nsize = 1\n", "audit.size"),
+        ] {
+            let e = err(&format!("{head}{text}"));
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.line, Some(6), "{e}");
+        }
+    }
+
+    #[test]
+    fn safety_limit_keys() {
+        let head = format!("{HEAD}[server]\nanonymous_loopback_admin = true\n");
+        let c = Config::parse(
+            &format!(
+                "{head}[devices.L]\ndriver = \"sim.laser\"\nlimit_power_mw = 20\n\
+                 [devices.XY]\ndriver = \"sim.xy_stage\"\nsoft_limits_x_um = [-100, 100.5]\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let l = c.devices[0].limits.power_mw.as_ref().unwrap();
+        assert_eq!(l.value, 20.0);
+        assert_eq!(l.place(), "devices.L.limit_power_mw (t.toml:7)");
+        assert_eq!(
+            c.devices[1].limits.x_um.as_ref().unwrap().value,
+            (-100.0, 100.5)
+        );
+        assert!(c.devices[1].limits.y_um.is_none());
+        for (text, key, says) in [
+            (
+                "[devices.C]\ndriver = \"sim.camera\"\nlimit_power_mw = 5\n",
+                "devices.C.limit_power_mw",
+                "for a laser",
+            ),
+            (
+                "[devices.Z]\ndriver = \"sim.stage\"\nsoft_limits_um = [10, 5]\n",
+                "devices.Z.soft_limits_um",
+                "low < high",
+            ),
+            (
+                "[devices.Z]\ndriver = \"sim.stage\"\nsoft_limits_um = 5\n",
+                "devices.Z.soft_limits_um",
+                "",
+            ),
+            (
+                "[devices.C]\ndriver = \"sim.camera\"\nlimit_exposure_ms = 0\n",
+                "devices.C.limit_exposure_ms",
+                "> 0",
+            ),
+        ] {
+            let e = err(&format!("{head}{text}"));
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.line, Some(7), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn example_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if cfg!(not(feature = "genicam")) && path.ends_with("genicam.toml") {
+                continue;
+            }
+            if let Err(e) = Config::load(&path) {
+                panic!("{e}");
+            }
+        }
     }
 }

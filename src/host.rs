@@ -16,7 +16,7 @@ use microscoped_driver_api::{
 use thiserror::Error;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, DeviceLimits};
 use crate::drivers;
 
 /// How many commands may wait for one device before callers are told it is busy. A full queue
@@ -165,6 +165,8 @@ struct HandleInner {
     health: Mutex<Health>,
     /// The long job the device thread is running, if any (see [`DeviceHandle::run_exclusive`]).
     job: Mutex<Option<String>>,
+    /// The facility safety limits the device is wrapped in (see [`crate::limits`]).
+    limits: DeviceLimits,
 }
 
 /// A cheap-to-clone handle to one hosted device.
@@ -178,6 +180,7 @@ impl DeviceHandle {
         driver: String,
         description: String,
         timeout: Duration,
+        limits: DeviceLimits,
         mut device: AnyDevice,
     ) -> std::io::Result<Self> {
         let kind = device.kind();
@@ -203,7 +206,13 @@ impl DeviceHandle {
             tx,
             health: Mutex::new(Health::Ok),
             job: Mutex::new(None),
+            limits,
         })))
+    }
+
+    /// The facility safety limits the device's commands are checked against.
+    pub fn limits(&self) -> &DeviceLimits {
+        &self.0.limits
     }
 
     /// The device's name.
@@ -585,11 +594,14 @@ impl DeviceHost {
         let mut devices = IndexMap::new();
         let built = drivers::build_all(config)?;
         for (dc, device) in config.devices.iter().zip(built.devices) {
+            // Wrapped before its thread starts: no command can reach it unchecked.
+            let device = crate::limits::apply(&dc.name, device, &dc.limits)?;
             let handle = DeviceHandle::spawn(
                 dc.name.clone(),
                 dc.driver.clone(),
                 dc.description.clone(),
                 dc.timeout,
+                dc.limits.clone(),
                 device,
             )?;
             info!(device = %dc.name, driver = %dc.driver, "device started");
@@ -653,6 +665,26 @@ impl DeviceHost {
             }
         });
         futures_join_all(tasks).await;
+    }
+
+    /// Turns every laser off and stops every stage (their safe states), one after another; returns
+    /// the devices made safe and those that could not be, with why. For after a failed
+    /// acquisition: the light and the motion that may have been part of it stop.
+    pub async fn lasers_off_stages_stopped(&self) -> (Vec<String>, Vec<(String, String)>) {
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        for d in self.devices.values().filter(|d| {
+            matches!(
+                d.kind(),
+                DeviceKind::Laser | DeviceKind::Stage | DeviceKind::XYStage
+            )
+        }) {
+            match d.make_safe().await {
+                Ok(()) => done.push(d.name().to_owned()),
+                Err(e) => failed.push((d.name().to_owned(), e.to_string())),
+            }
+        }
+        (done, failed)
     }
 }
 

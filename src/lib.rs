@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`config`]: the instrument config (TOML), parsed, validated, errors with file:line:key.
+//! - [`access`]: users and roles, tokens, the control lease, dataset readers, the audit log.
+//! - [`limits`]: facility safety limits wrapped around the drivers.
 //! - [`drivers`]: turns device configs into running drivers.
 //! - [`host`]: the device host: one thread per device, command channel, timeouts, faults.
 //! - [`ring`]: the preallocated frame ring between a camera and its consumers.
@@ -13,12 +15,14 @@
 //! [`run`] starts the daemon on a listener the caller made, so tests run the real daemon on
 //! `127.0.0.1:0` with a shutdown future of their own.
 
+pub mod access;
 pub mod acquire;
 pub mod bench;
 pub mod client;
 pub mod config;
 pub mod drivers;
 pub mod host;
+pub mod limits;
 pub mod plan;
 pub mod presets;
 pub mod ring;
@@ -59,6 +63,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let audit = access::audit::Audit::open(&config.audit).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the audit log {}: {e}; fix its folder's permissions or set audit.path",
+            config.audit.path.display()
+        )
+    })?;
+    let access = access::Access::new(&config.access, audit.clone());
     let host = host::DeviceHost::start(&config)?;
     let presets = presets::Presets::new(&config, &host)?;
     let acquisitions = acquire::Acquisitions::new(
@@ -67,20 +78,30 @@ pub async fn run(
         config.instrument.clone(),
         presets.clone(),
     );
+    acquisitions.on_failure(safe_after_failure(host.clone(), audit.clone()));
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(access.leases().clone().watch_expiry(stopping.clone()));
     let acquisition = server::acquisition::AcquisitionService::new(
         acquisitions.clone(),
         host.clone(),
         stopping.clone(),
+        access.clone(),
     );
     let acquisition = pb::acquisition_server::AcquisitionServer::new(acquisition)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let service =
-        server::MicroscopeService::new(config.instrument.clone(), host.clone(), presets, stopping);
+    let service = server::MicroscopeService::new(
+        config.instrument.clone(),
+        host.clone(),
+        presets,
+        stopping,
+        access.clone(),
+    );
     let service = pb::microscope_server::MicroscopeServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let access_service =
+        pb::access_server::AccessServer::new(server::access::AccessService::new(access.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -88,6 +109,9 @@ pub async fn run(
         .await;
     health
         .set_serving::<pb::acquisition_server::AcquisitionServer<server::acquisition::AcquisitionService>>()
+        .await;
+    health
+        .set_serving::<pb::access_server::AccessServer<server::access::AccessService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -97,14 +121,23 @@ pub async fn run(
     let addr = listener.local_addr()?;
     // Without TCP_NODELAY small unary replies wait on Nagle's algorithm (~40 ms stalls).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    info!(%addr, instrument = %config.instrument.name, devices = config.devices.len(), "microscoped serving");
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        builder =
+            builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    info!(%addr, instrument = %config.instrument.name, devices = config.devices.len(), tls = config.tls.is_some(), users = config.access.users.len(), anonymous_loopback_admin = config.access.anonymous_loopback_admin, "microscoped serving");
+    builder
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        // Every request passes here first: no service can be reached unauthenticated.
+        .layer(server::auth::AuthLayer::new(access.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)
         .add_service(acquisition)
+        .add_service(access_service)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             // Open streams end now, or the server would wait for their clients to hang up.
@@ -117,4 +150,31 @@ pub async fn run(
     host.make_all_safe().await;
     info!("shutdown complete");
     Ok(())
+}
+
+/// What happens when an acquisition fails: every laser off and every stage stopped, so a run
+/// that went wrong leaves no light on the sample and nothing moving; logged and audited.
+fn safe_after_failure(host: host::DeviceHost, audit: access::audit::Audit) -> acquire::FailureHook {
+    std::sync::Arc::new(move |status: acquire::Status| {
+        let host = host.clone();
+        let audit = audit.clone();
+        tokio::spawn(async move {
+            let (done, failed) = host.lasers_off_stages_stopped().await;
+            tracing::warn!(id = status.id, owner = %status.owner, made_safe = ?done, could_not = ?failed, "acquisition failed: lasers off, stages stopped");
+            audit.record(access::audit::Record {
+                user: "daemon".into(),
+                action: "SafeStateAfterFailure".into(),
+                target: format!("acquisition {}", status.id),
+                detail: serde_json::json!({
+                    "owner": status.owner,
+                    "error": status.error,
+                    "made_safe": done,
+                    "could_not": failed.iter().map(|(d, e)| serde_json::json!({"device": d, "error": e})).collect::<Vec<_>>(),
+                }),
+                outcome: if failed.is_empty() { "ok" } else { "failed" },
+                reason: failed.iter().map(|(d, e)| format!("{d}: {e}")).collect::<Vec<_>>().join("; "),
+                ..Default::default()
+            });
+        });
+    })
 }

@@ -30,6 +30,76 @@ struct Remote {
         default_value = "127.0.0.1:50051"
     )]
     addr: String,
+    /// The bearer token the daemon knows you by (from `microscoped token new`, via an admin).
+    /// Not needed on the daemon's own machine when its config allows anonymous loopback access.
+    #[arg(long, global = true, env = "MICROSCOPED_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Connect with TLS, trusting the daemon's certificate if this CA certificate (PEM) signed
+    /// it (for a self-signed certificate: the certificate itself).
+    #[arg(long, global = true, env = "MICROSCOPED_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+}
+
+impl Remote {
+    fn target(&self) -> client::Target {
+        client::Target {
+            addr: self.addr.clone(),
+            token: self.token.clone(),
+            tls_ca: self.tls_ca.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a fresh random token and print it with the [users.NAME] table (holding only the
+    /// token's SHA-256) to paste into the instrument config.
+    New {
+        /// The user the token is for.
+        #[arg(long, default_value = "NAME")]
+        user: String,
+        /// Their role: admin, operator or observer.
+        #[arg(long, default_value = "operator")]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeaseCommand {
+    /// Take the control lease (or renew it if you hold it).
+    Take {
+        /// Time to live in seconds (1-3600); renew before it runs out.
+        #[arg(long, default_value_t = 60)]
+        ttl: u32,
+        /// Keep the lease: renew it until Ctrl-C, then release it.
+        #[arg(long)]
+        hold: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Extend your lease by its time to live.
+    Renew {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Give your lease back.
+    Release {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Who holds the lease and until when.
+    Show {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// End whoever's lease it is (admins). The holder is told why.
+    Break {
+        /// Why, for the holder and the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,6 +250,16 @@ enum Command {
         /// The .ome.tiff file.
         path: PathBuf,
     },
+    /// Bearer tokens for the users of a shared instrument.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The control lease: whoever holds it may change the hardware and start acquisitions.
+    Lease {
+        #[command(subcommand)]
+        command: LeaseCommand,
+    },
     /// Ask a faulted device whether it answers again, and clear the fault if it does.
     Reset {
         /// The device.
@@ -218,7 +298,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
             property,
             remote,
         } => {
-            let mut c = client::connect(&remote.addr).await?;
+            let mut c = client::connect(&remote.target()).await?;
             let v = c
                 .get_property(pb::GetPropertyRequest { device, property })
                 .await?
@@ -245,7 +325,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
             exposure,
             remote,
         } => {
-            let mut c = client::connect(&remote.addr).await?;
+            let mut c = client::connect(&remote.target()).await?;
             let img = c
                 .snap(pb::SnapRequest {
                     camera,
@@ -287,7 +367,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
             name,
             remote,
         } => {
-            let mut c = client::connect(&remote.addr).await?;
+            let mut c = client::connect(&remote.target()).await?;
             let r = c
                 .apply_preset(pb::ApplyPresetRequest {
                     group,
@@ -347,8 +427,12 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Token {
+            command: TokenCommand::New { user, role },
+        } => token_new(&user, &role),
+        Command::Lease { command } => lease(command).await,
         Command::Reset { device, remote } => {
-            let mut c = client::connect(&remote.addr).await?;
+            let mut c = client::connect(&remote.target()).await?;
             let d = c
                 .reset_device(pb::ResetDeviceRequest { device })
                 .await?
@@ -469,7 +553,7 @@ fn check(file: &std::path::Path) -> Result<(), CliError> {
 }
 
 async fn presets(remote: &Remote) -> Result<(), CliError> {
-    let mut c = client::connect(&remote.addr).await?;
+    let mut c = client::connect(&remote.target()).await?;
     let r = c
         .list_presets(pb::ListPresetsRequest {})
         .await?
@@ -499,7 +583,7 @@ async fn presets(remote: &Remote) -> Result<(), CliError> {
 }
 
 async fn devices(remote: &Remote) -> Result<(), CliError> {
-    let mut c = client::connect(&remote.addr).await?;
+    let mut c = client::connect(&remote.target()).await?;
     let inst = c
         .get_instrument(pb::GetInstrumentRequest {})
         .await?
@@ -529,7 +613,7 @@ async fn devices(remote: &Remote) -> Result<(), CliError> {
 
 async fn props(remote: &Remote, device: String) -> Result<(), CliError> {
     use pb::property_spec::Type;
-    let mut c = client::connect(&remote.addr).await?;
+    let mut c = client::connect(&remote.target()).await?;
     let specs = c
         .list_properties(pb::ListPropertiesRequest {
             device: device.clone(),
@@ -572,7 +656,7 @@ async fn set(
     property: String,
     text: String,
 ) -> Result<(), CliError> {
-    let mut c = client::connect(&remote.addr).await?;
+    let mut c = client::connect(&remote.target()).await?;
     let specs = c
         .list_properties(pb::ListPropertiesRequest {
             device: device.clone(),
@@ -602,7 +686,7 @@ async fn move_stage(
     relative: bool,
     no_wait: bool,
 ) -> Result<(), CliError> {
-    let mut c = client::connect(&remote.addr).await?;
+    let mut c = client::connect(&remote.target()).await?;
     let req = pb::MoveRequest {
         device: device.clone(),
         position_um,
@@ -644,7 +728,7 @@ async fn acquire(
     use indicatif::{ProgressBar, ProgressStyle};
     use pb::acquisition_client::AcquisitionClient;
 
-    let channel = client::channel(&remote.addr).await?;
+    let channel = client::channel(&remote.target()).await?;
     let mut acq = AcquisitionClient::new(channel);
     let started = acq
         .start_sequence(pb::StartSequenceRequest {
@@ -683,7 +767,7 @@ async fn acquire(
 /// Follows an acquisition to its end with `show` updating the bar; Ctrl-C stops (cancels) it.
 /// Returns its final status.
 async fn follow(
-    acq: &mut pb::acquisition_client::AcquisitionClient<tonic::transport::Channel>,
+    acq: &mut pb::acquisition_client::AcquisitionClient<client::AuthChannel>,
     id: u64,
     bar: &indicatif::ProgressBar,
     show: impl Fn(&indicatif::ProgressBar, &pb::AcquisitionStatus),
@@ -776,7 +860,7 @@ async fn acquire_plan(
         name,
         camera,
     };
-    let mut acq = AcquisitionClient::new(client::channel(&remote.addr).await?);
+    let mut acq = AcquisitionClient::new(client::channel(&remote.target()).await?);
     if dry_run {
         let s = acq.validate_plan(req).await?.into_inner();
         let sizes = s.sizes.unwrap_or_default();
@@ -838,4 +922,113 @@ async fn acquire_plan(
         }
     }
     report_end(&last)
+}
+
+fn token_new(user: &str, role: &str) -> Result<(), CliError> {
+    use microscoped::access::token;
+    if microscoped::access::Role::from_name(role).is_none() {
+        return Err(
+            anyhow::anyhow!("{role:?} is not a role: choose admin, operator or observer").into(),
+        );
+    }
+    if user != "NAME" {
+        microscoped::acquire::validate_dataset_name(user)
+            .map_err(|e| anyhow::anyhow!("{}", e.replace("dataset name", "user name")))?;
+    }
+    let t = token::new_token()?;
+    println!("token (give it to {user}; it is shown only now): {t}");
+    println!();
+    println!("# paste into the instrument config:");
+    println!("[users.{user}]");
+    println!("role = \"{role}\"");
+    println!("token_sha256 = \"{}\"", token::hex(&token::sha256(&t)));
+    Ok(())
+}
+
+/// "alice (operator) until 14:03:12 UTC, 47 s left" or "nobody".
+fn show_lease(l: &pb::Lease) -> String {
+    if !l.held {
+        return "nobody holds the lease".into();
+    }
+    let until =
+        std::time::UNIX_EPOCH + std::time::Duration::from_micros(l.expires_unix_us.max(0) as u64);
+    let role = pb::Role::try_from(l.holder_role)
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("ROLE_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    format!(
+        "{} ({role}) holds the lease until {} UTC ({:.0} s left, renewed by {} s)",
+        l.holder,
+        &microscoped::storage::iso8601(until)[11..19],
+        l.remaining_s,
+        l.ttl_s
+    )
+}
+
+async fn lease(command: LeaseCommand) -> Result<(), CliError> {
+    use pb::access_client::AccessClient;
+    match command {
+        LeaseCommand::Take { ttl, hold, remote } => {
+            let mut c = AccessClient::new(client::channel(&remote.target()).await?);
+            let l = c
+                .acquire_lease(pb::AcquireLeaseRequest { ttl_s: ttl })
+                .await?
+                .into_inner();
+            println!("{}", show_lease(&l));
+            if !hold {
+                return Ok(());
+            }
+            eprintln!(
+                "holding the lease: renewing every {} s; Ctrl-C releases it",
+                (ttl / 3).max(1)
+            );
+            let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_secs((ttl / 3).max(1).into()));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = &mut ctrl_c => {
+                        c.release_lease(pb::ReleaseLeaseRequest {}).await?;
+                        println!("lease released");
+                        return Ok(());
+                    }
+                    _ = tick.tick() => {
+                        // A refusal means the lease is gone (broken or expired): say so and stop.
+                        c.renew_lease(pb::RenewLeaseRequest { ttl_s: 0 }).await?;
+                    }
+                }
+            }
+        }
+        LeaseCommand::Renew { remote } => {
+            let mut c = AccessClient::new(client::channel(&remote.target()).await?);
+            let l = c
+                .renew_lease(pb::RenewLeaseRequest { ttl_s: 0 })
+                .await?
+                .into_inner();
+            println!("{}", show_lease(&l));
+        }
+        LeaseCommand::Release { remote } => {
+            let mut c = AccessClient::new(client::channel(&remote.target()).await?);
+            c.release_lease(pb::ReleaseLeaseRequest {}).await?;
+            println!("lease released");
+        }
+        LeaseCommand::Show { remote } => {
+            let mut c = AccessClient::new(client::channel(&remote.target()).await?);
+            let l = c.get_lease(pb::GetLeaseRequest {}).await?.into_inner();
+            println!("{}", show_lease(&l));
+        }
+        LeaseCommand::Break { reason, remote } => {
+            let mut c = AccessClient::new(client::channel(&remote.target()).await?);
+            let l = c
+                .break_lease(pb::BreakLeaseRequest { reason })
+                .await?
+                .into_inner();
+            println!("broke {}'s lease", l.holder);
+        }
+    }
+    Ok(())
 }

@@ -22,6 +22,9 @@ fn config(root: &Path, extra_storage: &str) -> String {
 [instrument]
 name = "acq-test"
 
+[server]
+anonymous_loopback_admin = true
+
 [storage]
 data_root = "{}"
 ring_mb = 1
@@ -134,7 +137,11 @@ async fn a_burst_lands_bit_exact_in_ome_tiff_with_every_frame_accounted() {
         .into_inner();
     assert_eq!(s.state, pb::AcquisitionState::Running as i32);
     assert_eq!((s.width, s.height, s.frames_planned), (W, H, 30));
-    let expected_path = root.path().join("burst").join("burst.ome.tiff");
+    let expected_path = root
+        .path()
+        .join("local")
+        .join("burst")
+        .join("burst.ome.tiff");
     assert_eq!(PathBuf::from(&s.path), expected_path);
 
     let done = wait_done(&mut a, s.id).await;
@@ -232,7 +239,7 @@ async fn a_run_stopped_early_has_xml_matching_the_frames_written() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
-    assert!(!root.path().join("second").exists());
+    assert!(!root.path().join("local").join("second").exists());
     // A reset does not interrupt the acquisition, nor fault the camera.
     let e = d
         .client
@@ -355,7 +362,12 @@ async fn bad_requests_are_refused_and_nothing_is_written_outside_the_data_root()
         .collect();
     assert!(outside.iter().all(|n| n == "data"), "{outside:?}");
     if root.exists() {
-        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+        // Only the audit log, which lives there by default.
+        let inside: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(inside.iter().all(|n| n == ".audit"), "{inside:?}");
     }
     let e = a
         .get_acquisition(pb::AcquisitionRef { id: 42 })
@@ -374,7 +386,14 @@ async fn an_unusable_data_root_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-folder");
     std::fs::write(&file, b"x").unwrap();
-    let d = Daemon::with_config(&config(&file.join("data"), "")).await;
+    // The audit log elsewhere: by default it lives in the data root, and the daemon would not
+    // start without it.
+    let text = format!(
+        "{}\n[audit]\npath = \"{}\"\n",
+        config(&file.join("data"), ""),
+        dir.path().join("audit.jsonl").display()
+    );
+    let d = Daemon::with_config(&text).await;
     let e = acq(&d).start_sequence(start(3, "x")).await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("data root"), "{e:?}");
@@ -480,6 +499,9 @@ fn flood_config(root: &Path, overflow: &str) -> String {
         r#"
 [instrument]
 name = "flood"
+
+[server]
+anonymous_loopback_admin = true
 
 [storage]
 data_root = "{}"

@@ -238,6 +238,9 @@ fn ramp_config(dir: &Path, root: &Path) -> std::path::PathBuf {
 [instrument]
 name = "cli-acq"
 
+[server]
+anonymous_loopback_admin = true
+
 [storage]
 data_root = "{}"
 ring_mb = 4
@@ -282,7 +285,10 @@ fn acquire_prints_the_file_and_counters() {
     let o = d.cli(&["acquire", "--frames", "20", "--name", "cli-burst"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    let path = root.join("cli-burst").join("cli-burst.ome.tiff");
+    let path = root
+        .join("local")
+        .join("cli-burst")
+        .join("cli-burst.ome.tiff");
     assert!(out.contains(path.to_str().unwrap()), "{out}");
     assert!(
         out.contains("finished: received 20 written 20 dropped 0"),
@@ -324,7 +330,7 @@ fn a_disk_that_fills_up_mid_run_fails_cleanly_and_keeps_what_was_written() {
         .and_then(|n| n.parse().ok())
         .expect("written count printed");
     assert!((5..8).contains(&written), "{out}");
-    let path = root.join("full").join("full.ome.tiff");
+    let path = root.join("local").join("full").join("full.ome.tiff");
     let (planes, xml) = tiff_planes(&path);
     assert_eq!(planes, written);
     assert!(xml.contains(&format!(r#"SizeT="{written}""#)), "{xml}");
@@ -376,7 +382,7 @@ fn presets_and_plans_from_the_command_line() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("12 images in 1 file(s); axes tcz"), "{out}");
-    assert!(!root.join("cli-plan").exists());
+    assert!(!root.join("local").join("cli-plan").exists());
 
     let o = d.cli(&["acquire", plan, "--name", "cli-plan"]);
     let (out, err) = text(&o);
@@ -385,7 +391,10 @@ fn presets_and_plans_from_the_command_line() {
         out.contains("finished: received 12 written 12 dropped 0"),
         "{out}"
     );
-    let file = root.join("cli-plan").join("cli-plan.ome.tiff");
+    let file = root
+        .join("local")
+        .join("cli-plan")
+        .join("cli-plan.ome.tiff");
     let (planes, xml) = tiff_planes(&file);
     assert_eq!(planes, 12);
     assert!(
@@ -406,23 +415,4 @@ fn presets_and_plans_from_the_command_line() {
         err.contains("INVALID_ARGUMENT") && err.contains("time_plan.interval"),
         "{err}"
     );
-}
-
-#[test]
-fn every_example_config_checks() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let mut files = vec![dir.join("demo.toml")];
-    for entry in std::fs::read_dir(dir.join("examples")).unwrap() {
-        let path = entry.unwrap().path();
-        // The GenICam example needs the driver compiled in.
-        if path.to_string_lossy().contains("genicam") && !cfg!(feature = "genicam") {
-            continue;
-        }
-        files.push(path);
-    }
-    assert!(files.len() >= 6);
-    for f in files {
-        let o = run(&["check", f.to_str().unwrap()]);
-        assert!(o.status.success(), "{}: {:?}", f.display(), text(&o));
-    }
 }

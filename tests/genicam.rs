@@ -22,6 +22,9 @@ async fn a_burst_from_a_gige_camera_with_serial_stage_and_laser() {
 [instrument]
 name = "gige-e2e"
 
+[server]
+anonymous_loopback_admin = true
+
 [storage]
 data_root = "{root}"
 ring_mb = 64

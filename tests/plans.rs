@@ -28,6 +28,9 @@ name = "plan-test"
 pixel_size_um = 0.5
 shutter = "Shutter"
 
+[server]
+anonymous_loopback_admin = true
+
 [storage]
 data_root = "{}"
 ring_mb = 1
@@ -113,6 +116,11 @@ const CHANNELS: [(&str, u32, u8, f64); 3] = [
     ("GFP", 1, 0b010, 4.0),
     ("mCherry", 2, 0b100, 5.0),
 ];
+
+/// Where the anonymous loopback admin's datasets go.
+fn local(root: &tempfile::TempDir) -> std::path::PathBuf {
+    root.path().join("local")
+}
 
 fn acq(d: &Daemon) -> AcquisitionClient<Channel> {
     AcquisitionClient::new(d.channel.clone())
@@ -247,7 +255,7 @@ time_plan: {interval: 0.05, loops: 4}
     assert_eq!((p.events_total, p.events_done), (120, 120));
     assert_eq!(p.files.len(), 2);
 
-    let folder = root.path().join("cells");
+    let folder = local(&root).join("cells");
     assert!(folder.join("plan.useq.json").is_file());
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
@@ -325,7 +333,7 @@ async fn visit_order(axis_order: &str) -> (Vec<(u32, f64)>, String) {
         pb::AcquisitionState::Finished as i32,
         "{done:?}"
     );
-    let (planes, xml) = stamps(&root.path().join("order").join("order.ome.tiff"));
+    let (planes, xml) = stamps(&local(&root).join("order").join("order.ome.tiff"));
     d.shutdown().await.unwrap();
     let visits = planes
         .iter()
@@ -384,7 +392,7 @@ time_plan: {interval: 0.02, loops: 4}
     let s = a.start_plan(yaml(plan, "skip")).await.unwrap().into_inner();
     let done = watch_to_end(&mut a, s.id).await;
     assert_eq!(done.written, 14, "{done:?}");
-    let (planes, xml) = stamps(&root.path().join("skip").join("skip.ome.tiff"));
+    let (planes, xml) = stamps(&local(&root).join("skip").join("skip.ome.tiff"));
     let mut expected = Vec::new();
     for t in 0..4u32 {
         for z in [99.0, 100.0, 101.0] {
@@ -466,11 +474,11 @@ async fn pause_resume_and_cancel_mid_run_leave_valid_files() {
     assert_eq!(stopped.state, pb::AcquisitionState::Stopped as i32);
     assert!(stopped.written >= settled + 3 && stopped.written < 2000);
     assert_eq!(stopped.received, stopped.written + stopped.dropped);
-    let (planes, xml) = stamps(&root.path().join("long").join("long.ome.tiff"));
+    let (planes, xml) = stamps(&local(&root).join("long").join("long.ome.tiff"));
     assert_eq!(planes.len() as u64, stopped.written);
     assert_eq!(attr(&xml, "SizeT"), stopped.written.to_string());
     assert!(planes.iter().all(|s| s.filter == Some(1)));
-    let summary = std::fs::read_to_string(root.path().join("long").join("summary.json")).unwrap();
+    let summary = std::fs::read_to_string(local(&root).join("long").join("summary.json")).unwrap();
     assert!(summary.contains("\"state\": \"stopped\""), "{summary}");
 
     // Pausing what has ended, or a sequence, is refused with a reason.
@@ -555,8 +563,7 @@ async fn structured_plans_run_like_their_useq_text() {
     let done = watch_to_end(&mut a, s.id).await;
     assert_eq!(done.written, 4, "{done:?}");
     let (planes, _) = stamps(
-        &root
-            .path()
+        &local(&root)
             .join("structured")
             .join("structured_p001.ome.tiff"),
     );
@@ -633,7 +640,7 @@ async fn bad_plans_are_refused_before_anything_moves() {
         .into_inner();
     assert_eq!(filter.index, 0, "a refused plan turned the wheel");
     assert!(
-        !root.path().join("bad").exists(),
+        !local(&root).join("bad").exists(),
         "a refused plan left a dataset"
     );
     assert!(a
@@ -661,7 +668,7 @@ async fn a_plan_larger_than_the_free_disk_is_refused() {
     let e = a.start_plan(yaml(plan, "huge")).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
     assert!(e.message().contains("free"), "{}", e.message());
-    assert!(!root.path().join("huge").exists());
+    assert!(!local(&root).join("huge").exists());
     d.shutdown().await.unwrap();
 }
 

@@ -36,6 +36,9 @@ fn config(asi: &Path, prior: &Path) -> String {
 [instrument]
 name = "serial-test"
 
+[server]
+anonymous_loopback_admin = true
+
 [ports.ASI]
 path = "{}"
 baud = 115200
@@ -224,6 +227,9 @@ async fn serial_lasers_over_grpc_caps_and_interlock() {
 [instrument]
 name = "lasers"
 
+[server]
+anonymous_loopback_admin = true
+
 [ports.OBIS]
 path = "{}"
 baud = 115200
@@ -351,6 +357,9 @@ async fn prior_and_cobolt_faults_over_grpc() {
         r#"
 [instrument]
 name = "prior-cobolt"
+
+[server]
+anonymous_loopback_admin = true
 
 [ports.ProScan]
 path = "{}"

@@ -93,6 +93,8 @@ pub struct Status {
     pub id: u64,
     /// The dataset name.
     pub name: String,
+    /// The user who started it: the dataset is in their folder and theirs to read.
+    pub owner: String,
     /// The camera.
     pub camera: String,
     /// Where it is in its life.
@@ -156,6 +158,8 @@ struct Run {
     id: u64,
     /// The dataset name.
     name: String,
+    /// The user who started it.
+    owner: String,
     /// The camera.
     camera: String,
     /// The OME-TIFF file.
@@ -210,6 +214,7 @@ impl Run {
         Status {
             id: self.id,
             name: self.name.clone(),
+            owner: self.owner.clone(),
             camera: self.camera.clone(),
             state,
             frames_planned: self.frames_planned,
@@ -242,7 +247,12 @@ struct Inner {
     events: broadcast::Sender<Event>,
     /// Refuses new acquisitions once shutdown has begun.
     closing: AtomicBool,
+    /// Called with the final status of every acquisition that fails.
+    on_failure: Mutex<Option<FailureHook>>,
 }
+
+/// What the engine calls when an acquisition fails (see [`Acquisitions::on_failure`]).
+pub type FailureHook = Arc<dyn Fn(Status) + Send + Sync>;
 
 /// The acquisition engine: a cheap-to-clone handle.
 #[derive(Clone)]
@@ -266,7 +276,14 @@ impl Acquisitions {
             next_id: AtomicU64::new(1),
             events,
             closing: AtomicBool::new(false),
+            on_failure: Mutex::new(None),
         }))
+    }
+
+    /// Sets what happens when an acquisition fails: the daemon turns lasers off and stops
+    /// stages (see `lib.rs`). Called from the supervisor once the file is finished.
+    pub fn on_failure(&self, hook: FailureHook) {
+        *self.0.on_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
     }
 
     fn runs(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Run>>> {
@@ -351,10 +368,12 @@ impl Acquisitions {
         }
     }
 
-    /// Starts a sequence acquisition on `camera` (empty: the only camera): `frames` frames, or
-    /// until stopped when `None`, into a new dataset called `name` (or one named after the time).
+    /// Starts a sequence acquisition for user `owner` on `camera` (empty: the only camera):
+    /// `frames` frames, or until stopped when `None`, into a new dataset called `name` (or one
+    /// named after the time) in the owner's folder under the data root.
     pub async fn start_sequence(
         &self,
+        owner: &str,
         camera: &str,
         frames: Option<u64>,
         name: Option<String>,
@@ -380,7 +399,7 @@ impl Acquisitions {
                 validate_dataset_name(&n).map_err(AcqError::Invalid)?;
                 n
             }
-            None => self.fresh_name("seq"),
+            None => self.fresh_name(owner, "seq"),
         };
         let cam = self.0.host.camera(camera)?.clone();
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
@@ -398,7 +417,7 @@ impl Acquisitions {
                 .map(|um| um * binning as f64);
         self.check_ring_memory(shape)?;
 
-        let dir = self.dataset_dir(&name)?;
+        let dir = self.dataset_dir(owner, &name)?;
         let path = dir.join(format!("{name}.ome.tiff"));
         let meta = DatasetMeta {
             name: name.clone(),
@@ -424,6 +443,7 @@ impl Acquisitions {
         let run = Arc::new(Run {
             id,
             name,
+            owner: owner.to_owned(),
             camera: cam.name().to_owned(),
             path,
             frames_planned: frames,
@@ -480,9 +500,9 @@ impl Acquisitions {
 
     /// A name for a dataset the client did not name: `prefix`, the time, and a counter if
     /// taken.
-    fn fresh_name(&self, prefix: &str) -> String {
+    fn fresh_name(&self, owner: &str, prefix: &str) -> String {
         let base = format!("{prefix}-{}", utc_stamp(SystemTime::now()));
-        let root = &self.0.storage.data_root;
+        let root = self.0.storage.data_root.join(owner);
         (0..)
             .map(|i| {
                 if i == 0 {
@@ -495,8 +515,15 @@ impl Acquisitions {
             .unwrap_or(base)
     }
 
-    /// Makes the dataset's folder; never reuses an existing one.
-    fn dataset_dir(&self, name: &str) -> Result<PathBuf, AcqError> {
+    /// Makes the dataset's folder, `data_root/<owner>/<name>`; never reuses an existing one.
+    ///
+    /// The owner's folder must be a real folder, not a symbolic link someone planted to send
+    /// datasets elsewhere; the dataset folder is made with a single `mkdir` of that exact path,
+    /// which fails rather than following a link or reusing what is there.
+    fn dataset_dir(&self, owner: &str, name: &str) -> Result<PathBuf, AcqError> {
+        // Owner names come from the config, which checks them; checked again because a path
+        // is made of it.
+        validate_dataset_name(owner).map_err(AcqError::Precondition)?;
         let root = &self.0.storage.data_root;
         std::fs::create_dir_all(root).map_err(|e| {
             AcqError::Precondition(format!(
@@ -504,13 +531,41 @@ impl Acquisitions {
                 root.display()
             ))
         })?;
-        let dir = root.join(name);
+        let user_dir = root.join(owner);
+        match std::fs::create_dir(&user_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(AcqError::Precondition(format!(
+                    "cannot create the folder {} for {owner}'s datasets: {e}",
+                    user_dir.display()
+                )))
+            }
+        }
+        match std::fs::symlink_metadata(&user_dir) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                warn!(path = %user_dir.display(), "a user's dataset folder is not a real folder; refusing to write there");
+                return Err(AcqError::Precondition(format!(
+                    "{} is not a real folder (a link or a file): the daemon does not write \
+                     datasets there; an admin must remove it",
+                    user_dir.display()
+                )));
+            }
+            Err(e) => {
+                return Err(AcqError::Precondition(format!(
+                    "cannot use the folder {}: {e}",
+                    user_dir.display()
+                )))
+            }
+        }
+        let dir = user_dir.join(name);
         match std::fs::create_dir(&dir) {
             Ok(()) => Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(AcqError::AlreadyExists(format!(
                     "dataset {name:?} already exists in {}; choose another name",
-                    root.display()
+                    user_dir.display()
                 )))
             }
             Err(e) => Err(AcqError::Precondition(format!(
@@ -678,6 +733,17 @@ impl Acquisitions {
             run,
         );
         run.done.send_replace(true);
+        if state == RunState::Failed {
+            let hook = self
+                .0
+                .on_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(hook) = hook {
+                hook(run.status());
+            }
+        }
     }
 
     /// Reads the first XY stage, the first single-axis stage and the power each of `lasers`
@@ -1016,8 +1082,9 @@ async fn finish_files(
 /// outside the data root or mean something special to a file system.
 pub fn validate_dataset_name(name: &str) -> Result<(), String> {
     const RESERVED: &[&str] = &[
-        "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
-        "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+        "CON", "PRN", "AUX", "NUL", "COM0", "LPT0", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6",
+        "COM7", "COM8", "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8",
+        "LPT9",
     ];
     let bad = |why: &str| Err(format!("dataset name {name:?} is not allowed: {why}"));
     if name.is_empty() || name.chars().count() > 128 {
@@ -1033,6 +1100,10 @@ pub fn validate_dataset_name(name: &str) -> Result<(), String> {
     }
     if name.starts_with('.') {
         return bad("it must not start with '.'");
+    }
+    if name.ends_with('.') {
+        // Windows drops a trailing dot, so "a." and "a" would be the same folder.
+        return bad("it must not end with '.'");
     }
     let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
     if RESERVED.contains(&stem.as_str()) {
@@ -1091,6 +1162,12 @@ mod tests {
             ".hidden",
             "sp ace",
             "new\nline",
+            "trailing.",
+            "com0",
+            "Aux.tar.gz",
+            "C:x",
+            "a\u{202e}b",
+            "ü",
             &"x".repeat(129),
         ] {
             assert!(validate_dataset_name(bad).is_err(), "{bad:?} accepted");

@@ -222,10 +222,12 @@ impl Acquisitions {
         Ok(())
     }
 
-    /// Checks a plan, then starts it as a new acquisition into a dataset called `name` (or one
-    /// named after the time). `camera` empty: the only camera.
+    /// Checks a plan, then starts it for user `owner` as a new acquisition into a dataset
+    /// called `name` (or one named after the time) in the owner's folder under the data root.
+    /// `camera` empty: the only camera.
     pub async fn start_plan(
         &self,
+        owner: &str,
         plan: MdaSequence,
         camera: &str,
         name: Option<String>,
@@ -247,7 +249,7 @@ impl Acquisitions {
                 )));
             }
         }
-        let name = name.unwrap_or_else(|| self.fresh_name("mda"));
+        let name = name.unwrap_or_else(|| self.fresh_name(owner, "mda"));
         let cam = self.0.host.camera(camera)?.clone();
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
         let claim = cam.claim(&format!("acquisition {id} ({name})"))?;
@@ -258,7 +260,7 @@ impl Acquisitions {
                 .map(|um| um * f64::from(setup.binning));
         self.check_ring_memory(setup.shape)?;
 
-        let dir = self.dataset_dir(&name)?;
+        let dir = self.dataset_dir(owner, &name)?;
         let sizes = check.summary.sizes;
         let n_grid = sizes.g.max(1);
         let channels: Vec<String> = if plan.channels.is_empty() {
@@ -334,6 +336,7 @@ impl Acquisitions {
         });
         let run = Arc::new(Run {
             id,
+            owner: owner.to_owned(),
             name,
             camera: cam.name().to_owned(),
             path: dir,

@@ -9,6 +9,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{convert, plans};
+use crate::access::lease::{LeaseEvent, LeaseEventKind};
+use crate::access::{Access, Caller, Need, Role};
 use crate::acquire::{self, AcqError, Acquisitions, EventKind, RunState};
 use crate::host::DeviceHost;
 use crate::pb;
@@ -28,16 +30,117 @@ pub struct AcquisitionService {
     /// Becomes true when the daemon shuts down, so open streams end and shutdown is not held
     /// up by a client that never hangs up.
     stopping: watch::Receiver<bool>,
+    /// Who may do what; every handler asks it first.
+    access: Access,
 }
 
 impl AcquisitionService {
     /// A service over the engine.
-    pub fn new(acq: Acquisitions, host: DeviceHost, stopping: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        acq: Acquisitions,
+        host: DeviceHost,
+        stopping: watch::Receiver<bool>,
+        access: Access,
+    ) -> Self {
         Self {
             acq,
             host,
             stopping,
+            access,
         }
+    }
+
+    /// Acquisition `id` (0: the caller's most recent readable one) if the caller may read it:
+    /// PERMISSION_DENIED for another user's they may not (ids are no secret, and saying so
+    /// helps more than pretending it does not exist).
+    /// An acquisition `caller` may stop, pause or resume (`what`): its owner, an admin, or the
+    /// lease holder.
+    fn controllable(
+        &self,
+        caller: &Caller,
+        id: u64,
+        what: &str,
+    ) -> Result<acquire::Status, Status> {
+        let who = &caller.identity;
+        let s = self.readable(caller, id)?;
+        let holder = self.access.leases().current().map(|l| l.user);
+        if s.owner == who.user || who.role == Role::Admin || holder.as_deref() == Some(&who.user) {
+            Ok(s)
+        } else {
+            Err(Status::permission_denied(format!(
+                "acquisition {} belongs to {}: its owner, an admin or the lease holder may {what} it",
+                s.id, s.owner
+            )))
+        }
+    }
+
+    /// Pauses or resumes a plan, for its owner, an admin or the lease holder; audited.
+    async fn set_paused(
+        &self,
+        req: Request<pb::AcquisitionRef>,
+        paused: bool,
+    ) -> Result<Response<pb::AcquisitionStatus>, Status> {
+        let id = req.get_ref().id;
+        let what = if paused { "pause" } else { "resume" };
+        let caller = self
+            .access
+            .require(&req, Need::Operate, &format!("acquisition {id}"))?;
+        let found = self.controllable(&caller, id, what);
+        let target = format!("acquisition {}", found.as_ref().map_or(id, |s| s.id));
+        self.access
+            .audited(
+                &caller,
+                &target,
+                serde_json::json!({ "paused": paused }),
+                async {
+                    let s = self.acq.set_paused(found?.id, paused).map_err(acq_status)?;
+                    Ok(Response::new(status_to_pb(&s)))
+                },
+            )
+            .await
+    }
+
+    fn readable(&self, caller: &Caller, id: u64) -> Result<acquire::Status, Status> {
+        let who = &caller.identity;
+        if id == 0 {
+            return self
+                .acq
+                .list()
+                .into_iter()
+                .rev()
+                .find(|s| self.access.can_read(who, &s.owner))
+                .ok_or_else(|| Status::not_found("no acquisition you may read has run yet"));
+        }
+        let s = self.acq.get(id).map_err(acq_status)?;
+        if !self.access.can_read(who, &s.owner) {
+            return Err(Status::permission_denied(format!(
+                "acquisition {id} belongs to {} and {} may not read it: a user reads their own \
+                 datasets and those their config entry's can_read names (ask an admin)",
+                s.owner, who.user
+            )));
+        }
+        Ok(s)
+    }
+}
+
+/// A lease event for the API.
+fn lease_event_to_pb(e: &LeaseEvent) -> pb::Event {
+    let kind = match e.kind {
+        LeaseEventKind::Taken => pb::EventKind::LeaseTaken,
+        LeaseEventKind::Released => pb::EventKind::LeaseReleased,
+        LeaseEventKind::Expired => pb::EventKind::LeaseExpired,
+        LeaseEventKind::Broken => pb::EventKind::LeaseBroken,
+    };
+    pb::Event {
+        kind: kind as i32,
+        time_unix_us: unix_us(e.time),
+        acquisition: None,
+        lease: Some(pb::LeaseEvent {
+            holder: e.holder.clone(),
+            by: e.by.clone(),
+            reason: e.reason.clone(),
+            expires_unix_us: e.expires.map_or(0, unix_us),
+        }),
     }
 }
 
@@ -85,18 +188,16 @@ pub fn status_to_pb(s: &acquire::Status) -> pb::AcquisitionStatus {
         pixel_type: convert::pixel_type(s.shape.pixel_type) as i32,
         dropped_in_camera: s.counters.lost_in_camera,
         plan: s.plan.as_ref().map(plans::progress_to_pb),
+        owner: s.owner.clone(),
     }
 }
 
-type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl pb::acquisition_server::Acquisition for AcquisitionService {
-    async fn start_sequence(
+impl AcquisitionService {
+    async fn start(
         &self,
-        req: Request<pb::StartSequenceRequest>,
+        owner: String,
+        req: pb::StartSequenceRequest,
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
-        let req = req.into_inner();
         let frames = match (req.until_stopped, req.frames) {
             (true, 0) => None,
             (true, _) => {
@@ -109,34 +210,134 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         let name = (!req.name.is_empty()).then_some(req.name);
         let s = self
             .acq
-            .start_sequence(&req.camera, frames, name)
+            .start_sequence(&owner, &req.camera, frames, name)
             .await
             .map_err(acq_status)?;
         Ok(Response::new(status_to_pb(&s)))
+    }
+}
+
+type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::acquisition_server::Acquisition for AcquisitionService {
+    async fn start_sequence(
+        &self,
+        req: Request<pb::StartSequenceRequest>,
+    ) -> Result<Response<pb::AcquisitionStatus>, Status> {
+        let target = req.get_ref().name.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let r = req.get_ref();
+        let detail = serde_json::json!({
+            "camera": r.camera, "frames": r.frames, "until_stopped": r.until_stopped,
+        });
+        let owner = caller.identity.user.clone();
+        let result = self.start(owner, req.into_inner()).await;
+        let detail = match &result {
+            Ok(s) => {
+                serde_json::json!({ "id": s.get_ref().id, "path": s.get_ref().path, "request": detail })
+            }
+            Err(_) => detail,
+        };
+        self.access
+            .record(&caller, &target, detail, result.as_ref().map(|_| ()));
+        result
     }
 
     async fn stop_acquisition(
         &self,
         req: Request<pb::AcquisitionRef>,
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
-        let s = self.acq.stop(req.get_ref().id).await.map_err(acq_status)?;
-        Ok(Response::new(status_to_pb(&s)))
+        let id = req.get_ref().id;
+        let caller = self
+            .access
+            .require(&req, Need::Operate, &format!("acquisition {id}"))?;
+        let found = self.controllable(&caller, id, "stop");
+        let target = match &found {
+            Ok(s) => format!("acquisition {}", s.id),
+            Err(_) => format!("acquisition {id}"),
+        };
+        let detail = serde_json::Value::Null;
+        self.access
+            .audited(&caller, &target, detail, async {
+                let s = self.acq.stop(found?.id).await.map_err(acq_status)?;
+                Ok(Response::new(status_to_pb(&s)))
+            })
+            .await
     }
 
     async fn get_acquisition(
         &self,
         req: Request<pb::AcquisitionRef>,
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
-        let s = self.acq.get(req.get_ref().id).map_err(acq_status)?;
+        let caller = self.access.require(&req, Need::Observe, "")?;
+        let s = self.readable(&caller, req.get_ref().id)?;
         Ok(Response::new(status_to_pb(&s)))
     }
 
     async fn list_acquisitions(
         &self,
-        _: Request<pb::ListAcquisitionsRequest>,
+        req: Request<pb::ListAcquisitionsRequest>,
     ) -> Result<Response<pb::ListAcquisitionsResponse>, Status> {
+        let caller = self.access.require(&req, Need::Observe, "")?;
         Ok(Response::new(pb::ListAcquisitionsResponse {
-            acquisitions: self.acq.list().iter().map(status_to_pb).collect(),
+            acquisitions: self
+                .acq
+                .list()
+                .iter()
+                .filter(|s| self.access.can_read(&caller.identity, &s.owner))
+                .map(status_to_pb)
+                .collect(),
+        }))
+    }
+
+    async fn read_plane(
+        &self,
+        req: Request<pb::ReadPlaneRequest>,
+    ) -> Result<Response<pb::Image>, Status> {
+        let caller = self.access.require(&req, Need::Observe, "")?;
+        let req = req.into_inner();
+        let s = self.readable(&caller, req.id)?;
+        let path = s.path.clone();
+        let plane = req.plane;
+        let read = tokio::task::spawn_blocking(move || crate::storage::read_plane(&path, plane))
+            .await
+            .map_err(|_| Status::internal("reading the plane panicked"))?;
+        let data = match read {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Err(Status::out_of_range(format!(
+                    "acquisition {} has {} plane(s) in its file; plane {plane} is not there (yet)",
+                    s.id, s.counters.written
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Status::not_found(format!(
+                    "the file of acquisition {} is gone ({}): nothing was written, or it was moved",
+                    s.id,
+                    s.path.display()
+                )))
+            }
+            Err(e) => {
+                return Err(Status::data_loss(format!(
+                    "cannot read plane {plane} of {}: {e}",
+                    s.path.display()
+                )))
+            }
+        };
+        let pixel_type = if data.bits_per_sample == 8 {
+            pb::PixelType::U8
+        } else {
+            pb::PixelType::U16
+        };
+        Ok(Response::new(pb::Image {
+            camera: s.camera.clone(),
+            width: data.width,
+            height: data.height,
+            pixel_type: pixel_type as i32,
+            bit_depth: u32::from(data.bits_per_sample),
+            data: data.data,
+            metadata: None,
         }))
     }
 
@@ -144,6 +345,8 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         &self,
         req: Request<pb::PlanRequest>,
     ) -> Result<Response<pb::PlanSummary>, Status> {
+        // A dry run changes nothing: anyone who may watch may ask what a plan amounts to.
+        self.access.require(&req, Need::Observe, "")?;
         let req = req.into_inner();
         let plan = plans::plan_from_pb(&req)?;
         let check = self
@@ -158,37 +361,43 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         &self,
         req: Request<pb::PlanRequest>,
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
+        let target = req.get_ref().name.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let owner = caller.identity.user.clone();
         let req = req.into_inner();
-        let plan = plans::plan_from_pb(&req)?;
-        let name = (!req.name.is_empty()).then(|| req.name.clone());
-        let s = self
-            .acq
-            .start_plan(plan, &req.camera, name)
+        let kind = match &req.plan {
+            Some(pb::plan_request::Plan::Sequence(_)) => "structured",
+            Some(pb::plan_request::Plan::UseqJson(_)) => "useq_json",
+            Some(pb::plan_request::Plan::UseqYaml(_)) => "useq_yaml",
+            None => "none",
+        };
+        let detail = serde_json::json!({ "plan": kind, "camera": req.camera });
+        self.access
+            .audited(&caller, &target, detail, async {
+                let plan = plans::plan_from_pb(&req)?;
+                let name = (!req.name.is_empty()).then(|| req.name.clone());
+                let s = self
+                    .acq
+                    .start_plan(&owner, plan, &req.camera, name)
+                    .await
+                    .map_err(acq_status)?;
+                Ok(Response::new(status_to_pb(&s)))
+            })
             .await
-            .map_err(acq_status)?;
-        Ok(Response::new(status_to_pb(&s)))
     }
 
     async fn pause_acquisition(
         &self,
         req: Request<pb::AcquisitionRef>,
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
-        let s = self
-            .acq
-            .set_paused(req.get_ref().id, true)
-            .map_err(acq_status)?;
-        Ok(Response::new(status_to_pb(&s)))
+        self.set_paused(req, true).await
     }
 
     async fn resume_acquisition(
         &self,
         req: Request<pb::AcquisitionRef>,
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
-        let s = self
-            .acq
-            .set_paused(req.get_ref().id, false)
-            .map_err(acq_status)?;
-        Ok(Response::new(status_to_pb(&s)))
+        self.set_paused(req, false).await
     }
 
     type WatchAcquisitionStream = Stream<pb::AcquisitionStatus>;
@@ -197,9 +406,10 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         &self,
         req: Request<pb::AcquisitionRef>,
     ) -> Result<Response<Self::WatchAcquisitionStream>, Status> {
+        let caller = self.access.require(&req, Need::Observe, "")?;
         // Subscribe before reading the status, so an end between the two is not missed.
         let mut events = self.acq.subscribe();
-        let first = self.acq.get(req.get_ref().id).map_err(acq_status)?;
+        let first = self.readable(&caller, req.get_ref().id)?;
         let id = first.id;
         let (tx, rx) = mpsc::channel(16);
         let mut stopping = self.stopping.clone();
@@ -245,6 +455,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         &self,
         req: Request<pb::LiveViewRequest>,
     ) -> Result<Response<Self::LiveViewStream>, Status> {
+        self.access.require(&req, Need::Observe, "")?;
         let req = req.into_inner();
         if !(req.max_fps == 0.0 || (0.01..=10_000.0).contains(&req.max_fps)) {
             return Err(Status::invalid_argument(format!(
@@ -343,17 +554,34 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
 
     async fn watch_events(
         &self,
-        _: Request<pb::WatchEventsRequest>,
+        req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let caller = self.access.require(&req, Need::Observe, "")?;
         let mut events = self.acq.subscribe();
+        let mut lease_events = self.access.leases().subscribe();
+        let access = self.access.clone();
         let (tx, rx) = mpsc::channel(64);
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             loop {
-                let event = tokio::select! {
-                    e = events.recv() => e,
+                let got = tokio::select! {
+                    e = events.recv() => Ok(e),
+                    e = lease_events.recv() => Err(e),
                     _ = tx.closed() => return,
                     _ = stopping.wait_for(|s| *s) => return,
+                };
+                let event = match got {
+                    Ok(e) => e,
+                    // Everyone sees lease events: who holds the instrument is everyone's
+                    // business.
+                    Err(Ok(e)) => {
+                        if tx.send(Ok(lease_event_to_pb(&e))).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                    Err(Err(broadcast::error::RecvError::Closed)) => return,
                 };
                 let event = match event {
                     Ok(e) => e,
@@ -361,6 +589,9 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
+                if !access.can_read(&caller.identity, &event.status.owner) {
+                    continue;
+                }
                 let kind = match event.kind {
                     EventKind::Started => pb::EventKind::AcquisitionStarted,
                     EventKind::Progress => pb::EventKind::AcquisitionProgress,
@@ -371,6 +602,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                     kind: kind as i32,
                     time_unix_us: unix_us(event.time),
                     acquisition: Some(status_to_pb(&event.status)),
+                    lease: None,
                 };
                 if tx.send(Ok(msg)).await.is_err() {
                     return;

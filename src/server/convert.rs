@@ -103,6 +103,18 @@ pub fn value_to_pb(v: Value) -> pb::Value {
     pb::Value { kind: Some(kind) }
 }
 
+/// A property value as JSON, for the audit log (null when absent).
+pub fn value_json(v: &Option<pb::Value>) -> serde_json::Value {
+    use pb::value::Kind;
+    match v.as_ref().and_then(|v| v.kind.as_ref()) {
+        Some(Kind::BoolValue(b)) => (*b).into(),
+        Some(Kind::IntValue(i)) => (*i).into(),
+        Some(Kind::FloatValue(f)) => (*f).into(),
+        Some(Kind::StringValue(s)) => s.clone().into(),
+        None => serde_json::Value::Null,
+    }
+}
+
 /// A property value from the API; an absent value is the client's mistake.
 pub fn value_from_pb(v: Option<pb::Value>, what: &str) -> Result<Value, Status> {
     use pb::value::Kind;

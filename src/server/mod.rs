@@ -1,7 +1,9 @@
 //! The gRPC services: the `Microscope` control service, health and reflection. Only this module
 //! sees prost types; domain types convert in [`convert`].
 
+pub mod access;
 pub mod acquisition;
+pub mod auth;
 pub mod convert;
 pub mod plans;
 
@@ -10,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use microscoped_driver_api::{AnyDevice, DeviceError, DeviceKind, Value};
 use tonic::{Request, Response, Status};
 
+use crate::access::{Access, Need};
 use crate::config::InstrumentInfo;
 use crate::host::{DeviceHandle, DeviceHost, HostError};
 use crate::pb;
@@ -33,6 +36,8 @@ pub struct MicroscopeService {
     presets: Presets,
     /// Becomes true when the daemon shuts down: long waits end so shutdown is not held up.
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// Who may do what; every handler asks it first.
+    access: Access,
 }
 
 impl MicroscopeService {
@@ -42,12 +47,14 @@ impl MicroscopeService {
         host: DeviceHost,
         presets: Presets,
         stopping: tokio::sync::watch::Receiver<bool>,
+        access: Access,
     ) -> Self {
         Self {
             instrument,
             host,
             presets,
             stopping,
+            access,
         }
     }
 
@@ -92,7 +99,14 @@ impl MicroscopeService {
         }
         let value = convert::value_from_pb(value, &format!("{device}.{property}"))?;
         let value = spec.coerce(&value).map_err(|e| {
-            Status::new(convert::device_code(&e), format!("{device}.{}", e.message))
+            // The spec shows the facility limit already; say where it comes from.
+            let note = crate::limits::note_for(d.limits(), property)
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            Status::new(
+                convert::device_code(&e),
+                format!("{device}.{}{note}", e.message),
+            )
         })?;
         Ok((d.clone(), property.to_owned(), value))
     }
@@ -253,7 +267,8 @@ type Rpc<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl pb::microscope_server::Microscope for MicroscopeService {
-    async fn get_instrument(&self, _: Request<pb::GetInstrumentRequest>) -> Rpc<pb::Instrument> {
+    async fn get_instrument(&self, req: Request<pb::GetInstrumentRequest>) -> Rpc<pb::Instrument> {
+        self.access.require(&req, Need::Observe, "")?;
         let pixel_size_um = match self.host.of_kind(DeviceKind::Camera).next() {
             Some(cam) => {
                 crate::presets::pixel_size_um(&self.instrument, &self.host, cam, None).await
@@ -273,8 +288,9 @@ impl pb::microscope_server::Microscope for MicroscopeService {
 
     async fn list_presets(
         &self,
-        _: Request<pb::ListPresetsRequest>,
+        req: Request<pb::ListPresetsRequest>,
     ) -> Rpc<pb::ListPresetsResponse> {
+        self.access.require(&req, Need::Observe, "")?;
         let groups = self
             .presets
             .groups()
@@ -306,51 +322,66 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         &self,
         req: Request<pb::ApplyPresetRequest>,
     ) -> Rpc<pb::ApplyPresetResponse> {
+        let target = format!("{}/{}", req.get_ref().group, req.get_ref().preset);
+        let caller = self.access.require(&req, Need::Control, &target)?;
         let req = req.into_inner();
-        let preset = self
-            .presets
-            .find(&req.group, &req.preset)
-            .map_err(|e| Status::not_found(e.0))?;
-        let applied = Presets::apply(&self.host, preset, None)
+        self.access
+            .audited(&caller, &target, serde_json::Value::Null, async {
+                let preset = self
+                    .presets
+                    .find(&req.group, &req.preset)
+                    .map_err(|e| Status::not_found(e.0))?;
+                let applied = Presets::apply(&self.host, preset, None)
+                    .await
+                    .map_err(|e| {
+                        let s = status(e);
+                        Status::new(
+                            s.code(),
+                            format!("preset {:?}: {}", req.preset, s.message()),
+                        )
+                    })?;
+                Ok(Response::new(pb::ApplyPresetResponse {
+                    applied: applied
+                        .into_iter()
+                        .map(|(device, property, value)| pb::PropertyValue {
+                            device,
+                            property,
+                            value: Some(convert::value_to_pb(value)),
+                        })
+                        .collect(),
+                }))
+            })
             .await
-            .map_err(|e| {
-                let s = status(e);
-                Status::new(
-                    s.code(),
-                    format!("preset {:?}: {}", req.preset, s.message()),
-                )
-            })?;
-        Ok(Response::new(pb::ApplyPresetResponse {
-            applied: applied
-                .into_iter()
-                .map(|(device, property, value)| pb::PropertyValue {
-                    device,
-                    property,
-                    value: Some(convert::value_to_pb(value)),
-                })
-                .collect(),
-        }))
     }
 
     async fn list_devices(
         &self,
-        _: Request<pb::ListDevicesRequest>,
+        req: Request<pb::ListDevicesRequest>,
     ) -> Rpc<pb::ListDevicesResponse> {
+        self.access.require(&req, Need::Observe, "")?;
         Ok(Response::new(pb::ListDevicesResponse {
             devices: self.host.devices().map(Self::device_info).collect(),
         }))
     }
 
     async fn reset_device(&self, req: Request<pb::ResetDeviceRequest>) -> Rpc<pb::Device> {
-        let d = self.device(&req.get_ref().device)?;
-        d.reset().await.map_err(status)?;
-        Ok(Response::new(Self::device_info(d)))
+        let target = req.get_ref().device.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::Value::Null;
+        self.access
+            .audited(&caller, &target, detail, async move {
+                let d = self.device(&req.get_ref().device)?;
+                d.reset().await.map_err(status)?;
+                Ok(Response::new(Self::device_info(d)))
+            })
+            .await
     }
 
     async fn list_properties(
         &self,
         req: Request<pb::ListPropertiesRequest>,
     ) -> Rpc<pb::ListPropertiesResponse> {
+        self.access.require(&req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         Ok(Response::new(pb::ListPropertiesResponse {
             properties: d.properties().iter().map(convert::property_spec).collect(),
@@ -358,6 +389,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
     }
 
     async fn get_property(&self, req: Request<pb::GetPropertyRequest>) -> Rpc<pb::PropertyValue> {
+        self.access.require(&req, Need::Observe, "")?;
         let req = req.into_inner();
         let d = self.device(&req.device)?;
         if !d.properties().iter().any(|s| s.name == req.property) {
@@ -367,102 +399,153 @@ impl pb::microscope_server::Microscope for MicroscopeService {
     }
 
     async fn set_property(&self, req: Request<pb::SetPropertyRequest>) -> Rpc<pb::PropertyValue> {
-        let req = req.into_inner();
-        let (d, property, value) = self.check_setting(&req.device, &req.property, req.value)?;
-        Self::write_property(&d, &property, value)
+        let target = format!("{}.{}", req.get_ref().device, req.get_ref().property);
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::json!({ "value": convert::value_json(&req.get_ref().value) });
+        self.access
+            .audited(&caller, &target, detail, async move {
+                let req = req.into_inner();
+                let (d, property, value) =
+                    self.check_setting(&req.device, &req.property, req.value)?;
+                Self::write_property(&d, &property, value)
+                    .await
+                    .map_err(status)?;
+                Ok(Response::new(Self::read_property(&d, &property).await?))
+            })
             .await
-            .map_err(status)?;
-        Ok(Response::new(Self::read_property(&d, &property).await?))
     }
 
     async fn set_properties(
         &self,
         req: Request<pb::SetPropertiesRequest>,
     ) -> Rpc<pb::SetPropertiesResponse> {
-        let settings = req.into_inner().settings;
-        if settings.is_empty() {
-            return Err(Status::invalid_argument(
-                "settings is empty: nothing to set",
-            ));
-        }
-        // Check everything first so a mistake in the last setting changes nothing.
-        let mut checked = Vec::with_capacity(settings.len());
-        for (i, s) in settings.into_iter().enumerate() {
-            let c = self
-                .check_setting(&s.device, &s.property, s.value)
-                .map_err(|e| {
-                    Status::new(
-                        e.code(),
-                        format!("settings[{i}]: {}; nothing was applied", e.message()),
-                    )
-                })?;
-            checked.push(c);
-        }
-        for (i, (d, property, value)) in checked.iter().enumerate() {
-            if let Err(e) = Self::write_property(d, property, value.clone()).await {
-                let e = status(e);
-                let applied = if i == 0 {
-                    "nothing was applied".to_owned()
-                } else {
-                    format!("settings[0..{i}] were applied")
-                };
-                return Err(Status::new(
-                    e.code(),
-                    format!(
-                        "settings[{i}] {}.{property}: {}; {applied}",
-                        d.name(),
-                        e.message()
-                    ),
-                ));
-            }
-        }
-        let mut values = Vec::with_capacity(checked.len());
-        for (d, property, _) in &checked {
-            values.push(Self::read_property(d, property).await?);
-        }
-        Ok(Response::new(pb::SetPropertiesResponse { values }))
+        let target = req
+            .get_ref()
+            .settings
+            .iter()
+            .map(|s| format!("{}.{}", s.device, s.property))
+            .collect::<Vec<_>>()
+            .join(",");
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::json!({ "values": req.get_ref().settings.iter().map(|s| convert::value_json(&s.value)).collect::<Vec<_>>() });
+        self.access
+            .audited(&caller, &target, detail, async move {
+                let settings = req.into_inner().settings;
+                if settings.is_empty() {
+                    return Err(Status::invalid_argument(
+                        "settings is empty: nothing to set",
+                    ));
+                }
+                // Check everything first so a mistake in the last setting changes nothing.
+                let mut checked = Vec::with_capacity(settings.len());
+                for (i, s) in settings.into_iter().enumerate() {
+                    let c = self
+                        .check_setting(&s.device, &s.property, s.value)
+                        .map_err(|e| {
+                            Status::new(
+                                e.code(),
+                                format!("settings[{i}]: {}; nothing was applied", e.message()),
+                            )
+                        })?;
+                    checked.push(c);
+                }
+                for (i, (d, property, value)) in checked.iter().enumerate() {
+                    if let Err(e) = Self::write_property(d, property, value.clone()).await {
+                        let e = status(e);
+                        let applied = if i == 0 {
+                            "nothing was applied".to_owned()
+                        } else {
+                            format!("settings[0..{i}] were applied")
+                        };
+                        return Err(Status::new(
+                            e.code(),
+                            format!(
+                                "settings[{i}] {}.{property}: {}; {applied}",
+                                d.name(),
+                                e.message()
+                            ),
+                        ));
+                    }
+                }
+                let mut values = Vec::with_capacity(checked.len());
+                for (d, property, _) in &checked {
+                    values.push(Self::read_property(d, property).await?);
+                }
+                Ok(Response::new(pb::SetPropertiesResponse { values }))
+            })
+            .await
     }
 
     async fn move_absolute(&self, req: Request<pb::MoveRequest>) -> Rpc<pb::StagePosition> {
-        self.move_stage(req.into_inner(), false).await
+        let target = req.get_ref().device.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::json!({ "position_um": req.get_ref().position_um });
+        self.access
+            .audited(&caller, &target, detail, async move {
+                self.move_stage(req.into_inner(), false).await
+            })
+            .await
     }
 
     async fn move_relative(&self, req: Request<pb::MoveRequest>) -> Rpc<pb::StagePosition> {
-        self.move_stage(req.into_inner(), true).await
+        let target = req.get_ref().device.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::json!({ "position_um": req.get_ref().position_um });
+        self.access
+            .audited(&caller, &target, detail, async move {
+                self.move_stage(req.into_inner(), true).await
+            })
+            .await
     }
 
     async fn get_position(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
+        self.access.require(&req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         require_stage(d)?;
         Ok(Response::new(stage_position(d).await.map_err(status)?))
     }
 
     async fn stop(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
-        let d = self.device(&req.get_ref().device)?;
-        require_stage(d)?;
-        match d.kind() {
-            DeviceKind::XYStage => d.with_xy_stage(|s| s.stop()).await,
-            _ => d.with_stage(|s| s.stop()).await,
-        }
-        .map_err(status)?;
-        Ok(Response::new(stage_position(d).await.map_err(status)?))
+        let target = req.get_ref().device.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::Value::Null;
+        self.access
+            .audited(&caller, &target, detail, async move {
+                let d = self.device(&req.get_ref().device)?;
+                require_stage(d)?;
+                match d.kind() {
+                    DeviceKind::XYStage => d.with_xy_stage(|s| s.stop()).await,
+                    _ => d.with_stage(|s| s.stop()).await,
+                }
+                .map_err(status)?;
+                Ok(Response::new(stage_position(d).await.map_err(status)?))
+            })
+            .await
     }
 
     async fn home(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
-        let d = self.device(&req.get_ref().device)?;
-        require_stage(d)?;
-        match d.kind() {
-            DeviceKind::XYStage => d.with_xy_stage(|s| s.home()).await,
-            _ => d.with_stage(|s| s.home()).await,
-        }
-        .map_err(status)?;
-        Ok(Response::new(stage_position(d).await.map_err(status)?))
+        let target = req.get_ref().device.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::Value::Null;
+        self.access
+            .audited(&caller, &target, detail, async move {
+                let d = self.device(&req.get_ref().device)?;
+                require_stage(d)?;
+                match d.kind() {
+                    DeviceKind::XYStage => d.with_xy_stage(|s| s.home()).await,
+                    _ => d.with_stage(|s| s.home()).await,
+                }
+                .map_err(status)?;
+                Ok(Response::new(stage_position(d).await.map_err(status)?))
+            })
+            .await
     }
 
     async fn wait_for_idle(
         &self,
         req: Request<pb::WaitForIdleRequest>,
     ) -> Rpc<pb::WaitForIdleResponse> {
+        self.access.require(&req, Need::Observe, "")?;
         let req = req.into_inner();
         let d = self.device(&req.device)?;
         let limit = match req.timeout_ms {
@@ -491,84 +574,119 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         &self,
         req: Request<pb::SetLaserEnabledRequest>,
     ) -> Rpc<pb::LaserState> {
-        let req = req.into_inner();
-        let d = self.device(&req.device)?;
-        let on = req.enabled;
-        d.with_laser(move |l| l.set_on(on)).await.map_err(status)?;
-        Ok(Response::new(laser_state(d).await.map_err(status)?))
+        let target = req.get_ref().device.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::json!({ "enabled": req.get_ref().enabled });
+        self.access
+            .audited(&caller, &target, detail, async move {
+                let req = req.into_inner();
+                let d = self.device(&req.device)?;
+                let on = req.enabled;
+                d.with_laser(move |l| l.set_on(on)).await.map_err(status)?;
+                Ok(Response::new(laser_state(d).await.map_err(status)?))
+            })
+            .await
     }
 
     async fn set_laser_power(&self, req: Request<pb::SetLaserPowerRequest>) -> Rpc<pb::LaserState> {
-        let req = req.into_inner();
-        let d = self.device(&req.device)?;
-        let power = req.power_mw;
-        if !power.is_finite() || power < 0.0 {
-            return Err(Status::invalid_argument(format!(
-                "power_mw must be a number >= 0, got {power}"
-            )));
-        }
-        d.with_laser(move |l| l.set_power_mw(power))
+        let target = req.get_ref().device.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::json!({ "power_mw": req.get_ref().power_mw });
+        self.access
+            .audited(&caller, &target, detail, async move {
+                let req = req.into_inner();
+                let d = self.device(&req.device)?;
+                let power = req.power_mw;
+                if !power.is_finite() || power < 0.0 {
+                    return Err(Status::invalid_argument(format!(
+                        "power_mw must be a number >= 0, got {power}"
+                    )));
+                }
+                d.with_laser(move |l| l.set_power_mw(power))
+                    .await
+                    .map_err(status)?;
+                Ok(Response::new(laser_state(d).await.map_err(status)?))
+            })
             .await
-            .map_err(status)?;
-        Ok(Response::new(laser_state(d).await.map_err(status)?))
     }
 
     async fn get_laser_state(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::LaserState> {
+        self.access.require(&req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         Ok(Response::new(laser_state(d).await.map_err(status)?))
     }
 
     async fn set_state(&self, req: Request<pb::SetStateRequest>) -> Rpc<pb::StateDeviceState> {
-        use pb::set_state_request::Target;
-        let req = req.into_inner();
-        let d = self.device(&req.device)?;
-        let target = req
-            .target
-            .ok_or_else(|| Status::invalid_argument("give the position as an index or a label"))?;
-        let name = d.name().to_owned();
-        d.with_state(move |s| {
-            let labels = s.labels()?;
-            let index = match target {
-                Target::Index(i) if (i as usize) < labels.len() => i,
-                Target::Index(i) => {
-                    return Err(DeviceError::out_of_range(format!(
-                        "position {i} does not exist: {name} has positions 0..={} ({})",
-                        labels.len().saturating_sub(1),
-                        labels.join(", ")
-                    )))
-                }
-                Target::Label(l) => microscoped_driver_api::position_of_label(&labels, &l)?,
-            };
-            s.set_position(index)
-        })
-        .await
-        .map_err(status)?;
-        Ok(Response::new(state_of(d).await.map_err(status)?))
+        let target = req.get_ref().device.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = match &req.get_ref().target {
+            Some(pb::set_state_request::Target::Index(i)) => serde_json::json!({ "index": i }),
+            Some(pb::set_state_request::Target::Label(l)) => serde_json::json!({ "label": l }),
+            None => serde_json::Value::Null,
+        };
+        self.access
+            .audited(&caller, &target, detail, async move {
+                use pb::set_state_request::Target;
+                let req = req.into_inner();
+                let d = self.device(&req.device)?;
+                let target = req.target.ok_or_else(|| {
+                    Status::invalid_argument("give the position as an index or a label")
+                })?;
+                let name = d.name().to_owned();
+                d.with_state(move |s| {
+                    let labels = s.labels()?;
+                    let index = match target {
+                        Target::Index(i) if (i as usize) < labels.len() => i,
+                        Target::Index(i) => {
+                            return Err(DeviceError::out_of_range(format!(
+                                "position {i} does not exist: {name} has positions 0..={} ({})",
+                                labels.len().saturating_sub(1),
+                                labels.join(", ")
+                            )))
+                        }
+                        Target::Label(l) => microscoped_driver_api::position_of_label(&labels, &l)?,
+                    };
+                    s.set_position(index)
+                })
+                .await
+                .map_err(status)?;
+                Ok(Response::new(state_of(d).await.map_err(status)?))
+            })
+            .await
     }
 
     async fn get_state(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StateDeviceState> {
+        self.access.require(&req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         Ok(Response::new(state_of(d).await.map_err(status)?))
     }
 
     async fn set_shutter(&self, req: Request<pb::SetShutterRequest>) -> Rpc<pb::ShutterState> {
-        let req = req.into_inner();
-        let d = self.device(&req.device)?;
-        let open = req.open;
-        let open = d
-            .with_shutter(move |s| {
-                s.set_open(open)?;
-                s.is_open()
+        let target = req.get_ref().device.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::json!({ "open": req.get_ref().open });
+        self.access
+            .audited(&caller, &target, detail, async move {
+                let req = req.into_inner();
+                let d = self.device(&req.device)?;
+                let open = req.open;
+                let open = d
+                    .with_shutter(move |s| {
+                        s.set_open(open)?;
+                        s.is_open()
+                    })
+                    .await
+                    .map_err(status)?;
+                Ok(Response::new(pb::ShutterState {
+                    device: req.device,
+                    open,
+                }))
             })
             .await
-            .map_err(status)?;
-        Ok(Response::new(pb::ShutterState {
-            device: req.device,
-            open,
-        }))
     }
 
     async fn get_shutter(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::ShutterState> {
+        self.access.require(&req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         let open = d.with_shutter(|s| s.is_open()).await.map_err(status)?;
         Ok(Response::new(pb::ShutterState {
@@ -578,67 +696,79 @@ impl pb::microscope_server::Microscope for MicroscopeService {
     }
 
     async fn snap(&self, req: Request<pb::SnapRequest>) -> Rpc<pb::Image> {
-        let req = req.into_inner();
-        let cam = self.host.camera(&req.camera).map_err(status)?;
-        let exposure = req.exposure_ms;
-        if exposure != 0.0 && !(exposure.is_finite() && exposure > 0.0) {
-            return Err(Status::invalid_argument(format!(
+        let target = req.get_ref().camera.clone();
+        let caller = self.access.require(&req, Need::Control, &target)?;
+        let detail = serde_json::json!({ "exposure_ms": req.get_ref().exposure_ms });
+        let result = async move {
+            let req = req.into_inner();
+            let cam = self.host.camera(&req.camera).map_err(status)?;
+            let exposure = req.exposure_ms;
+            if exposure != 0.0 && !(exposure.is_finite() && exposure > 0.0) {
+                return Err(Status::invalid_argument(format!(
                 "exposure_ms must be > 0 (or 0 for the camera's current exposure), got {exposure}"
             )));
-        }
-        let current = cam.with_camera(|c| c.exposure_ms()).await.map_err(status)?;
-        let effective = if exposure > 0.0 { exposure } else { current };
-        // The snap itself takes the exposure: the device timeout covers only the overhead. The
-        // camera refuses absurd exposures itself; saturate so they get its message, not a panic.
-        let limit = Duration::try_from_secs_f64(effective / 1e3)
-            .map_or(Duration::MAX, |e| cam.timeout().saturating_add(e));
-        let (data, info, bit_depth, binning, roi) = cam
-            .call_timeout(limit, move |dev| {
-                let AnyDevice::Camera(c) = dev else {
-                    return Err(DeviceError::invalid("not a camera"));
-                };
-                if exposure > 0.0 {
-                    c.set_exposure_ms(exposure)?;
-                }
-                let shape = c.frame_shape()?;
-                let mut data = vec![0u8; shape.bytes()];
-                let snapped = c.snap(&mut data);
-                if exposure > 0.0 {
-                    c.set_exposure_ms(current)?;
-                }
-                let info = snapped?;
-                Ok((data, info, c.bit_depth()?, c.binning()?, c.roi()?))
-            })
-            .await
-            .map_err(status)?;
-        let host_time_unix_us = unix_us();
-        let mut stage_positions = std::collections::HashMap::new();
-        for s in self
-            .host
-            .devices()
-            .filter(|d| matches!(d.kind(), DeviceKind::Stage | DeviceKind::XYStage))
-        {
-            // Metadata is best effort: a faulted stage must not cost the user the image.
-            if let Ok(p) = stage_position(s).await {
-                stage_positions.insert(s.name().to_owned(), p);
             }
+            let current = cam.with_camera(|c| c.exposure_ms()).await.map_err(status)?;
+            let effective = if exposure > 0.0 { exposure } else { current };
+            // The snap itself takes the exposure: the device timeout covers only the overhead. The
+            // camera refuses absurd exposures itself; saturate so they get its message, not a panic.
+            let limit = Duration::try_from_secs_f64(effective / 1e3)
+                .map_or(Duration::MAX, |e| cam.timeout().saturating_add(e));
+            let (data, info, bit_depth, binning, roi) = cam
+                .call_timeout(limit, move |dev| {
+                    let AnyDevice::Camera(c) = dev else {
+                        return Err(DeviceError::invalid("not a camera"));
+                    };
+                    if exposure > 0.0 {
+                        c.set_exposure_ms(exposure)?;
+                    }
+                    let shape = c.frame_shape()?;
+                    let mut data = vec![0u8; shape.bytes()];
+                    let snapped = c.snap(&mut data);
+                    if exposure > 0.0 {
+                        c.set_exposure_ms(current)?;
+                    }
+                    let info = snapped?;
+                    Ok((data, info, c.bit_depth()?, c.binning()?, c.roi()?))
+                })
+                .await
+                .map_err(status)?;
+            let host_time_unix_us = unix_us();
+            let mut stage_positions = std::collections::HashMap::new();
+            for s in self
+                .host
+                .devices()
+                .filter(|d| matches!(d.kind(), DeviceKind::Stage | DeviceKind::XYStage))
+            {
+                // Metadata is best effort: a faulted stage must not cost the user the image.
+                if let Ok(p) = stage_position(s).await {
+                    stage_positions.insert(s.name().to_owned(), p);
+                }
+            }
+            Ok(Response::new(pb::Image {
+                camera: cam.name().to_owned(),
+                width: info.shape.width,
+                height: info.shape.height,
+                pixel_type: convert::pixel_type(info.shape.pixel_type) as i32,
+                bit_depth,
+                data,
+                metadata: Some(pb::ImageMetadata {
+                    exposure_ms: info.exposure_ms,
+                    camera_timestamp_us: info.camera_timestamp_us,
+                    host_time_unix_us,
+                    binning,
+                    roi_x: roi.x,
+                    roi_y: roi.y,
+                    stage_positions,
+                }),
+            }))
         }
-        Ok(Response::new(pb::Image {
-            camera: cam.name().to_owned(),
-            width: info.shape.width,
-            height: info.shape.height,
-            pixel_type: convert::pixel_type(info.shape.pixel_type) as i32,
-            bit_depth,
-            data,
-            metadata: Some(pb::ImageMetadata {
-                exposure_ms: info.exposure_ms,
-                camera_timestamp_us: info.camera_timestamp_us,
-                host_time_unix_us,
-                binning,
-                roi_x: roi.x,
-                roi_y: roi.y,
-                stage_positions,
-            }),
-        }))
+        .await;
+        // Snaps that work are not recorded: a script may take thousands, and the log is for
+        // changes to the instrument. Refused ones (an exposure past the limit) are.
+        if let Err(e) = &result {
+            self.access.record(&caller, &target, detail, Err(e));
+        }
+        result
     }
 }

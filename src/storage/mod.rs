@@ -22,6 +22,7 @@
 
 mod layout;
 mod ometiff;
+mod read;
 mod recover;
 mod sidecar;
 mod xml;
@@ -30,6 +31,7 @@ mod xml;
 mod tests;
 
 pub use ometiff::OmeTiffWriter;
+pub use read::{read_plane, PlaneData};
 pub use recover::{recover, RecoverReport};
 pub use sidecar::sidecar_path;
 pub use xml::iso8601;

@@ -40,7 +40,7 @@ fn not_ours(why: impl std::fmt::Display) -> io::Error {
 /// Checks that an IFD can be one of our planes following the previous one (ending at
 /// `prev_end`): it lies after it, its strip lies between the two, and when the dataset is known
 /// its shape matches. Offsets only grow, so a corrupt chain cannot loop.
-fn plausible(ifd: &Ifd, prev_end: u64, expect: Option<(u32, u32, u64)>) -> bool {
+pub(super) fn plausible(ifd: &Ifd, prev_end: u64, expect: Option<(u32, u32, u64)>) -> bool {
     let (Some(off), Some(len)) = (ifd.get(tag::STRIP_OFFSETS), ifd.get(tag::STRIP_BYTE_COUNTS))
     else {
         return false;

@@ -76,3 +76,83 @@ impl Drop for Daemon {
 pub fn demo_plus(extra: &str) -> String {
     format!("{}\n{extra}", microscoped::config::DEMO_CONFIG)
 }
+
+/// Clients of every service that send one user's token (or none).
+pub struct As {
+    pub scope: MicroscopeClient<microscoped::client::AuthChannel>,
+    pub acq:
+        microscoped::pb::acquisition_client::AcquisitionClient<microscoped::client::AuthChannel>,
+    pub access: microscoped::pb::access_client::AccessClient<microscoped::client::AuthChannel>,
+}
+
+impl Daemon {
+    /// Clients that authenticate with `token` (none: anonymous).
+    pub fn as_user(&self, token: Option<&str>) -> As {
+        let ch = tonic::service::interceptor::InterceptedService::new(
+            self.channel.clone(),
+            microscoped::client::Bearer::new(token).unwrap(),
+        );
+        As {
+            scope: MicroscopeClient::new(ch.clone())
+                .max_decoding_message_size(microscoped::MAX_MESSAGE_BYTES),
+            acq: microscoped::pb::acquisition_client::AcquisitionClient::new(ch.clone())
+                .max_decoding_message_size(microscoped::MAX_MESSAGE_BYTES),
+            access: microscoped::pb::access_client::AccessClient::new(ch),
+        }
+    }
+}
+
+/// The users of a shared test instrument and their tokens: `tech` (admin), `alice` and `bob`
+/// (operators), `carol` (observer who may read alice's datasets).
+pub struct Team {
+    /// The `[users.*]` tables.
+    pub config: String,
+    pub tech: String,
+    pub alice: String,
+    pub bob: String,
+    pub carol: String,
+}
+
+impl Team {
+    pub fn new() -> Self {
+        use microscoped::access::token;
+        let [tech, alice, bob, carol] =
+            ["tech", "alice", "bob", "carol"].map(|_| token::new_token().unwrap());
+        let user = |name: &str, role: &str, t: &str, extra: &str| {
+            format!(
+                "[users.{name}]\nrole = \"{role}\"\ntoken_sha256 = \"{}\"\n{extra}\n",
+                token::hex(&token::sha256(t))
+            )
+        };
+        let config = [
+            user("tech", "admin", &tech, ""),
+            user("alice", "operator", &alice, ""),
+            user("bob", "operator", &bob, ""),
+            user("carol", "observer", &carol, "can_read = [\"alice\"]"),
+        ]
+        .concat();
+        Self {
+            config,
+            tech,
+            alice,
+            bob,
+            carol,
+        }
+    }
+}
+
+/// The demo instrument shared by `team`: no anonymous access, datasets under `root`, a small
+/// frame ring, and `extra` appended (more tables).
+pub fn shared_demo(team: &Team, root: &std::path::Path, extra: &str) -> String {
+    let demo = microscoped::config::DEMO_CONFIG
+        .replace(
+            "anonymous_loopback_admin = true",
+            "anonymous_loopback_admin = false",
+        )
+        .replace(
+            "data_root = \"data\"",
+            &format!("data_root = \"{}\"", root.display()),
+        )
+        .replace("ring_mb = 512", "ring_mb = 16");
+    format!("{demo}\n{}\n{extra}", team.config)
+}

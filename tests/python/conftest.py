@@ -29,12 +29,17 @@ def pb(tmp_path_factory):
         f"--grpc_python_out={out}",
         "microscoped/v1/microscope.proto",
         "microscoped/v1/acquisition.proto",
+        "microscoped/v1/access.proto",
     ])
     assert rc == 0, "protoc failed"
     sys.path.insert(0, str(out))
+    from microscoped.v1 import access_pb2, access_pb2_grpc
     from microscoped.v1 import acquisition_pb2, acquisition_pb2_grpc, microscope_pb2, microscope_pb2_grpc
 
-    return Merged(microscope_pb2, acquisition_pb2), Merged(microscope_pb2_grpc, acquisition_pb2_grpc)
+    return (
+        Merged(microscope_pb2, acquisition_pb2, access_pb2),
+        Merged(microscope_pb2_grpc, acquisition_pb2_grpc, access_pb2_grpc),
+    )
 
 
 class Merged:

@@ -22,6 +22,9 @@ def config(tmp_path, root):
 name = "py-acq"
 objective = "Objective"
 
+[server]
+anonymous_loopback_admin = true
+
 [storage]
 data_root = "{root}"
 ring_mb = 4
@@ -101,7 +104,7 @@ def test_burst_reads_back_in_tifffile_and_validates(tmp_path, serve, pb):
     done = wait_done(acq, msgs, s.id)
     assert done.state == msgs.ACQUISITION_STATE_FINISHED
     assert (done.received, done.written, done.dropped) == (12, 12, 0)
-    path = root / "burst" / "burst.ome.tiff"
+    path = root / "local" / "burst" / "burst.ome.tiff"
     assert pathlib.Path(done.path) == path
 
     data, meta = check_file(path, 12)

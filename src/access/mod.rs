@@ -1,0 +1,371 @@
+//! Who may do what on a shared instrument: users and roles, bearer-token authentication, the
+//! control lease, whose datasets a user may read, and the audit log.
+//!
+//! Authentication happens once per request, in [`crate::server::auth`], which turns the
+//! caller into a [`Caller`] in the request's extensions. Every RPC handler then states what it
+//! needs with [`Access::require`]; a request that lacks it is refused and audited there.
+
+pub mod audit;
+pub mod lease;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tonic::{Code, Request, Status};
+
+use crate::config::{AccessConfig, UserConfig, ANONYMOUS_USER};
+use audit::{Audit, Record};
+use lease::{LeaseError, Leases};
+
+/// What a user may do. Ordered: each role may do what the ones before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Reads state, watches live view and progress; changes nothing.
+    Observer,
+    /// Runs the instrument while holding the control lease.
+    Operator,
+    /// The technician: everything, including breaking leases and reading the audit log.
+    Admin,
+}
+
+impl Role {
+    /// The role called `name` in the config.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "observer" => Some(Self::Observer),
+            "operator" => Some(Self::Operator),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+
+    /// The role's name in the config and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Observer => "observer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Who a request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user name (`local` for anonymous loopback access).
+    pub user: String,
+    /// Their role.
+    pub role: Role,
+    /// The client's address, for the audit log.
+    pub peer: String,
+}
+
+/// An authenticated request's caller and the method it calls, put in the request's extensions
+/// by the authentication layer.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub identity: Identity,
+    /// The gRPC method ("SetProperty"), for the audit log.
+    pub method: String,
+}
+
+/// The configured users, for authenticating requests.
+pub struct Users {
+    users: Vec<UserConfig>,
+    anonymous_loopback_admin: bool,
+}
+
+/// How a client authenticates, for refusals.
+const HOW_TO_AUTHENTICATE: &str = "send the metadata `authorization: Bearer <token>` (the CLI \
+     takes --token or MICROSCOPED_TOKEN); an admin makes tokens with `microscoped token new`";
+
+impl Users {
+    /// The users of a config.
+    pub fn new(config: &AccessConfig) -> Self {
+        Self {
+            users: config.users.clone(),
+            anonymous_loopback_admin: config.anonymous_loopback_admin,
+        }
+    }
+
+    /// Who sends a request with this `authorization` header value from `peer`. The error is
+    /// the message for UNAUTHENTICATED; it never repeats the token.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Identity, String> {
+        let peer_text = peer.map(|p| p.to_string()).unwrap_or_default();
+        let Some(header) = authorization else {
+            let loopback = peer.is_some_and(|p| p.ip().to_canonical().is_loopback());
+            if self.anonymous_loopback_admin && loopback {
+                return Ok(Identity {
+                    user: ANONYMOUS_USER.to_owned(),
+                    role: Role::Admin,
+                    peer: peer_text,
+                });
+            }
+            return Err(format!("authentication required: {HOW_TO_AUTHENTICATE}"));
+        };
+        let token = header
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                format!("the authorization metadata is not `Bearer <token>`: {HOW_TO_AUTHENTICATE}")
+            })?;
+        let digest = token::sha256(token);
+        // Every user is compared, so the time taken does not depend on which one matches.
+        let mut found = None;
+        for u in &self.users {
+            if token::same_digest(&u.token_sha256, &digest) {
+                found = Some(u);
+            }
+        }
+        let u = found.ok_or_else(|| {
+            format!("the token is not valid for this instrument: {HOW_TO_AUTHENTICATE}")
+        })?;
+        Ok(Identity {
+            user: u.name.clone(),
+            role: u.role,
+            peer: peer_text,
+        })
+    }
+
+    fn can_read_list(&self, user: &str) -> &[String] {
+        self.users
+            .iter()
+            .find(|u| u.name == user)
+            .map_or(&[], |u| u.can_read.as_slice())
+    }
+}
+
+/// What an RPC needs from its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Any authenticated user: reads, live view, events.
+    Observe,
+    /// An operator or admin, lease or not: taking and giving back the lease, stopping an
+    /// acquisition (the handler checks whose).
+    Operate,
+    /// An operator or admin who may change the hardware now: holds the lease, or is an admin
+    /// and nobody holds it.
+    Control,
+    /// An admin: breaking leases, reading the audit log.
+    Admin,
+}
+
+struct Inner {
+    users: Users,
+    leases: Leases,
+    audit: Audit,
+}
+
+/// Access control for the services: a cheap-to-clone handle.
+#[derive(Clone)]
+pub struct Access(Arc<Inner>);
+
+impl Access {
+    /// Access control over the configured users, writing to `audit`.
+    pub fn new(config: &AccessConfig, audit: Audit) -> Self {
+        Self(Arc::new(Inner {
+            users: Users::new(config),
+            leases: Leases::new(audit.clone()),
+            audit,
+        }))
+    }
+
+    /// The control lease.
+    pub fn leases(&self) -> &Leases {
+        &self.0.leases
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Audit {
+        &self.0.audit
+    }
+
+    /// The users, for the authentication layer.
+    pub fn users(&self) -> &Users {
+        &self.0.users
+    }
+
+    /// The caller of `req` if they have what `need` asks; otherwise the refusal, recorded in the
+    /// audit log with `target`: PERMISSION_DENIED for a role that may not, FAILED_PRECONDITION
+    /// for a lease held by someone else or not taken, UNAUTHENTICATED with no caller (a service
+    /// served without the authentication layer refuses everything).
+    pub fn require<T>(&self, req: &Request<T>, need: Need, target: &str) -> Result<Caller, Status> {
+        let Some(caller) = req.extensions().get::<Caller>().cloned() else {
+            return Err(Status::unauthenticated(
+                "this request carries no identity: the daemon refuses it",
+            ));
+        };
+        let who = &caller.identity;
+        let refusal = match need {
+            Need::Observe => None,
+            Need::Operate | Need::Control if who.role < Role::Operator => {
+                Some(Status::permission_denied(format!(
+                    "{} is an observer and may not call {}: observers watch and read; ask an \
+                     admin for the operator role",
+                    who.user, caller.method
+                )))
+            }
+            Need::Admin if who.role < Role::Admin => Some(Status::permission_denied(format!(
+                "{} is an {} and may not call {}: only admins may",
+                who.user,
+                who.role.as_str(),
+                caller.method
+            ))),
+            Need::Control => self
+                .0
+                .leases
+                .check_control(who)
+                .err()
+                .map(|e| Status::failed_precondition(e.to_string())),
+            Need::Operate | Need::Admin => None,
+        };
+        match refusal {
+            None => Ok(caller),
+            Some(status) => {
+                self.record(&caller, target, serde_json::Value::Null, Err(&status));
+                Err(status)
+            }
+        }
+    }
+
+    /// Writes what `caller` did to `target` and how it went to the audit log.
+    pub fn record(
+        &self,
+        caller: &Caller,
+        target: &str,
+        detail: serde_json::Value,
+        result: Result<(), &Status>,
+    ) {
+        let (outcome, reason) = match result {
+            Ok(()) => ("ok", String::new()),
+            Err(s) => (outcome_of(s.code()), s.message().to_owned()),
+        };
+        self.0.audit.record(Record {
+            user: caller.identity.user.clone(),
+            role: caller.identity.role.as_str().into(),
+            peer: caller.identity.peer.clone(),
+            action: caller.method.clone(),
+            target: target.to_owned(),
+            detail,
+            outcome,
+            reason,
+        });
+    }
+
+    /// Runs `action` for `caller` and writes how it went to the audit log.
+    pub async fn audited<T>(
+        &self,
+        caller: &Caller,
+        target: &str,
+        detail: serde_json::Value,
+        action: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let result = action.await;
+        self.record(caller, target, detail, result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// Whether `who` may list and read datasets owned by `owner`: their own, admins everyone's,
+    /// others whose the config's `can_read` names.
+    pub fn can_read(&self, who: &Identity, owner: &str) -> bool {
+        who.role == Role::Admin
+            || who.user == owner
+            || self
+                .0
+                .users
+                .can_read_list(&who.user)
+                .iter()
+                .any(|n| n == "*" || n == owner)
+    }
+}
+
+/// "denied" for a request the daemon refused (the client's mistake or lack of permission),
+/// "failed" for one it allowed that went wrong.
+pub fn outcome_of(code: Code) -> &'static str {
+    match code {
+        Code::InvalidArgument
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Unauthenticated => "denied",
+        _ => "failed",
+    }
+}
+
+/// The status for a refused lease operation.
+pub fn lease_status(e: LeaseError) -> Status {
+    match e {
+        LeaseError::BadTtl(m) => Status::invalid_argument(m),
+        LeaseError::HeldByOther(m) | LeaseError::NotHeld(m) => Status::failed_precondition(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> (Users, String) {
+        let t = token::new_token().unwrap();
+        let u = Users::new(&AccessConfig {
+            users: vec![UserConfig {
+                name: "alice".into(),
+                role: Role::Operator,
+                token_sha256: token::sha256(&t),
+                can_read: vec![],
+            }],
+            anonymous_loopback_admin: true,
+        });
+        (u, t)
+    }
+
+    #[test]
+    fn tokens_and_anonymous_loopback() {
+        let (u, t) = users();
+        let lo: SocketAddr = "127.0.0.1:5".parse().unwrap();
+        let lo6: SocketAddr = "[::ffff:127.0.0.1]:5".parse().unwrap();
+        let far: SocketAddr = "192.0.2.7:5".parse().unwrap();
+        let alice = u
+            .authenticate(Some(&format!("Bearer {t}")), Some(far))
+            .unwrap();
+        assert_eq!((alice.user.as_str(), alice.role), ("alice", Role::Operator));
+        assert_eq!(
+            u.authenticate(Some(&format!("bearer {t}")), Some(far))
+                .unwrap()
+                .user,
+            "alice"
+        );
+        for peer in [lo, lo6] {
+            let anon = u.authenticate(None, Some(peer)).unwrap();
+            assert_eq!(
+                (anon.user.as_str(), anon.role),
+                (ANONYMOUS_USER, Role::Admin)
+            );
+        }
+        let e = u.authenticate(None, Some(far)).unwrap_err();
+        assert!(e.contains("Bearer"), "{e}");
+        // A wrong token is refused even on loopback, and is never echoed.
+        let e = u
+            .authenticate(Some("Bearer msd_wrong-token"), Some(lo))
+            .unwrap_err();
+        assert!(!e.contains("wrong-token"), "{e}");
+        assert!(u.authenticate(Some(&t), Some(lo)).is_err(), "no scheme");
+    }
+
+    #[test]
+    fn outcomes() {
+        assert_eq!(outcome_of(Code::PermissionDenied), "denied");
+        assert_eq!(outcome_of(Code::InvalidArgument), "denied");
+        assert_eq!(outcome_of(Code::Unavailable), "failed");
+        assert_eq!(outcome_of(Code::DeadlineExceeded), "failed");
+    }
+}
