@@ -758,3 +758,84 @@ async fn a_preset_over_a_lasers_cap_stops_the_daemon_at_start_naming_the_key() {
     );
     assert!(e.contains("100"), "the message states the cap: {e}");
 }
+
+#[tokio::test]
+async fn plans_keep_to_the_soft_limits() {
+    let root = tempfile::tempdir().unwrap();
+    let text = config(root.path()).replace(
+        "speed_um_s = 100000.0",
+        "speed_um_s = 100000.0\nsoft_limits_x_um = [-1000.0, 1000.0]",
+    );
+    let d = Daemon::with_config(&text).await;
+    let mut a = acq(&d);
+    // Inside the hardware's ±5000 µm but outside the facility's soft limits.
+    let plan = "stage_positions: [{x: 2000.0, y: 0.0}]\nchannels: [DAPI]\n";
+    let e = a.start_plan(yaml(plan, "far")).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains("stage_positions[0].x") && e.message().contains("1000"),
+        "{}",
+        e.message()
+    );
+    assert!(!local(&root).join("far").exists());
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_device_fault_mid_plan_stops_it_cleanly_and_turns_the_lasers_off() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let mut c = d.client.clone();
+    let plan = "axis_order: tc\nchannels: [DAPI, GFP]\ntime_plan: {interval: 0.05, loops: 1000}\n";
+    let s = a
+        .start_plan(yaml(plan, "faulty"))
+        .await
+        .unwrap()
+        .into_inner();
+    let done_of = |s: &pb::AcquisitionStatus| s.plan.as_ref().map_or(0, |p| p.events_done);
+    poll_until(&mut a, s.id, "4 events done", |s| done_of(s) >= 4).await;
+    // The filter wheel stops answering: the next preset change fails.
+    c.set_property(pb::SetPropertyRequest {
+        device: "Filter".into(),
+        property: "sim_fault".into(),
+        value: Some(pb::Value {
+            kind: Some(pb::value::Kind::StringValue("error".into())),
+        }),
+    })
+    .await
+    .unwrap();
+    let done = watch_to_end(&mut a, s.id).await;
+    assert_eq!(done.state, pb::AcquisitionState::Failed as i32, "{done:?}");
+    assert!(
+        done.error.contains("Filter") && done.error.contains("event"),
+        "{}",
+        done.error
+    );
+    assert!(done.written >= 4 && done.written == done.received);
+    // What was taken stays readable, and nothing is left lit.
+    let (planes, _) = stamps(&local(&root).join("faulty").join("faulty.ome.tiff"));
+    assert_eq!(planes.len() as u64, done.written);
+    // The daemon makes the instrument safe right after the failure (on a task of its own).
+    let start = Instant::now();
+    for laser in ["L405", "L488", "L561"] {
+        loop {
+            let l = c
+                .get_laser_state(pb::DeviceRef {
+                    device: laser.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if !l.enabled {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{laser} left on after the failed plan"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    d.shutdown().await.unwrap();
+}

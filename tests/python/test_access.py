@@ -189,3 +189,29 @@ def test_the_cli_connects_over_tls_with_a_token(tls_daemon, tmp_path):
     env.pop("MICROSCOPED_TOKEN")
     out = subprocess.run([binary, "devices", "--addr", addr], env=env, capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and "UNAUTHENTICATED" in out.stderr, out
+
+
+def test_the_python_client_over_tls_holds_the_lease_while_it_works(tls_daemon, tmp_path):
+    from microscoped_client import FailedPrecondition, Microscope, Unauthenticated
+
+    addr, cert_pem, tokens = tls_daemon
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(cert_pem)
+    with pytest.raises(Unauthenticated):
+        Microscope(addr, token="msd_" + "0" * 64, tls_ca=ca)
+    with Microscope(addr, token=tokens["alice"], tls_ca=ca) as scope:
+        assert scope.whoami() == ("alice", "operator")
+        start = scope.position("XY")
+        # An operator changes hardware only while holding the lease.
+        with pytest.raises(FailedPrecondition, match="lease"):
+            scope.move("XY", 10, 20)
+        assert scope.position("XY") == start
+        with scope.lease(ttl_s=3) as lease:
+            assert lease.holder == "alice"
+            scope.move("XY", 10, 20)
+            image = scope.snap()
+            assert image.shape == (64, 64)
+        assert scope.position("XY") == pytest.approx((10, 20))
+        # Given back at the end of the block: the admin may now work without breaking it.
+    with Microscope(addr, token=tokens["tech"], tls_ca=ca) as admin:
+        admin.move("XY", 0, 0)

@@ -45,13 +45,13 @@ def test_stub_check_catches_a_proto_change(tmp_path):
     shutil.copytree(ROOT / "proto", proto)
     with open(proto / "microscoped" / "v1" / "microscope.proto", "a") as f:
         f.write("\nmessage AddedLater { string x = 1; }\n")
-    (proto / "microscoped" / "v1" / "lease.proto").write_text(
-        'syntax = "proto3";\npackage microscoped.v1;\nmessage Lease { string holder = 1; }\n')
+    (proto / "microscoped" / "v1" / "added_later.proto").write_text(
+        'syntax = "proto3";\npackage microscoped.v1;\nmessage AddedLaterFile { string holder = 1; }\n')
     r = subprocess.run([sys.executable, str(CLIENT / "generate.py"), "--check", "--proto", str(proto)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert "differs from proto/: microscoped/v1/microscope_pb2.py" in r.stderr
-    assert "missing: microscoped/v1/lease_pb2.py" in r.stderr
+    assert "missing: microscoped/v1/added_later_pb2.py" in r.stderr
     assert "generate.py" in r.stderr
 
 

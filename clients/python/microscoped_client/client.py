@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import grpc
 import numpy as np
 
+from ._proto.microscoped.v1 import access_pb2 as xpb
+from ._proto.microscoped.v1 import access_pb2_grpc as xpb_grpc
 from ._proto.microscoped.v1 import acquisition_pb2 as apb
 from ._proto.microscoped.v1 import acquisition_pb2_grpc as apb_grpc
 from ._proto.microscoped.v1 import microscope_pb2 as pb
@@ -87,6 +91,7 @@ class Microscope:
         )
         self._scope = pb_grpc.MicroscopeStub(self._channel)
         self._acq = apb_grpc.AcquisitionStub(self._channel)
+        self._access = xpb_grpc.AccessStub(self._channel)
         try:
             # ListDevices reads no hardware, so UNAVAILABLE here means no daemon, not a device.
             self.devices()
@@ -125,6 +130,56 @@ class Microscope:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- the control lease ----------------------------------------------------------------
+    #
+    # On a shared instrument, changing hardware or starting an acquisition needs the lease:
+    # one user at a time holds it, and it ends unless renewed. `with scope.lease():` takes it
+    # and keeps it renewed from a background thread until the block ends.
+
+    def whoami(self) -> Tuple[str, str]:
+        """(user, role) as the daemon sees this connection."""
+        r = self._call(self._access.WhoAmI, xpb.WhoAmIRequest())
+        return r.user, xpb.Role.Name(r.role).removeprefix("ROLE_").lower()
+
+    def take_lease(self, ttl_s: int = 60) -> Any:
+        """Takes (or, if already yours, renews) the lease for `ttl_s` seconds. Raises
+        `FailedPrecondition` naming the holder when someone else has it."""
+        return self._call(self._access.AcquireLease, xpb.AcquireLeaseRequest(ttl_s=ttl_s))
+
+    def renew_lease(self) -> Any:
+        """Extends your lease by its time to live (the heartbeat)."""
+        return self._call(self._access.RenewLease, xpb.RenewLeaseRequest())
+
+    def release_lease(self) -> None:
+        """Gives the lease back."""
+        self._call(self._access.ReleaseLease, xpb.ReleaseLeaseRequest())
+
+    @contextlib.contextmanager
+    def lease(self, ttl_s: int = 60) -> Iterator[Any]:
+        """Holds the lease for the block, renewing it every third of `ttl_s`; released at the
+        end. If the script dies, the lease expires by itself after `ttl_s`."""
+        held = self.take_lease(ttl_s)
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(max(ttl_s / 3, 0.5)):
+                try:
+                    self.renew_lease()
+                except MicroscopedError as e:
+                    # Broken by an admin or expired: the next command will say so.
+                    print(f"microscoped: lease lost: {e}", file=sys.stderr)
+                    return
+
+        beat = threading.Thread(target=heartbeat, name="microscoped-lease", daemon=True)
+        beat.start()
+        try:
+            yield held
+        finally:
+            stop.set()
+            beat.join()
+            with contextlib.suppress(MicroscopedError):
+                self.release_lease()
 
     # -- devices and properties -----------------------------------------------------------
 

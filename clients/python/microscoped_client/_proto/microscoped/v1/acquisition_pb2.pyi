@@ -24,6 +24,10 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_ACQUISITION_PROGRESS: _ClassVar[EventKind]
     EVENT_KIND_ACQUISITION_FINISHED: _ClassVar[EventKind]
     EVENT_KIND_ACQUISITION_FAILED: _ClassVar[EventKind]
+    EVENT_KIND_LEASE_TAKEN: _ClassVar[EventKind]
+    EVENT_KIND_LEASE_RELEASED: _ClassVar[EventKind]
+    EVENT_KIND_LEASE_EXPIRED: _ClassVar[EventKind]
+    EVENT_KIND_LEASE_BROKEN: _ClassVar[EventKind]
 ACQUISITION_STATE_UNSPECIFIED: AcquisitionState
 ACQUISITION_STATE_RUNNING: AcquisitionState
 ACQUISITION_STATE_FINISHED: AcquisitionState
@@ -35,6 +39,10 @@ EVENT_KIND_ACQUISITION_STARTED: EventKind
 EVENT_KIND_ACQUISITION_PROGRESS: EventKind
 EVENT_KIND_ACQUISITION_FINISHED: EventKind
 EVENT_KIND_ACQUISITION_FAILED: EventKind
+EVENT_KIND_LEASE_TAKEN: EventKind
+EVENT_KIND_LEASE_RELEASED: EventKind
+EVENT_KIND_LEASE_EXPIRED: EventKind
+EVENT_KIND_LEASE_BROKEN: EventKind
 
 class StartSequenceRequest(_message.Message):
     __slots__ = ("camera", "frames", "until_stopped", "name")
@@ -55,7 +63,7 @@ class AcquisitionRef(_message.Message):
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
 class AcquisitionStatus(_message.Message):
-    __slots__ = ("id", "name", "camera", "state", "frames_planned", "received", "written", "dropped", "bytes", "path", "error", "elapsed_s", "ring_slots", "width", "height", "pixel_type", "dropped_in_camera", "plan")
+    __slots__ = ("id", "name", "camera", "state", "frames_planned", "received", "written", "dropped", "bytes", "path", "error", "elapsed_s", "ring_slots", "width", "height", "pixel_type", "dropped_in_camera", "plan", "owner")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CAMERA_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +82,7 @@ class AcquisitionStatus(_message.Message):
     PIXEL_TYPE_FIELD_NUMBER: _ClassVar[int]
     DROPPED_IN_CAMERA_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     camera: str
@@ -92,7 +101,8 @@ class AcquisitionStatus(_message.Message):
     pixel_type: _microscope_pb2.PixelType
     dropped_in_camera: int
     plan: PlanProgress
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., camera: _Optional[str] = ..., state: _Optional[_Union[AcquisitionState, str]] = ..., frames_planned: _Optional[int] = ..., received: _Optional[int] = ..., written: _Optional[int] = ..., dropped: _Optional[int] = ..., bytes: _Optional[int] = ..., path: _Optional[str] = ..., error: _Optional[str] = ..., elapsed_s: _Optional[float] = ..., ring_slots: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., pixel_type: _Optional[_Union[_microscope_pb2.PixelType, str]] = ..., dropped_in_camera: _Optional[int] = ..., plan: _Optional[_Union[PlanProgress, _Mapping]] = ...) -> None: ...
+    owner: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., camera: _Optional[str] = ..., state: _Optional[_Union[AcquisitionState, str]] = ..., frames_planned: _Optional[int] = ..., received: _Optional[int] = ..., written: _Optional[int] = ..., dropped: _Optional[int] = ..., bytes: _Optional[int] = ..., path: _Optional[str] = ..., error: _Optional[str] = ..., elapsed_s: _Optional[float] = ..., ring_slots: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., pixel_type: _Optional[_Union[_microscope_pb2.PixelType, str]] = ..., dropped_in_camera: _Optional[int] = ..., plan: _Optional[_Union[PlanProgress, _Mapping]] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class PlanRequest(_message.Message):
     __slots__ = ("sequence", "useq_json", "useq_yaml", "name", "camera")
@@ -311,11 +321,33 @@ class WatchEventsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("kind", "time_unix_us", "acquisition")
+    __slots__ = ("kind", "time_unix_us", "acquisition", "lease")
     KIND_FIELD_NUMBER: _ClassVar[int]
     TIME_UNIX_US_FIELD_NUMBER: _ClassVar[int]
     ACQUISITION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     kind: EventKind
     time_unix_us: int
     acquisition: AcquisitionStatus
-    def __init__(self, kind: _Optional[_Union[EventKind, str]] = ..., time_unix_us: _Optional[int] = ..., acquisition: _Optional[_Union[AcquisitionStatus, _Mapping]] = ...) -> None: ...
+    lease: LeaseEvent
+    def __init__(self, kind: _Optional[_Union[EventKind, str]] = ..., time_unix_us: _Optional[int] = ..., acquisition: _Optional[_Union[AcquisitionStatus, _Mapping]] = ..., lease: _Optional[_Union[LeaseEvent, _Mapping]] = ...) -> None: ...
+
+class LeaseEvent(_message.Message):
+    __slots__ = ("holder", "by", "reason", "expires_unix_us")
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_UNIX_US_FIELD_NUMBER: _ClassVar[int]
+    holder: str
+    by: str
+    reason: str
+    expires_unix_us: int
+    def __init__(self, holder: _Optional[str] = ..., by: _Optional[str] = ..., reason: _Optional[str] = ..., expires_unix_us: _Optional[int] = ...) -> None: ...
+
+class ReadPlaneRequest(_message.Message):
+    __slots__ = ("id", "plane")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PLANE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    plane: int
+    def __init__(self, id: _Optional[int] = ..., plane: _Optional[int] = ...) -> None: ...

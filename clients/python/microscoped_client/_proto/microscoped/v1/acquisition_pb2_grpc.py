@@ -90,6 +90,11 @@ class AcquisitionStub(object):
                 request_serializer=microscoped_dot_v1_dot_acquisition__pb2.AcquisitionRef.SerializeToString,
                 response_deserializer=microscoped_dot_v1_dot_acquisition__pb2.AcquisitionStatus.FromString,
                 _registered_method=True)
+        self.ReadPlane = channel.unary_unary(
+                '/microscoped.v1.Acquisition/ReadPlane',
+                request_serializer=microscoped_dot_v1_dot_acquisition__pb2.ReadPlaneRequest.SerializeToString,
+                response_deserializer=microscoped_dot_v1_dot_microscope__pb2.Image.FromString,
+                _registered_method=True)
 
 
 class AcquisitionServicer(object):
@@ -106,20 +111,23 @@ class AcquisitionServicer(object):
 
     def StopAcquisition(self, request, context):
         """Stops an acquisition and waits until its file is finished; returns the final status.
+        Its owner, an admin or the lease holder may stop it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetAcquisition(self, request, context):
-        """An acquisition's state and counters.
+        """An acquisition's state and counters. PERMISSION_DENIED for another user's acquisition the
+        caller may not read; id 0 is the most recent one the caller may read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAcquisitions(self, request, context):
-        """Every acquisition since the daemon started, oldest first.
+        """Every acquisition since the daemon started that the caller may read (their own, or whose
+        the config's can_read allows; admins: all), oldest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,7 +143,9 @@ class AcquisitionServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def WatchEvents(self, request, context):
-        """The daemon's events (acquisition started / progress / finished / failed) as they happen.
+        """The daemon's events (acquisition started / progress / finished / failed, control lease
+        taken / released / expired / broken) as they happen. Acquisition events come only for
+        acquisitions the caller may read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -179,6 +189,15 @@ class AcquisitionServicer(object):
     def WatchAcquisition(self, request, context):
         """One acquisition's progress: its status now, then at each change (at most 4 per second),
         ending with its final status once it has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadPlane(self, request, context):
+        """One plane of an acquisition's file, finished or still being written (the planes written so
+        far). PERMISSION_DENIED for a dataset the caller may not read; OUT_OF_RANGE for a plane not
+        (yet) in the file.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -241,6 +260,11 @@ def add_AcquisitionServicer_to_server(servicer, server):
                     servicer.WatchAcquisition,
                     request_deserializer=microscoped_dot_v1_dot_acquisition__pb2.AcquisitionRef.FromString,
                     response_serializer=microscoped_dot_v1_dot_acquisition__pb2.AcquisitionStatus.SerializeToString,
+            ),
+            'ReadPlane': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadPlane,
+                    request_deserializer=microscoped_dot_v1_dot_acquisition__pb2.ReadPlaneRequest.FromString,
+                    response_serializer=microscoped_dot_v1_dot_microscope__pb2.Image.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -540,6 +564,33 @@ class Acquisition(object):
             '/microscoped.v1.Acquisition/WatchAcquisition',
             microscoped_dot_v1_dot_acquisition__pb2.AcquisitionRef.SerializeToString,
             microscoped_dot_v1_dot_acquisition__pb2.AcquisitionStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadPlane(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/microscoped.v1.Acquisition/ReadPlane',
+            microscoped_dot_v1_dot_acquisition__pb2.ReadPlaneRequest.SerializeToString,
+            microscoped_dot_v1_dot_microscope__pb2.Image.FromString,
             options,
             channel_credentials,
             insecure,
