@@ -839,3 +839,38 @@ async fn a_device_fault_mid_plan_stops_it_cleanly_and_turns_the_lasers_off() {
     }
     d.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn grid_tiles_are_sized_by_the_configured_field_of_view_one_file_each() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    // 0.5 µm pixels x 64 x 48 px: a 32 x 24 µm field; two columns side by side around (100, 200).
+    let plan = "axis_order: pgc\nstage_positions: [{x: 100.0, y: 200.0}]\ngrid_plan: {rows: 1, columns: 2}\nchannels: [GFP]\n";
+    let check = a.validate_plan(yaml(plan, "")).await.unwrap().into_inner();
+    assert_eq!(
+        (check.files, check.fov_width_um, check.fov_height_um),
+        (2, 32.0, 24.0)
+    );
+    let s = a
+        .start_plan(yaml(plan, "tiles"))
+        .await
+        .unwrap()
+        .into_inner();
+    let done = watch_to_end(&mut a, s.id).await;
+    assert_eq!(done.written, 2, "{done:?}");
+    let mut xs = Vec::new();
+    for g in 0..2 {
+        let (planes, _) = stamps(
+            &local(&root)
+                .join("tiles")
+                .join(format!("tiles_p000_g{g:03}.ome.tiff")),
+        );
+        assert_eq!(planes.len(), 1);
+        assert!(close(planes[0].y_um, 200.0));
+        xs.push(planes[0].x_um);
+    }
+    xs.sort_by(f64::total_cmp);
+    assert!(close(xs[0], 84.0) && close(xs[1], 116.0), "{xs:?}");
+    d.shutdown().await.unwrap();
+}
