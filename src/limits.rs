@@ -185,6 +185,19 @@ fn number(value: &Value) -> Option<f64> {
     }
 }
 
+/// Refuses `value` above a cap, naming where the cap is configured.
+fn check_cap(cap: &Limit<f64>, value: f64, what: &str, unit: &str) -> Result<()> {
+    if value <= cap.value || !value.is_finite() {
+        // Not finite: the driver's own check says what is wrong.
+        return Ok(());
+    }
+    Err(beyond(
+        format!("{what} {value} {unit}"),
+        format!("of {} {unit}", cap.value),
+        cap.place(),
+    ))
+}
+
 struct LimitedLaser {
     inner: Box<dyn Laser>,
     cap: Limit<f64>,
@@ -192,15 +205,7 @@ struct LimitedLaser {
 
 impl LimitedLaser {
     fn check(&self, power: f64) -> Result<()> {
-        if power <= self.cap.value || !power.is_finite() {
-            // Not finite: the driver's own check says what is wrong.
-            return Ok(());
-        }
-        Err(beyond(
-            format!("power {power} mW"),
-            format!("of {} mW", self.cap.value),
-            self.cap.place(),
-        ))
+        check_cap(&self.cap, power, "power", "mW")
     }
 }
 
@@ -275,14 +280,7 @@ struct LimitedCamera {
 
 impl LimitedCamera {
     fn check(&self, exposure: f64) -> Result<()> {
-        if exposure <= self.cap.value || !exposure.is_finite() {
-            return Ok(());
-        }
-        Err(beyond(
-            format!("exposure {exposure} ms"),
-            format!("of {} ms", self.cap.value),
-            self.cap.place(),
-        ))
+        check_cap(&self.cap, exposure, "exposure", "ms")
     }
 }
 
