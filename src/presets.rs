@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use microscoped_driver_api::{AnyDevice, DeviceKind, Value};
+use microscoped_driver_api::{check_write, AnyDevice, DeviceKind, Value};
 
 use crate::config::{Config, ConfigError, InstrumentInfo, PixelSize, Preset, PresetGroup};
 use crate::host::{Claim, DeviceHandle, DeviceHost, HostError};
@@ -28,8 +28,9 @@ pub struct UnknownPreset(pub String);
 
 impl Presets {
     /// Checks every setting of every preset against the running devices: the property exists
-    /// and is writable, and the value fits its type and limits (coerced, so `1` becomes `1.0`
-    /// for a float property).
+    /// and is writable, and the value fits its type and limits, facility caps included
+    /// (coerced, so `1` becomes `1.0` for a float property). The devices' specs are fixed
+    /// once the daemon runs, so a preset accepted here is never refused for its values later.
     pub fn new(config: &Config, host: &DeviceHost) -> Result<Presets, ConfigError> {
         let mut groups = config.presets.clone();
         for g in &mut groups {
@@ -44,28 +45,8 @@ impl Presets {
                         message,
                     };
                     let device = host.get(&s.device).map_err(|e| error(e.to_string()))?;
-                    let spec = device
-                        .properties()
-                        .iter()
-                        .find(|spec| spec.name == s.property)
-                        .ok_or_else(|| {
-                            error(format!(
-                                "{} has no property {:?}; its properties are {}",
-                                s.device,
-                                s.property,
-                                device
-                                    .properties()
-                                    .iter()
-                                    .filter(|p| !p.read_only)
-                                    .map(|p| p.name.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ))
-                        })?;
-                    if spec.read_only {
-                        return Err(error(format!("{}.{} is read-only", s.device, s.property)));
-                    }
-                    s.value = spec.coerce(&s.value).map_err(|e| error(e.message))?;
+                    s.value = check_write(device.properties(), &s.property, &s.value, &s.device)
+                        .map_err(|e| error(e.message))?;
                 }
             }
         }
@@ -118,16 +99,6 @@ impl Presets {
         preset: &Preset,
         claimed: Option<&Claim>,
     ) -> Result<Vec<(String, String, Value)>, HostError> {
-        // Every value against the limits as they are now, before anything changes.
-        for s in &preset.settings {
-            let device = host.get(&s.device)?;
-            if let Some(spec) = device.properties().iter().find(|p| p.name == s.property) {
-                spec.coerce(&s.value).map_err(|error| HostError::Device {
-                    device: s.device.clone(),
-                    error,
-                })?;
-            }
-        }
         let mut moved = Vec::new();
         for s in &preset.settings {
             let device = host.get(&s.device)?;

@@ -13,7 +13,7 @@ use std::path::Path;
 use microscoped_driver_api::PropertyType;
 
 use super::*;
-use crate::plan::{EventIndex, MdaEvent, MdaSequence, PlanError, PlanLimits, PlanSummary};
+use crate::plan::{EventIndex, MdaEvent, MdaSequence, PlanLimits, PlanSummary};
 
 /// Bytes of TIFF and OME-XML per plane, on top of its pixels (IFD, sidecar line, XML plane).
 const PLANE_OVERHEAD: u64 = 2048;
@@ -113,9 +113,9 @@ struct Checked {
 }
 
 impl Acquisitions {
-    /// Checks a plan against the instrument without moving anything: presets, stage travel,
-    /// exposure range, preset values against the devices' current limits, and the size of the
-    /// data against free disk (reported, refused only by [`start_plan`](Self::start_plan)).
+    /// Checks a plan against the instrument without moving anything: presets, stage travel
+    /// (soft limits included), exposure range, and the size of the data against free disk
+    /// (reported, refused only by [`start_plan`](Self::start_plan)).
     pub async fn check_plan(
         &self,
         plan: &MdaSequence,
@@ -175,8 +175,9 @@ impl Acquisitions {
                 let px = um * f64::from(binning);
                 (px * f64::from(shape.width), px * f64::from(shape.height))
             });
+        // Preset values (laser powers under their caps, ...) were checked against the devices
+        // when the daemon started; `validate` checks that the presets exist.
         let summary = plan.validate(&limits, fov).map_err(AcqError::Plan)?;
-        self.check_preset_values(plan)?;
         let events = plan.events(fov).map_err(AcqError::Plan)?;
         let files = (summary.sizes.p.max(1) * summary.sizes.g.max(1)) as u32;
         let bytes = events.len() as u64 * (shape.bytes() as u64 + PLANE_OVERHEAD)
@@ -190,36 +191,6 @@ impl Acquisitions {
             },
             events,
         })
-    }
-
-    /// Each channel's preset values against the devices' limits as they are now (a laser's
-    /// power cap included), so a run never stops halfway on a value refused at its first use.
-    fn check_preset_values(&self, plan: &MdaSequence) -> Result<(), AcqError> {
-        for (i, ch) in plan.channels.iter().enumerate() {
-            let preset = self.0.presets.find(&ch.group, &ch.config).map_err(|e| {
-                AcqError::Plan(PlanError::new(format!("channels[{i}].config"), e.0))
-            })?;
-            for s in &preset.settings {
-                let spec = self
-                    .0
-                    .host
-                    .get(&s.device)
-                    .ok()
-                    .and_then(|d| d.properties().iter().find(|p| p.name == s.property));
-                if let Some(spec) = spec {
-                    if let Err(e) = spec.coerce(&s.value) {
-                        return Err(AcqError::Plan(PlanError::new(
-                            format!("channels[{i}].config"),
-                            format!(
-                                "preset {:?} sets {}.{} = {}, which the device refuses: {}",
-                                preset.name, s.device, s.property, s.value, e.message
-                            ),
-                        )));
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Checks a plan, then starts it for user `owner` as a new acquisition into a dataset
