@@ -612,14 +612,6 @@ impl Acquisitions {
         writer: OmeTiffWriter,
         exposure_ms: f64,
     ) {
-        let Some(ring) = run.ring() else {
-            self.end(
-                &run,
-                RunState::Failed,
-                Some("the frame ring is gone".into()),
-            );
-            return;
-        };
         let lasers: Vec<String> = writer
             .meta()
             .instrument
@@ -627,31 +619,11 @@ impl Acquisitions {
             .iter()
             .map(|l| l.name.clone())
             .collect();
+        let Some((ring, writer)) = self.start_writer(&run, vec![writer], Indexing::Sequence) else {
+            return;
+        };
         let positions = Arc::new(Mutex::new(Readback::default()));
         self.refresh_readback(&positions, &lasers).await;
-        let write_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-        let writer_thread = {
-            let ring = ring.clone();
-            let bytes = run.bytes.clone();
-            let stop = run.stop.clone();
-            let error = write_error.clone();
-            std::thread::Builder::new()
-                .name(format!("writer-{}", run.id))
-                .spawn(move || {
-                    write_all(ring, vec![writer], Indexing::Sequence, bytes, stop, error)
-                })
-        };
-        let writer_thread = match writer_thread {
-            Ok(t) => t,
-            Err(e) => {
-                self.end(
-                    &run,
-                    RunState::Failed,
-                    Some(format!("cannot start the writer thread: {e}")),
-                );
-                return;
-            }
-        };
 
         let camera_result = {
             let camera_job = cam.run_claimed(
@@ -680,7 +652,7 @@ impl Acquisitions {
         // The camera loop closed (or the writer abandoned) the ring; the writer drains it.
         let capacity = ring.capacity();
         let (state, error, planes) =
-            finish_files(&run, &ring, writer_thread, &write_error, |write_error| {
+            finish_files(&run, &ring, writer, |write_error| {
                 match (&camera_result, write_error) {
                     (_, Some(e)) => (RunState::Failed, Some(e)),
                     (Err(e), None) => (RunState::Failed, Some(format!("camera: {e}"))),
@@ -703,6 +675,43 @@ impl Acquisitions {
             }
         }
         self.end(&run, state, error);
+    }
+
+    /// Starts the thread that drains the run's ring into `writers`. If the ring is gone or the
+    /// thread cannot start, ends the run as failed and returns `None`.
+    fn start_writer(
+        &self,
+        run: &Run,
+        writers: Vec<OmeTiffWriter>,
+        indexing: Indexing,
+    ) -> Option<(Arc<FrameRing>, WriterThread)> {
+        let Some(ring) = run.ring() else {
+            self.end(run, RunState::Failed, Some("the frame ring is gone".into()));
+            return None;
+        };
+        let error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let spawned = {
+            let (ring, bytes, stop, error) = (
+                ring.clone(),
+                run.bytes.clone(),
+                run.stop.clone(),
+                error.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("writer-{}", run.id))
+                .spawn(move || write_all(ring, writers, indexing, bytes, stop, error))
+        };
+        match spawned {
+            Ok(thread) => Some((ring, WriterThread { thread, error })),
+            Err(e) => {
+                self.end(
+                    run,
+                    RunState::Failed,
+                    Some(format!("cannot start the writer thread: {e}")),
+                );
+                None
+            }
+        }
     }
 
     fn end(&self, run: &Run, state: RunState, error: Option<String>) {
@@ -1015,6 +1024,12 @@ fn write_all(
     writers
 }
 
+/// A run's writer thread and the error it reports if a write fails.
+struct WriterThread {
+    thread: std::thread::JoinHandle<Vec<OmeTiffWriter>>,
+    error: Arc<Mutex<Option<String>>>,
+}
+
 /// Waits for the writer thread and finishes every file it wrote, storing the run's byte count.
 /// `decide` turns the writer's error (read once the writer is done) into the run's outcome.
 /// Returns the final state and error (a failure to finish turns the run failed) and the planes
@@ -1022,11 +1037,14 @@ fn write_all(
 async fn finish_files(
     run: &Run,
     ring: &FrameRing,
-    writer_thread: std::thread::JoinHandle<Vec<OmeTiffWriter>>,
-    write_error: &Mutex<Option<String>>,
+    writer: WriterThread,
     decide: impl FnOnce(Option<String>) -> (RunState, Option<String>),
 ) -> (RunState, Option<String>, u64) {
-    let writers = tokio::task::spawn_blocking(move || writer_thread.join())
+    let WriterThread {
+        thread,
+        error: write_error,
+    } = writer;
+    let writers = tokio::task::spawn_blocking(move || thread.join())
         .await
         .ok()
         .and_then(|j| j.ok());

@@ -383,36 +383,9 @@ impl Acquisitions {
         lasers: Vec<String>,
         exposure_ms: f64,
     ) {
-        let Some(ring) = run.ring() else {
-            self.end(
-                &run,
-                RunState::Failed,
-                Some("the frame ring is gone".into()),
-            );
+        let Some((ring, writer)) = self.start_writer(&run, writers, Indexing::Plan) else {
             return;
         };
-        let write_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-        let writer_thread = {
-            let ring = ring.clone();
-            let bytes = run.bytes.clone();
-            let stop = run.stop.clone();
-            let error = write_error.clone();
-            std::thread::Builder::new()
-                .name(format!("writer-{}", run.id))
-                .spawn(move || write_all(ring, writers, Indexing::Plan, bytes, stop, error))
-        };
-        let writer_thread = match writer_thread {
-            Ok(t) => t,
-            Err(e) => {
-                self.end(
-                    &run,
-                    RunState::Failed,
-                    Some(format!("cannot start the writer thread: {e}")),
-                );
-                return;
-            }
-        };
-
         let result = self
             .run_events(
                 &run,
@@ -436,18 +409,14 @@ impl Acquisitions {
                 }
             }
         }
-        let (state, error, _) = finish_files(
-            &run,
-            &ring,
-            writer_thread,
-            &write_error,
-            |write_error| match (result, write_error) {
+        let (state, error, _) = finish_files(&run, &ring, writer, |write_error| {
+            match (result, write_error) {
                 (_, Some(e)) => (RunState::Failed, Some(e)),
                 (Err(e), None) => (RunState::Failed, Some(e)),
                 (Ok(true), None) => (RunState::Finished, None),
                 (Ok(false), None) => (RunState::Stopped, None),
-            },
-        )
+            }
+        })
         .await;
         {
             let mut p = plan.progress();
