@@ -103,9 +103,9 @@ pub struct Status {
     pub frames_planned: Option<u64>,
     /// Frame counters.
     pub counters: RingCounters,
-    /// Bytes in the file.
+    /// Bytes in the file (all the files, for a plan).
     pub bytes: u64,
-    /// The OME-TIFF file.
+    /// The OME-TIFF file; for a plan, the dataset folder (its files are in `plan`).
     pub path: PathBuf,
     /// Why it failed.
     pub error: Option<String>,
@@ -162,7 +162,7 @@ struct Run {
     owner: String,
     /// The camera.
     camera: String,
-    /// The OME-TIFF file.
+    /// The OME-TIFF file; for a plan, the dataset folder.
     path: PathBuf,
     /// Frames asked for.
     frames_planned: Option<u64>,
