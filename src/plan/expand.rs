@@ -282,7 +282,16 @@ impl MdaSequence {
         fov: Option<(f64, f64)>,
         fallback_exposure_ms: f64,
     ) -> Result<PlanSummary, PlanError> {
-        let events = self.events(fov)?;
+        self.summarize(&self.events(fov)?, fov, fallback_exposure_ms)
+    }
+
+    /// [`summary`](Self::summary) of events already expanded from this plan.
+    pub(super) fn summarize(
+        &self,
+        events: &[MdaEvent],
+        fov: Option<(f64, f64)>,
+        fallback_exposure_ms: f64,
+    ) -> Result<PlanSummary, PlanError> {
         let sizes = self.axis_sizes(fov)?;
         let used_axes: String = self
             .axis_order
@@ -298,7 +307,7 @@ impl MdaSequence {
         let mut interval_exceeded = false;
         let mut prev_t = None;
         let mut events_without_exposure = 0;
-        for e in &events {
+        for e in events {
             if e.reset_event_timer {
                 origin = clock;
             }

@@ -30,6 +30,17 @@ impl MdaSequence {
         limits: &PlanLimits,
         fov: Option<(f64, f64)>,
     ) -> Result<PlanSummary, PlanError> {
+        self.validate_events(limits, fov)
+            .map(|(summary, _)| summary)
+    }
+
+    /// [`validate`](Self::validate), also returning the events it expanded, for the engine
+    /// to run without expanding the plan again.
+    pub fn validate_events(
+        &self,
+        limits: &PlanLimits,
+        fov: Option<(f64, f64)>,
+    ) -> Result<(PlanSummary, Vec<MdaEvent>), PlanError> {
         self.check()?;
         for (i, c) in self.channels.iter().enumerate() {
             check_preset(limits, i, &c.group, &c.config)?;
@@ -52,7 +63,8 @@ impl MdaSequence {
         for e in &events {
             self.check_travel(limits, e)?;
         }
-        self.summary(fov, limits.current_exposure_ms.unwrap_or(1.0))
+        let summary = self.summarize(&events, fov, limits.current_exposure_ms.unwrap_or(1.0))?;
+        Ok((summary, events))
     }
 
     /// An event's position against stage travel; the error names where the
