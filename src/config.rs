@@ -1929,6 +1929,16 @@ mod tests {
     }
 
     #[test]
+    fn the_auto_shutter_must_be_a_shutter() {
+        let e = err(
+            "[instrument]\nname = \"t\"\nshutter = \"Cam\"\n[devices.Cam]\ndriver = \"sim.camera\"\n",
+        );
+        assert_eq!(e.key.as_deref(), Some("instrument.shutter"), "{e}");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("shutter"), "{e}");
+    }
+
+    #[test]
     fn pixel_sizes_per_objective_name_real_turret_labels() {
         let turret = "[devices.T]\ndriver = \"sim.state\"\nlabels = [\"10x\", \"60x\"]\n";
         let ok = Config::parse(

@@ -487,6 +487,32 @@ async fn pause_resume_and_cancel_mid_run_leave_valid_files() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("ended"), "{}", e.message());
+    let seq = a
+        .start_sequence(pb::StartSequenceRequest {
+            camera: String::new(),
+            frames: 0,
+            until_stopped: true,
+            name: "seq".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let e = a
+        .pause_acquisition(pb::AcquisitionRef { id: seq.id })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("sequence"), "{}", e.message());
+    a.stop_acquisition(pb::AcquisitionRef { id: seq.id })
+        .await
+        .unwrap();
+    // Watching an acquisition that does not exist says so.
+    let e = a
+        .watch_acquisition(pb::AcquisitionRef { id: 999 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
     d.shutdown().await.unwrap();
 }
 
