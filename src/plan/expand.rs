@@ -349,12 +349,17 @@ impl MdaSequence {
         let mut out = Vec::new();
         if let Some(z) = &self.z_plan {
             if z.kind.is_relative() {
+                // The daemon counts from the focus at the start (`origin`); useq from 0.
+                let base = match self.origin.z {
+                    Some(z) => format!("the current focus, z = {z} µm"),
+                    None => "z = 0 µm (as in useq)".to_owned(),
+                };
                 if self.stage_positions.is_empty() {
-                    out.push("z_plan is relative but there are no stage_positions: planes are relative to z = 0 µm (as in useq)".to_owned());
+                    out.push(format!("z_plan is relative but there are no stage_positions: planes are relative to {base}"));
                 }
                 for (i, p) in self.stage_positions.iter().enumerate() {
                     if p.z.is_none() {
-                        out.push(format!("z_plan is relative but stage_positions[{i}] has no z: its planes are relative to z = 0 µm (as in useq)"));
+                        out.push(format!("z_plan is relative but stage_positions[{i}] has no z: its planes are relative to {base}"));
                     }
                 }
             }
@@ -369,12 +374,16 @@ impl MdaSequence {
         }
         if let Some(g) = &self.grid_plan {
             if g.kind.is_relative() {
+                let base = match self.origin.xy {
+                    Some((x, y)) => format!("the stage's current position, x = {x}, y = {y} µm"),
+                    None => "x = y = 0 µm (as in useq)".to_owned(),
+                };
                 if self.stage_positions.is_empty() {
-                    out.push("grid_plan is relative but there are no stage_positions: tiles are around x = y = 0 µm (as in useq)".to_owned());
+                    out.push(format!("grid_plan is relative but there are no stage_positions: tiles are around {base}"));
                 }
                 for (i, p) in self.stage_positions.iter().enumerate() {
                     if p.x.is_none() || p.y.is_none() {
-                        out.push(format!("grid_plan is relative but stage_positions[{i}] lacks x or y: tiles use 0 µm for it (as in useq)"));
+                        out.push(format!("grid_plan is relative but stage_positions[{i}] lacks x or y: tiles use {base} for it"));
                     }
                 }
             }

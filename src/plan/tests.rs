@@ -572,3 +572,17 @@ fn relative_plans_without_a_position_count_from_the_origin() {
         .collect();
     assert_eq!((xs[0], xs[3]), (995.0, 1005.0));
 }
+
+#[test]
+fn warnings_name_the_origin_relative_plans_count_from() {
+    let mut plan =
+        parse_json(r#"{"channels": ["DAPI"], "z_plan": {"range": 2, "step": 1}}"#).unwrap();
+    let warning = |p: &MdaSequence| p.summary(None, 1.0).unwrap().warnings.join("\n");
+    assert!(warning(&plan).contains("relative to z = 0 µm (as in useq)"));
+    plan.origin.z = Some(42.0);
+    let w = warning(&plan);
+    assert!(
+        w.contains("the current focus, z = 42 µm") && !w.contains("z = 0"),
+        "{w}"
+    );
+}
