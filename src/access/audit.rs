@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
@@ -109,7 +109,7 @@ impl Audit {
         let now = SystemTime::now();
         let entry = AuditEntry {
             time: crate::storage::iso8601(now),
-            time_unix_us: unix_us(now),
+            time_unix_us: crate::storage::unix_us(now),
             user: r.user,
             role: r.role,
             peer: r.peer,
@@ -206,12 +206,6 @@ fn rotated(path: &Path, i: u32) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(format!(".{i}"));
     PathBuf::from(p)
-}
-
-/// Unix microseconds.
-pub fn unix_us(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 #[cfg(test)]

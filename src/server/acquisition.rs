@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,6 +15,7 @@ use crate::acquire::{self, AcqError, Acquisitions, EventKind, RunState};
 use crate::host::DeviceHost;
 use crate::pb;
 use crate::ring::FrameRing;
+use crate::storage::unix_us;
 
 /// How long a live-view stream waits between looks for a new frame when the client sets no
 /// rate: short enough for any camera, long enough not to spin.
@@ -154,11 +155,6 @@ fn acq_status(e: AcqError) -> Status {
         AcqError::NoSpace(m) => Status::resource_exhausted(m),
         AcqError::Host(h) => convert::status(h),
     }
-}
-
-fn unix_us(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// A status for the API.

@@ -7,7 +7,7 @@ pub mod auth;
 pub mod convert;
 pub mod plans;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use microscoped_driver_api::{AnyDevice, DeviceError, DeviceKind, Value};
 use tonic::{Request, Response, Status};
@@ -17,6 +17,7 @@ use crate::config::InstrumentInfo;
 use crate::host::{DeviceHandle, DeviceHost, HostError};
 use crate::pb;
 use crate::presets::Presets;
+use crate::storage::unix_us;
 use convert::status;
 
 /// How long WaitForIdle waits when the client does not say.
@@ -255,12 +256,6 @@ async fn state_of(d: &DeviceHandle) -> Result<pb::StateDeviceState, HostError> {
         })
     })
     .await
-}
-
-fn unix_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 type Rpc<T> = Result<Response<T>, Status>;
@@ -733,7 +728,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                 })
                 .await
                 .map_err(status)?;
-            let host_time_unix_us = unix_us();
+            let host_time_unix_us = unix_us(SystemTime::now());
             let mut stage_positions = std::collections::HashMap::new();
             for s in self
                 .host

@@ -34,7 +34,7 @@ pub use ometiff::OmeTiffWriter;
 pub use read::{read_plane, PlaneData};
 pub use recover::{recover, RecoverReport};
 pub use sidecar::sidecar_path;
-pub use xml::iso8601;
+pub use xml::{iso8601, unix_us};
 
 use std::path::PathBuf;
 use std::time::SystemTime;

@@ -392,6 +392,13 @@ pub(crate) fn escape_into(x: &mut String, s: &str) {
 
 /// ISO-8601 UTC with microseconds, e.g. "2024-05-01T12:34:56.123456Z". Times before 1970 are
 /// clamped to the epoch (a camera clock that wrong is not worth a failure).
+/// Microseconds since the Unix epoch (0 for a time before it), as the API and the audit log
+/// carry times.
+pub fn unix_us(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 pub fn iso8601(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
