@@ -1,33 +1,38 @@
 //! microscoped: a microscope-instrument control and image acquisition daemon.
 //!
 //! # Layout
+//! The domain lives in the crate `microscoped-core` (in `core/`), which does not depend on
+//! tonic or prost; its modules are re-exported here, so `microscoped::config::Config` and the
+//! rest name the same items:
 //! - [`config`]: the instrument config (TOML), parsed, validated, errors with file:line:key.
 //! - [`access`]: users and roles, tokens, the control lease, dataset readers, the audit log.
+//! - [`error`]: the domain's refusal (a kind and a message).
 //! - [`limits`]: facility safety limits wrapped around the drivers.
 //! - [`drivers`]: turns device configs into running drivers.
 //! - [`host`]: the device host: one thread per device, command channel, timeouts, faults.
 //! - [`ring`]: the preallocated frame ring between a camera and its consumers.
-//! - [`acquire`]: the acquisition engine (sequences), events, live rings.
+//! - [`acquire`]: the acquisition engine (sequences and plans), events, live rings.
+//! - [`plan`]: useq-schema plans: parsed, expanded into events, validated, written back.
+//! - [`presets`]: the config's presets, checked against the drivers and applied.
 //! - [`storage`]: the streaming OME-TIFF writer, its sidecar and crash recovery.
-//! - [`server`]: the gRPC services; the only module that sees prost types.
+//!
+//! This package adds the wire, and is the only one that sees prost types:
+//! - [`pb`]: the generated protobuf and gRPC code.
+//! - [`server`]: the gRPC services, authentication, and the conversions between domain and
+//!   protobuf types and from domain errors to statuses.
 //! - [`client`]: the CLI's gRPC client side.
+//! - [`bench`]: `microscoped bench`.
 //!
 //! [`run`] starts the daemon on a listener the caller made, so tests run the real daemon on
 //! `127.0.0.1:0` with a shutdown future of their own.
 
-pub mod access;
-pub mod acquire;
+pub use microscoped_core::{
+    access, acquire, config, drivers, error, host, limits, plan, presets, ring, storage,
+};
+
 pub mod bench;
 pub mod client;
-pub mod config;
-pub mod drivers;
-pub mod host;
-pub mod limits;
-pub mod plan;
-pub mod presets;
-pub mod ring;
 pub mod server;
-pub mod storage;
 
 use std::future::Future;
 

@@ -31,6 +31,9 @@ use microscoped_obis as obis;
 use microscoped_prior as prior;
 use microscoped_serial::PortSettings;
 use microscoped_sim as sim;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
@@ -41,7 +44,7 @@ pub use crate::ring::OverflowPolicy;
 pub use crate::access::Role;
 
 /// The simulated instrument, embedded so `microscoped serve` runs with no file at all.
-pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 /// The name the embedded demo config goes by in messages.
 pub const DEMO_CONFIG_NAME: &str = "<embedded demo config>";
 
@@ -1035,7 +1038,22 @@ impl<'a> Parser<'a> {
         };
         let cert_pem = read("tls_cert", &cert_path)?;
         let key_pem = read("tls_key", &key_path)?;
-        if !String::from_utf8_lossy(&cert_pem).contains("-----BEGIN CERTIFICATE-----") {
+        let unusable = |key: &str, why: String| {
+            at(
+                key,
+                format!(
+                    "{} and {} are not a usable certificate and key: {why}",
+                    cert_path.display(),
+                    key_path.display()
+                ),
+            )
+        };
+        // Parsed and matched the way the server's rustls will, so a file that passes here
+        // serves.
+        let chain = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unusable("tls_cert", format!("the certificate: {e}")))?;
+        if chain.is_empty() {
             return Err(at(
                 "tls_cert",
                 format!(
@@ -1044,34 +1062,28 @@ impl<'a> Parser<'a> {
                 ),
             ));
         }
-        if !String::from_utf8_lossy(&key_pem).contains("PRIVATE KEY-----") {
-            return Err(at(
-                "tls_key",
-                format!(
-                    "{} holds no PEM private key (-----BEGIN PRIVATE KEY-----)",
-                    key_path.display()
-                ),
-            ));
-        }
-        // Building the server's TLS settings parses both and checks they belong together.
-        let identity = tonic::transport::Identity::from_pem(&cert_pem, &key_pem);
-        if let Err(e) = tonic::transport::Server::builder()
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-        {
-            let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
-            let key = if why.contains("key") {
-                "tls_key"
-            } else {
-                "tls_cert"
+        let private_key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+            Ok(k) => k,
+            Err(rustls::pki_types::pem::Error::NoItemsFound) => {
+                return Err(at(
+                    "tls_key",
+                    format!(
+                        "{} holds no PEM private key (-----BEGIN PRIVATE KEY-----)",
+                        key_path.display()
+                    ),
+                ))
+            }
+            Err(e) => return Err(unusable("tls_key", format!("the private key: {e}"))),
+        };
+        let provider = rustls::crypto::ring::default_provider();
+        if let Err(e) = CertifiedKey::from_der(chain, private_key, &provider) {
+            let key = match e {
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+                    "tls_cert"
+                }
+                _ => "tls_key",
             };
-            return Err(at(
-                key,
-                format!(
-                    "{} and {} are not a usable certificate and key: {why}",
-                    cert_path.display(),
-                    key_path.display()
-                ),
-            ));
+            return Err(unusable(key, e.to_string()));
         }
         Ok(Some(TlsFiles {
             cert_path,
@@ -2111,6 +2123,57 @@ mod tests {
     }
 
     #[test]
+    fn tls_certificate_and_key_are_parsed_and_must_belong_together() {
+        // A self-signed certificate and two unrelated keys, made for this test only.
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("inst.toml");
+        let file = cfg.display().to_string();
+        for (name, pem) in [
+            ("cert.pem", include_str!("../testdata/tls/cert.pem")),
+            ("key.pem", include_str!("../testdata/tls/key.pem")),
+            (
+                "other_key.pem",
+                include_str!("../testdata/tls/other_key.pem"),
+            ),
+        ] {
+            std::fs::write(dir.path().join(name), pem).unwrap();
+        }
+        let mangled = include_str!("../testdata/tls/cert.pem").replacen("MII", "M!I", 1);
+        std::fs::write(dir.path().join("mangled.pem"), mangled).unwrap();
+        let head = format!("{HEAD}[server]\nanonymous_loopback_admin = true\n");
+        let server =
+            |cert: &str, key: &str| format!("{head}tls_cert = \"{cert}\"\ntls_key = \"{key}\"\n");
+        let c = Config::parse(&server("cert.pem", "key.pem"), &file).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.key_path, dir.path().join("key.pem"));
+        for (cert, key, at, says) in [
+            (
+                "cert.pem",
+                "other_key.pem",
+                "server.tls_key",
+                "not a usable",
+            ),
+            ("mangled.pem", "key.pem", "server.tls_cert", "not a usable"),
+            (
+                "cert.pem",
+                "cert.pem",
+                "server.tls_key",
+                "no PEM private key",
+            ),
+            (
+                "key.pem",
+                "key.pem",
+                "server.tls_cert",
+                "no PEM certificate",
+            ),
+        ] {
+            let e = Config::parse(&server(cert, key), &file).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(at), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+    }
+
+    #[test]
     fn audit_settings() {
         let head = format!("{HEAD}[server]\nanonymous_loopback_admin = true\n");
         let c = Config::parse(
@@ -2180,7 +2243,7 @@ mod tests {
 
     #[test]
     fn example_configs_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if cfg!(not(feature = "genicam")) && path.ends_with("genicam.toml") {

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::{record, require};
+use super::convert::error_status;
 use crate::access::lease::Lease;
-use crate::access::{lease_status, Access, Need, Role};
+use crate::access::{Access, Need, Role};
 use crate::pb;
 
 /// The most audit entries one ReadAuditLog returns.
@@ -58,7 +60,7 @@ type Rpc<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl pb::access_server::Access for AccessService {
     async fn who_am_i(&self, req: Request<pb::WhoAmIRequest>) -> Rpc<pb::WhoAmIResponse> {
-        let who = self.access.require(&req, Need::Observe, "")?.identity;
+        let who = require(&self.access, &req, Need::Observe, "")?.identity;
         Ok(Response::new(pb::WhoAmIResponse {
             user: who.user,
             role: role_to_pb(who.role) as i32,
@@ -67,48 +69,59 @@ impl pb::access_server::Access for AccessService {
     }
 
     async fn acquire_lease(&self, req: Request<pb::AcquireLeaseRequest>) -> Rpc<pb::Lease> {
-        let caller = self.access.require(&req, Need::Operate, "lease")?;
+        let caller = require(&self.access, &req, Need::Operate, "lease")?;
         let ttl_s = req.get_ref().ttl_s;
         let detail = serde_json::json!({ "ttl_s": ttl_s });
         let result = self
             .access
             .leases()
             .acquire(&caller.identity, ttl(ttl_s))
-            .map_err(lease_status);
+            .map_err(error_status);
         // Taking is recorded; the holder renewing by taking again is a heartbeat, not news.
         if !matches!(result, Ok((_, false))) {
-            self.access
-                .record(&caller, "lease", detail, result.as_ref().map(|_| ()));
+            record(
+                &self.access,
+                &caller,
+                "lease",
+                detail,
+                result.as_ref().map(|_| ()),
+            );
         }
         Ok(Response::new(lease_to_pb(Some(&result?.0))))
     }
 
     async fn renew_lease(&self, req: Request<pb::RenewLeaseRequest>) -> Rpc<pb::Lease> {
-        let caller = self.access.require(&req, Need::Operate, "lease")?;
+        let caller = require(&self.access, &req, Need::Operate, "lease")?;
         let result = self
             .access
             .leases()
             .renew(&caller.identity, ttl(req.get_ref().ttl_s))
             .map(|l| Response::new(lease_to_pb(Some(&l))))
-            .map_err(lease_status);
+            .map_err(error_status);
         // Heartbeats are not recorded (one every few seconds would drown the log); a refused one
         // is: its holder lost the lease.
         if let Err(e) = &result {
-            self.access
-                .record(&caller, "lease", serde_json::Value::Null, Err(e));
+            record(
+                &self.access,
+                &caller,
+                "lease",
+                serde_json::Value::Null,
+                Err(e),
+            );
         }
         result
     }
 
     async fn release_lease(&self, req: Request<pb::ReleaseLeaseRequest>) -> Rpc<pb::Lease> {
-        let caller = self.access.require(&req, Need::Operate, "lease")?;
+        let caller = require(&self.access, &req, Need::Operate, "lease")?;
         let result = self
             .access
             .leases()
             .release(&caller.identity)
             .map(|l| Response::new(lease_to_pb(Some(&l))))
-            .map_err(lease_status);
-        self.access.record(
+            .map_err(error_status);
+        record(
+            &self.access,
             &caller,
             "lease",
             serde_json::Value::Null,
@@ -118,14 +131,14 @@ impl pb::access_server::Access for AccessService {
     }
 
     async fn get_lease(&self, req: Request<pb::GetLeaseRequest>) -> Rpc<pb::Lease> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         Ok(Response::new(lease_to_pb(
             self.access.leases().current().as_ref(),
         )))
     }
 
     async fn break_lease(&self, req: Request<pb::BreakLeaseRequest>) -> Rpc<pb::Lease> {
-        let caller = self.access.require(&req, Need::Admin, "lease")?;
+        let caller = require(&self.access, &req, Need::Admin, "lease")?;
         let reason = match req.get_ref().reason.trim() {
             "" => "no reason given".to_owned(),
             r => r.to_owned(),
@@ -134,13 +147,18 @@ impl pb::access_server::Access for AccessService {
             .access
             .leases()
             .break_lease(&caller.identity, &reason)
-            .map_err(lease_status);
+            .map_err(error_status);
         let detail = match &result {
             Ok(l) => serde_json::json!({ "holder": l.user, "reason": reason }),
             Err(_) => serde_json::json!({ "reason": reason }),
         };
-        self.access
-            .record(&caller, "lease", detail, result.as_ref().map(|_| ()));
+        record(
+            &self.access,
+            &caller,
+            "lease",
+            detail,
+            result.as_ref().map(|_| ()),
+        );
         Ok(Response::new(lease_to_pb(Some(&result?))))
     }
 
@@ -148,7 +166,7 @@ impl pb::access_server::Access for AccessService {
         &self,
         req: Request<pb::ReadAuditLogRequest>,
     ) -> Rpc<pb::ReadAuditLogResponse> {
-        self.access.require(&req, Need::Admin, "audit log")?;
+        require(&self.access, &req, Need::Admin, "audit log")?;
         let req = req.into_inner();
         let max = match req.max_entries {
             0 => DEFAULT_AUDIT_ENTRIES,

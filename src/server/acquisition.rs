@@ -8,10 +8,11 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::auth::{audited, record, require};
 use super::{convert, plans};
 use crate::access::lease::{LeaseEvent, LeaseEventKind};
 use crate::access::{Access, Caller, Need, Role};
-use crate::acquire::{self, AcqError, Acquisitions, EventKind, RunState};
+use crate::acquire::{self, Acquisitions, EventKind, RunState};
 use crate::host::DeviceHost;
 use crate::pb;
 use crate::ring::FrameRing;
@@ -83,22 +84,28 @@ impl AcquisitionService {
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
         let id = req.get_ref().id;
         let what = if paused { "pause" } else { "resume" };
-        let caller = self
-            .access
-            .require(&req, Need::Operate, &format!("acquisition {id}"))?;
+        let caller = require(
+            &self.access,
+            &req,
+            Need::Operate,
+            &format!("acquisition {id}"),
+        )?;
         let found = self.controllable(&caller, id, what);
         let target = format!("acquisition {}", found.as_ref().map_or(id, |s| s.id));
-        self.access
-            .audited(
-                &caller,
-                &target,
-                serde_json::json!({ "paused": paused }),
-                async {
-                    let s = self.acq.set_paused(found?.id, paused).map_err(acq_status)?;
-                    Ok(Response::new(status_to_pb(&s)))
-                },
-            )
-            .await
+        audited(
+            &self.access,
+            &caller,
+            &target,
+            serde_json::json!({ "paused": paused }),
+            async {
+                let s = self
+                    .acq
+                    .set_paused(found?.id, paused)
+                    .map_err(convert::acq_status)?;
+                Ok(Response::new(status_to_pb(&s)))
+            },
+        )
+        .await
     }
 
     fn readable(&self, caller: &Caller, id: u64) -> Result<acquire::Status, Status> {
@@ -112,7 +119,7 @@ impl AcquisitionService {
                 .find(|s| self.access.can_read(who, &s.owner))
                 .ok_or_else(|| Status::not_found("no acquisition you may read has run yet"));
         }
-        let s = self.acq.get(id).map_err(acq_status)?;
+        let s = self.acq.get(id).map_err(convert::acq_status)?;
         if !self.access.can_read(who, &s.owner) {
             return Err(Status::permission_denied(format!(
                 "acquisition {id} belongs to {} and {} may not read it: a user reads their own \
@@ -142,18 +149,6 @@ fn lease_event_to_pb(e: &LeaseEvent) -> pb::Event {
             reason: e.reason.clone(),
             expires_unix_us: e.expires.map_or(0, unix_us),
         }),
-    }
-}
-
-fn acq_status(e: AcqError) -> Status {
-    match e {
-        AcqError::Invalid(m) => Status::invalid_argument(m),
-        AcqError::AlreadyExists(m) => Status::already_exists(m),
-        AcqError::NotFound(m) => Status::not_found(m),
-        AcqError::Precondition(m) => Status::failed_precondition(m),
-        AcqError::Plan(e) => Status::invalid_argument(format!("invalid plan: {e}")),
-        AcqError::NoSpace(m) => Status::resource_exhausted(m),
-        AcqError::Host(h) => convert::status(h),
     }
 }
 
@@ -208,7 +203,7 @@ impl AcquisitionService {
             .acq
             .start_sequence(&owner, &req.camera, frames, name)
             .await
-            .map_err(acq_status)?;
+            .map_err(convert::acq_status)?;
         Ok(Response::new(status_to_pb(&s)))
     }
 }
@@ -222,7 +217,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         req: Request<pb::StartSequenceRequest>,
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
         let target = req.get_ref().name.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let r = req.get_ref();
         let detail = serde_json::json!({
             "camera": r.camera, "frames": r.frames, "until_stopped": r.until_stopped,
@@ -235,8 +230,13 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
             }
             Err(_) => detail,
         };
-        self.access
-            .record(&caller, &target, detail, result.as_ref().map(|_| ()));
+        record(
+            &self.access,
+            &caller,
+            &target,
+            detail,
+            result.as_ref().map(|_| ()),
+        );
         result
     }
 
@@ -245,28 +245,34 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         req: Request<pb::AcquisitionRef>,
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
         let id = req.get_ref().id;
-        let caller = self
-            .access
-            .require(&req, Need::Operate, &format!("acquisition {id}"))?;
+        let caller = require(
+            &self.access,
+            &req,
+            Need::Operate,
+            &format!("acquisition {id}"),
+        )?;
         let found = self.controllable(&caller, id, "stop");
         let target = match &found {
             Ok(s) => format!("acquisition {}", s.id),
             Err(_) => format!("acquisition {id}"),
         };
         let detail = serde_json::Value::Null;
-        self.access
-            .audited(&caller, &target, detail, async {
-                let s = self.acq.stop(found?.id).await.map_err(acq_status)?;
-                Ok(Response::new(status_to_pb(&s)))
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async {
+            let s = self
+                .acq
+                .stop(found?.id)
+                .await
+                .map_err(convert::acq_status)?;
+            Ok(Response::new(status_to_pb(&s)))
+        })
+        .await
     }
 
     async fn get_acquisition(
         &self,
         req: Request<pb::AcquisitionRef>,
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
-        let caller = self.access.require(&req, Need::Observe, "")?;
+        let caller = require(&self.access, &req, Need::Observe, "")?;
         let s = self.readable(&caller, req.get_ref().id)?;
         Ok(Response::new(status_to_pb(&s)))
     }
@@ -275,7 +281,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         &self,
         req: Request<pb::ListAcquisitionsRequest>,
     ) -> Result<Response<pb::ListAcquisitionsResponse>, Status> {
-        let caller = self.access.require(&req, Need::Observe, "")?;
+        let caller = require(&self.access, &req, Need::Observe, "")?;
         Ok(Response::new(pb::ListAcquisitionsResponse {
             acquisitions: self
                 .acq
@@ -291,7 +297,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         &self,
         req: Request<pb::ReadPlaneRequest>,
     ) -> Result<Response<pb::Image>, Status> {
-        let caller = self.access.require(&req, Need::Observe, "")?;
+        let caller = require(&self.access, &req, Need::Observe, "")?;
         let req = req.into_inner();
         let s = self.readable(&caller, req.id)?;
         let path = s.path.clone();
@@ -342,14 +348,14 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         req: Request<pb::PlanRequest>,
     ) -> Result<Response<pb::PlanSummary>, Status> {
         // A dry run changes nothing: anyone who may watch may ask what a plan amounts to.
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let req = req.into_inner();
         let plan = plans::plan_from_pb(&req)?;
         let check = self
             .acq
             .check_plan(&plan, &req.camera)
             .await
-            .map_err(acq_status)?;
+            .map_err(convert::acq_status)?;
         Ok(Response::new(plans::check_to_pb(&check)))
     }
 
@@ -358,7 +364,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         req: Request<pb::PlanRequest>,
     ) -> Result<Response<pb::AcquisitionStatus>, Status> {
         let target = req.get_ref().name.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let owner = caller.identity.user.clone();
         let req = req.into_inner();
         let kind = match &req.plan {
@@ -368,18 +374,17 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
             None => "none",
         };
         let detail = serde_json::json!({ "plan": kind, "camera": req.camera });
-        self.access
-            .audited(&caller, &target, detail, async {
-                let plan = plans::plan_from_pb(&req)?;
-                let name = (!req.name.is_empty()).then(|| req.name.clone());
-                let s = self
-                    .acq
-                    .start_plan(&owner, plan, &req.camera, name)
-                    .await
-                    .map_err(acq_status)?;
-                Ok(Response::new(status_to_pb(&s)))
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async {
+            let plan = plans::plan_from_pb(&req)?;
+            let name = (!req.name.is_empty()).then(|| req.name.clone());
+            let s = self
+                .acq
+                .start_plan(&owner, plan, &req.camera, name)
+                .await
+                .map_err(convert::acq_status)?;
+            Ok(Response::new(status_to_pb(&s)))
+        })
+        .await
     }
 
     async fn pause_acquisition(
@@ -402,7 +407,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         &self,
         req: Request<pb::AcquisitionRef>,
     ) -> Result<Response<Self::WatchAcquisitionStream>, Status> {
-        let caller = self.access.require(&req, Need::Observe, "")?;
+        let caller = require(&self.access, &req, Need::Observe, "")?;
         // Subscribe before reading the status, so an end between the two is not missed.
         let mut events = self.acq.subscribe();
         let first = self.readable(&caller, req.get_ref().id)?;
@@ -451,7 +456,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         &self,
         req: Request<pb::LiveViewRequest>,
     ) -> Result<Response<Self::LiveViewStream>, Status> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let req = req.into_inner();
         if !(req.max_fps == 0.0 || (0.01..=10_000.0).contains(&req.max_fps)) {
             return Err(Status::invalid_argument(format!(
@@ -552,7 +557,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        let caller = self.access.require(&req, Need::Observe, "")?;
+        let caller = require(&self.access, &req, Need::Observe, "")?;
         let mut events = self.acq.subscribe();
         let mut lease_events = self.access.leases().subscribe();
         let access = self.access.clone();

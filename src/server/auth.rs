@@ -2,6 +2,10 @@
 //! `microscoped.v1` service is resolved into a [`Caller`] (user, role, peer, method) put in
 //! its extensions, or refused with UNAUTHENTICATED (and audited) before any service sees it.
 //! Health checks and reflection stay open: they reveal nothing a port scan does not.
+//!
+//! Authorization and the audit of each RPC, at the gRPC side: [`require`] hands the request's
+//! [`Caller`] to [`Access::require`] and its refusal back as a status; [`record`] and
+//! [`audited`] write how an RPC went, telling a refusal from a failure by its status code.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,11 +14,12 @@ use std::task::{Context, Poll};
 
 use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-use tonic::Status;
+use tonic::{Code, Request, Status};
 use tower::{Layer, Service};
 
+use super::convert;
 use crate::access::audit::Record;
-use crate::access::{Access, Caller};
+use crate::access::{Access, Caller, Need, Outcome};
 
 /// The path prefix of the services that need an identity.
 const PROTECTED: &str = "/microscoped.v1.";
@@ -48,6 +53,63 @@ impl<S> Layer<S> for AuthLayer {
 pub struct Auth<S> {
     inner: S,
     access: Access,
+}
+
+/// The caller of `req` if they have what `need` asks, or the refusal (audited with `target`).
+/// Every handler's first line.
+pub fn require<T>(
+    access: &Access,
+    req: &Request<T>,
+    need: Need,
+    target: &str,
+) -> Result<Caller, Status> {
+    access
+        .require(req.extensions().get::<Caller>(), need, target)
+        .map_err(convert::error_status)
+}
+
+/// Writes what `caller` did to `target` and how it went to the audit log.
+pub fn record(
+    access: &Access,
+    caller: &Caller,
+    target: &str,
+    detail: serde_json::Value,
+    result: Result<(), &Status>,
+) {
+    let outcome = match result {
+        Ok(()) => Outcome::Ok,
+        Err(s) if is_refusal(s.code()) => Outcome::Denied(s.message()),
+        Err(s) => Outcome::Failed(s.message()),
+    };
+    access.record(caller, target, detail, outcome);
+}
+
+/// Runs `action` for `caller` and writes how it went to the audit log.
+pub async fn audited<T>(
+    access: &Access,
+    caller: &Caller,
+    target: &str,
+    detail: serde_json::Value,
+    action: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let result = action.await;
+    record(access, caller, target, detail, result.as_ref().map(|_| ()));
+    result
+}
+
+/// Whether a status is a refusal (the client's mistake or lack of permission: "denied" in the
+/// audit log) rather than a request allowed that went wrong ("failed").
+fn is_refusal(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+            | Code::Unauthenticated
+    )
 }
 
 /// The client's address, over plain TCP or TLS.
@@ -107,5 +169,18 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(inner.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_and_failures() {
+        assert!(is_refusal(Code::PermissionDenied));
+        assert!(is_refusal(Code::InvalidArgument));
+        assert!(!is_refusal(Code::Unavailable));
+        assert!(!is_refusal(Code::DeadlineExceeded));
     }
 }

@@ -6,8 +6,25 @@ use microscoped_driver_api::{
 };
 use tonic::{Code, Status};
 
+use crate::acquire::AcqError;
+use crate::error::{Error, Kind};
 use crate::host::{Health, HostError};
 use crate::pb;
+
+/// The gRPC status a domain refusal stands for.
+pub fn error_status(e: impl Into<Error>) -> Status {
+    let e = e.into();
+    let code = match e.kind {
+        Kind::InvalidArgument => Code::InvalidArgument,
+        Kind::NotFound => Code::NotFound,
+        Kind::AlreadyExists => Code::AlreadyExists,
+        Kind::FailedPrecondition => Code::FailedPrecondition,
+        Kind::PermissionDenied => Code::PermissionDenied,
+        Kind::Unauthenticated => Code::Unauthenticated,
+        Kind::ResourceExhausted => Code::ResourceExhausted,
+    };
+    Status::new(code, e.message)
+}
 
 /// The gRPC status a host error stands for. A user's mistake is never INTERNAL.
 pub fn status(e: HostError) -> Status {
@@ -22,6 +39,19 @@ pub fn status(e: HostError) -> Status {
         HostError::Device { error, .. } => device_code(error),
     };
     Status::new(code, e.to_string())
+}
+
+/// The gRPC status an acquisition error stands for.
+pub fn acq_status(e: AcqError) -> Status {
+    match e {
+        AcqError::Invalid(m) => Status::invalid_argument(m),
+        AcqError::AlreadyExists(m) => Status::already_exists(m),
+        AcqError::NotFound(m) => Status::not_found(m),
+        AcqError::Precondition(m) => Status::failed_precondition(m),
+        AcqError::Plan(e) => Status::invalid_argument(format!("invalid plan: {e}")),
+        AcqError::NoSpace(m) => Status::resource_exhausted(m),
+        AcqError::Host(h) => status(h),
+    }
 }
 
 /// The gRPC code a driver error stands for.

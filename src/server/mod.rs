@@ -18,6 +18,7 @@ use crate::host::{DeviceHandle, DeviceHost, HostError};
 use crate::pb;
 use crate::presets::Presets;
 use crate::storage::unix_us;
+use auth::{audited, record, require};
 use convert::status;
 
 /// How long WaitForIdle waits when the client does not say.
@@ -263,7 +264,7 @@ type Rpc<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl pb::microscope_server::Microscope for MicroscopeService {
     async fn get_instrument(&self, req: Request<pb::GetInstrumentRequest>) -> Rpc<pb::Instrument> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let pixel_size_um = match self.host.of_kind(DeviceKind::Camera).next() {
             Some(cam) => {
                 crate::presets::pixel_size_um(&self.instrument, &self.host, cam, None).await
@@ -285,7 +286,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         &self,
         req: Request<pb::ListPresetsRequest>,
     ) -> Rpc<pb::ListPresetsResponse> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let groups = self
             .presets
             .groups()
@@ -318,10 +319,14 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         req: Request<pb::ApplyPresetRequest>,
     ) -> Rpc<pb::ApplyPresetResponse> {
         let target = format!("{}/{}", req.get_ref().group, req.get_ref().preset);
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let req = req.into_inner();
-        self.access
-            .audited(&caller, &target, serde_json::Value::Null, async {
+        audited(
+            &self.access,
+            &caller,
+            &target,
+            serde_json::Value::Null,
+            async {
                 let preset = self
                     .presets
                     .find(&req.group, &req.preset)
@@ -345,15 +350,16 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                         })
                         .collect(),
                 }))
-            })
-            .await
+            },
+        )
+        .await
     }
 
     async fn list_devices(
         &self,
         req: Request<pb::ListDevicesRequest>,
     ) -> Rpc<pb::ListDevicesResponse> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         Ok(Response::new(pb::ListDevicesResponse {
             devices: self.host.devices().map(Self::device_info).collect(),
         }))
@@ -361,22 +367,21 @@ impl pb::microscope_server::Microscope for MicroscopeService {
 
     async fn reset_device(&self, req: Request<pb::ResetDeviceRequest>) -> Rpc<pb::Device> {
         let target = req.get_ref().device.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::Value::Null;
-        self.access
-            .audited(&caller, &target, detail, async move {
-                let d = self.device(&req.get_ref().device)?;
-                d.reset().await.map_err(status)?;
-                Ok(Response::new(Self::device_info(d)))
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async move {
+            let d = self.device(&req.get_ref().device)?;
+            d.reset().await.map_err(status)?;
+            Ok(Response::new(Self::device_info(d)))
+        })
+        .await
     }
 
     async fn list_properties(
         &self,
         req: Request<pb::ListPropertiesRequest>,
     ) -> Rpc<pb::ListPropertiesResponse> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         Ok(Response::new(pb::ListPropertiesResponse {
             properties: d.properties().iter().map(convert::property_spec).collect(),
@@ -384,7 +389,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
     }
 
     async fn get_property(&self, req: Request<pb::GetPropertyRequest>) -> Rpc<pb::PropertyValue> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let req = req.into_inner();
         let d = self.device(&req.device)?;
         if !d.properties().iter().any(|s| s.name == req.property) {
@@ -395,19 +400,17 @@ impl pb::microscope_server::Microscope for MicroscopeService {
 
     async fn set_property(&self, req: Request<pb::SetPropertyRequest>) -> Rpc<pb::PropertyValue> {
         let target = format!("{}.{}", req.get_ref().device, req.get_ref().property);
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::json!({ "value": convert::value_json(&req.get_ref().value) });
-        self.access
-            .audited(&caller, &target, detail, async move {
-                let req = req.into_inner();
-                let (d, property, value) =
-                    self.check_setting(&req.device, &req.property, req.value)?;
-                Self::write_property(&d, &property, value)
-                    .await
-                    .map_err(status)?;
-                Ok(Response::new(Self::read_property(&d, &property).await?))
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async move {
+            let req = req.into_inner();
+            let (d, property, value) = self.check_setting(&req.device, &req.property, req.value)?;
+            Self::write_property(&d, &property, value)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(Self::read_property(&d, &property).await?))
+        })
+        .await
     }
 
     async fn set_properties(
@@ -421,80 +424,77 @@ impl pb::microscope_server::Microscope for MicroscopeService {
             .map(|s| format!("{}.{}", s.device, s.property))
             .collect::<Vec<_>>()
             .join(",");
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::json!({ "values": req.get_ref().settings.iter().map(|s| convert::value_json(&s.value)).collect::<Vec<_>>() });
-        self.access
-            .audited(&caller, &target, detail, async move {
-                let settings = req.into_inner().settings;
-                if settings.is_empty() {
-                    return Err(Status::invalid_argument(
-                        "settings is empty: nothing to set",
+        audited(&self.access, &caller, &target, detail, async move {
+            let settings = req.into_inner().settings;
+            if settings.is_empty() {
+                return Err(Status::invalid_argument(
+                    "settings is empty: nothing to set",
+                ));
+            }
+            // Check everything first so a mistake in the last setting changes nothing.
+            let mut checked = Vec::with_capacity(settings.len());
+            for (i, s) in settings.into_iter().enumerate() {
+                let c = self
+                    .check_setting(&s.device, &s.property, s.value)
+                    .map_err(|e| {
+                        Status::new(
+                            e.code(),
+                            format!("settings[{i}]: {}; nothing was applied", e.message()),
+                        )
+                    })?;
+                checked.push(c);
+            }
+            for (i, (d, property, value)) in checked.iter().enumerate() {
+                if let Err(e) = Self::write_property(d, property, value.clone()).await {
+                    let e = status(e);
+                    let applied = if i == 0 {
+                        "nothing was applied".to_owned()
+                    } else {
+                        format!("settings[0..{i}] were applied")
+                    };
+                    return Err(Status::new(
+                        e.code(),
+                        format!(
+                            "settings[{i}] {}.{property}: {}; {applied}",
+                            d.name(),
+                            e.message()
+                        ),
                     ));
                 }
-                // Check everything first so a mistake in the last setting changes nothing.
-                let mut checked = Vec::with_capacity(settings.len());
-                for (i, s) in settings.into_iter().enumerate() {
-                    let c = self
-                        .check_setting(&s.device, &s.property, s.value)
-                        .map_err(|e| {
-                            Status::new(
-                                e.code(),
-                                format!("settings[{i}]: {}; nothing was applied", e.message()),
-                            )
-                        })?;
-                    checked.push(c);
-                }
-                for (i, (d, property, value)) in checked.iter().enumerate() {
-                    if let Err(e) = Self::write_property(d, property, value.clone()).await {
-                        let e = status(e);
-                        let applied = if i == 0 {
-                            "nothing was applied".to_owned()
-                        } else {
-                            format!("settings[0..{i}] were applied")
-                        };
-                        return Err(Status::new(
-                            e.code(),
-                            format!(
-                                "settings[{i}] {}.{property}: {}; {applied}",
-                                d.name(),
-                                e.message()
-                            ),
-                        ));
-                    }
-                }
-                let mut values = Vec::with_capacity(checked.len());
-                for (d, property, _) in &checked {
-                    values.push(Self::read_property(d, property).await?);
-                }
-                Ok(Response::new(pb::SetPropertiesResponse { values }))
-            })
-            .await
+            }
+            let mut values = Vec::with_capacity(checked.len());
+            for (d, property, _) in &checked {
+                values.push(Self::read_property(d, property).await?);
+            }
+            Ok(Response::new(pb::SetPropertiesResponse { values }))
+        })
+        .await
     }
 
     async fn move_absolute(&self, req: Request<pb::MoveRequest>) -> Rpc<pb::StagePosition> {
         let target = req.get_ref().device.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::json!({ "position_um": req.get_ref().position_um });
-        self.access
-            .audited(&caller, &target, detail, async move {
-                self.move_stage(req.into_inner(), false).await
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async move {
+            self.move_stage(req.into_inner(), false).await
+        })
+        .await
     }
 
     async fn move_relative(&self, req: Request<pb::MoveRequest>) -> Rpc<pb::StagePosition> {
         let target = req.get_ref().device.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::json!({ "position_um": req.get_ref().position_um });
-        self.access
-            .audited(&caller, &target, detail, async move {
-                self.move_stage(req.into_inner(), true).await
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async move {
+            self.move_stage(req.into_inner(), true).await
+        })
+        .await
     }
 
     async fn get_position(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         require_stage(d)?;
         Ok(Response::new(stage_position(d).await.map_err(status)?))
@@ -502,45 +502,43 @@ impl pb::microscope_server::Microscope for MicroscopeService {
 
     async fn stop(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
         let target = req.get_ref().device.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::Value::Null;
-        self.access
-            .audited(&caller, &target, detail, async move {
-                let d = self.device(&req.get_ref().device)?;
-                require_stage(d)?;
-                match d.kind() {
-                    DeviceKind::XYStage => d.with_xy_stage(|s| s.stop()).await,
-                    _ => d.with_stage(|s| s.stop()).await,
-                }
-                .map_err(status)?;
-                Ok(Response::new(stage_position(d).await.map_err(status)?))
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async move {
+            let d = self.device(&req.get_ref().device)?;
+            require_stage(d)?;
+            match d.kind() {
+                DeviceKind::XYStage => d.with_xy_stage(|s| s.stop()).await,
+                _ => d.with_stage(|s| s.stop()).await,
+            }
+            .map_err(status)?;
+            Ok(Response::new(stage_position(d).await.map_err(status)?))
+        })
+        .await
     }
 
     async fn home(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
         let target = req.get_ref().device.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::Value::Null;
-        self.access
-            .audited(&caller, &target, detail, async move {
-                let d = self.device(&req.get_ref().device)?;
-                require_stage(d)?;
-                match d.kind() {
-                    DeviceKind::XYStage => d.with_xy_stage(|s| s.home()).await,
-                    _ => d.with_stage(|s| s.home()).await,
-                }
-                .map_err(status)?;
-                Ok(Response::new(stage_position(d).await.map_err(status)?))
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async move {
+            let d = self.device(&req.get_ref().device)?;
+            require_stage(d)?;
+            match d.kind() {
+                DeviceKind::XYStage => d.with_xy_stage(|s| s.home()).await,
+                _ => d.with_stage(|s| s.home()).await,
+            }
+            .map_err(status)?;
+            Ok(Response::new(stage_position(d).await.map_err(status)?))
+        })
+        .await
     }
 
     async fn wait_for_idle(
         &self,
         req: Request<pb::WaitForIdleRequest>,
     ) -> Rpc<pb::WaitForIdleResponse> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let req = req.into_inner();
         let d = self.device(&req.device)?;
         let limit = match req.timeout_ms {
@@ -570,118 +568,114 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         req: Request<pb::SetLaserEnabledRequest>,
     ) -> Rpc<pb::LaserState> {
         let target = req.get_ref().device.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::json!({ "enabled": req.get_ref().enabled });
-        self.access
-            .audited(&caller, &target, detail, async move {
-                let req = req.into_inner();
-                let d = self.device(&req.device)?;
-                let on = req.enabled;
-                d.with_laser(move |l| l.set_on(on)).await.map_err(status)?;
-                Ok(Response::new(laser_state(d).await.map_err(status)?))
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async move {
+            let req = req.into_inner();
+            let d = self.device(&req.device)?;
+            let on = req.enabled;
+            d.with_laser(move |l| l.set_on(on)).await.map_err(status)?;
+            Ok(Response::new(laser_state(d).await.map_err(status)?))
+        })
+        .await
     }
 
     async fn set_laser_power(&self, req: Request<pb::SetLaserPowerRequest>) -> Rpc<pb::LaserState> {
         let target = req.get_ref().device.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::json!({ "power_mw": req.get_ref().power_mw });
-        self.access
-            .audited(&caller, &target, detail, async move {
-                let req = req.into_inner();
-                let d = self.device(&req.device)?;
-                let power = req.power_mw;
-                if !power.is_finite() || power < 0.0 {
-                    return Err(Status::invalid_argument(format!(
-                        "power_mw must be a number >= 0, got {power}"
-                    )));
-                }
-                d.with_laser(move |l| l.set_power_mw(power))
-                    .await
-                    .map_err(status)?;
-                Ok(Response::new(laser_state(d).await.map_err(status)?))
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async move {
+            let req = req.into_inner();
+            let d = self.device(&req.device)?;
+            let power = req.power_mw;
+            if !power.is_finite() || power < 0.0 {
+                return Err(Status::invalid_argument(format!(
+                    "power_mw must be a number >= 0, got {power}"
+                )));
+            }
+            d.with_laser(move |l| l.set_power_mw(power))
+                .await
+                .map_err(status)?;
+            Ok(Response::new(laser_state(d).await.map_err(status)?))
+        })
+        .await
     }
 
     async fn get_laser_state(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::LaserState> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         Ok(Response::new(laser_state(d).await.map_err(status)?))
     }
 
     async fn set_state(&self, req: Request<pb::SetStateRequest>) -> Rpc<pb::StateDeviceState> {
         let target = req.get_ref().device.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = match &req.get_ref().target {
             Some(pb::set_state_request::Target::Index(i)) => serde_json::json!({ "index": i }),
             Some(pb::set_state_request::Target::Label(l)) => serde_json::json!({ "label": l }),
             None => serde_json::Value::Null,
         };
-        self.access
-            .audited(&caller, &target, detail, async move {
-                use pb::set_state_request::Target;
-                let req = req.into_inner();
-                let d = self.device(&req.device)?;
-                let target = req.target.ok_or_else(|| {
-                    Status::invalid_argument("give the position as an index or a label")
-                })?;
-                let name = d.name().to_owned();
-                d.with_state(move |s| {
-                    let labels = s.labels()?;
-                    let index = match target {
-                        Target::Index(i) if (i as usize) < labels.len() => i,
-                        Target::Index(i) => {
-                            return Err(DeviceError::out_of_range(format!(
-                                "position {i} does not exist: {name} has positions 0..={} ({})",
-                                labels.len().saturating_sub(1),
-                                labels.join(", ")
-                            )))
-                        }
-                        Target::Label(l) => microscoped_driver_api::position_of_label(&labels, &l)?,
-                    };
-                    s.set_position(index)
-                })
-                .await
-                .map_err(status)?;
-                Ok(Response::new(state_of(d).await.map_err(status)?))
+        audited(&self.access, &caller, &target, detail, async move {
+            use pb::set_state_request::Target;
+            let req = req.into_inner();
+            let d = self.device(&req.device)?;
+            let target = req.target.ok_or_else(|| {
+                Status::invalid_argument("give the position as an index or a label")
+            })?;
+            let name = d.name().to_owned();
+            d.with_state(move |s| {
+                let labels = s.labels()?;
+                let index = match target {
+                    Target::Index(i) if (i as usize) < labels.len() => i,
+                    Target::Index(i) => {
+                        return Err(DeviceError::out_of_range(format!(
+                            "position {i} does not exist: {name} has positions 0..={} ({})",
+                            labels.len().saturating_sub(1),
+                            labels.join(", ")
+                        )))
+                    }
+                    Target::Label(l) => microscoped_driver_api::position_of_label(&labels, &l)?,
+                };
+                s.set_position(index)
             })
             .await
+            .map_err(status)?;
+            Ok(Response::new(state_of(d).await.map_err(status)?))
+        })
+        .await
     }
 
     async fn get_state(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StateDeviceState> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         Ok(Response::new(state_of(d).await.map_err(status)?))
     }
 
     async fn set_shutter(&self, req: Request<pb::SetShutterRequest>) -> Rpc<pb::ShutterState> {
         let target = req.get_ref().device.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::json!({ "open": req.get_ref().open });
-        self.access
-            .audited(&caller, &target, detail, async move {
-                let req = req.into_inner();
-                let d = self.device(&req.device)?;
-                let open = req.open;
-                let open = d
-                    .with_shutter(move |s| {
-                        s.set_open(open)?;
-                        s.is_open()
-                    })
-                    .await
-                    .map_err(status)?;
-                Ok(Response::new(pb::ShutterState {
-                    device: req.device,
-                    open,
-                }))
-            })
-            .await
+        audited(&self.access, &caller, &target, detail, async move {
+            let req = req.into_inner();
+            let d = self.device(&req.device)?;
+            let open = req.open;
+            let open = d
+                .with_shutter(move |s| {
+                    s.set_open(open)?;
+                    s.is_open()
+                })
+                .await
+                .map_err(status)?;
+            Ok(Response::new(pb::ShutterState {
+                device: req.device,
+                open,
+            }))
+        })
+        .await
     }
 
     async fn get_shutter(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::ShutterState> {
-        self.access.require(&req, Need::Observe, "")?;
+        require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         let open = d.with_shutter(|s| s.is_open()).await.map_err(status)?;
         Ok(Response::new(pb::ShutterState {
@@ -692,7 +686,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
 
     async fn snap(&self, req: Request<pb::SnapRequest>) -> Rpc<pb::Image> {
         let target = req.get_ref().camera.clone();
-        let caller = self.access.require(&req, Need::Control, &target)?;
+        let caller = require(&self.access, &req, Need::Control, &target)?;
         let detail = serde_json::json!({ "exposure_ms": req.get_ref().exposure_ms });
         let result = async move {
             let req = req.into_inner();
@@ -762,7 +756,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         // Snaps that work are not recorded: a script may take thousands, and the log is for
         // changes to the instrument. Refused ones (an exposure past the limit) are.
         if let Err(e) = &result {
-            self.access.record(&caller, &target, detail, Err(e));
+            record(&self.access, &caller, &target, detail, Err(e));
         }
         result
     }

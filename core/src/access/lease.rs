@@ -14,6 +14,7 @@ use tracing::info;
 
 use super::audit::{Audit, Record};
 use super::{Identity, Role};
+use crate::error::{Error, Kind};
 
 /// The time to live when the client does not ask for one.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
@@ -103,6 +104,17 @@ impl std::fmt::Display for LeaseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::HeldByOther(m) | Self::NotHeld(m) | Self::BadTtl(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<LeaseError> for Error {
+    fn from(e: LeaseError) -> Self {
+        match e {
+            LeaseError::BadTtl(m) => Error::new(Kind::InvalidArgument, m),
+            LeaseError::HeldByOther(m) | LeaseError::NotHeld(m) => {
+                Error::new(Kind::FailedPrecondition, m)
+            }
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Who may do what on a shared instrument: users and roles, bearer-token authentication, the
 //! control lease, whose datasets a user may read, and the audit log.
 //!
-//! Authentication happens once per request, in [`crate::server::auth`], which turns the
-//! caller into a [`Caller`] in the request's extensions. Every RPC handler then states what it
-//! needs with [`Access::require`]; a request that lacks it is refused and audited there.
+//! Authentication happens once per request, in the server's authentication layer (`server::auth`
+//! in the `microscoped` package), which turns the caller into a [`Caller`] in the request's
+//! extensions. Every RPC handler then states what it needs, and [`Access::require`] decides; a
+//! request that lacks it is refused and audited there.
 
 pub mod audit;
 pub mod lease;
@@ -12,11 +13,10 @@ pub mod token;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tonic::{Code, Request, Status};
-
 use crate::config::{AccessConfig, UserConfig, ANONYMOUS_USER};
+use crate::error::{Error, Kind};
 use audit::{Audit, Record};
-use lease::{LeaseError, Leases};
+use lease::Leases;
 
 /// What a user may do. Ordered: each role may do what the ones before it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -193,45 +193,56 @@ impl Access {
         &self.0.users
     }
 
-    /// The caller of `req` if they have what `need` asks; otherwise the refusal, recorded in the
-    /// audit log with `target`: PERMISSION_DENIED for a role that may not, FAILED_PRECONDITION
-    /// for a lease held by someone else or not taken, UNAUTHENTICATED with no caller (a service
-    /// served without the authentication layer refuses everything).
-    pub fn require<T>(&self, req: &Request<T>, need: Need, target: &str) -> Result<Caller, Status> {
-        let Some(caller) = req.extensions().get::<Caller>().cloned() else {
-            return Err(Status::unauthenticated(
+    /// `caller` (the one the authentication layer found) if they have what `need` asks;
+    /// otherwise the refusal, recorded in the audit log with `target`: permission denied for a
+    /// role that may not, a failed precondition for a lease held by someone else or not taken,
+    /// unauthenticated with no caller (a service served without the authentication layer
+    /// refuses everything).
+    pub fn require(
+        &self,
+        caller: Option<&Caller>,
+        need: Need,
+        target: &str,
+    ) -> Result<Caller, Error> {
+        let Some(caller) = caller.cloned() else {
+            return Err(Error::new(
+                Kind::Unauthenticated,
                 "this request carries no identity: the daemon refuses it",
             ));
         };
         let who = &caller.identity;
         let refusal = match need {
             Need::Observe => None,
-            Need::Operate | Need::Control if who.role < Role::Operator => {
-                Some(Status::permission_denied(format!(
+            Need::Operate | Need::Control if who.role < Role::Operator => Some(Error::new(
+                Kind::PermissionDenied,
+                format!(
                     "{} is an observer and may not call {}: observers watch and read; ask an \
                      admin for the operator role",
                     who.user, caller.method
-                )))
-            }
-            Need::Admin if who.role < Role::Admin => Some(Status::permission_denied(format!(
-                "{} is an {} and may not call {}: only admins may",
-                who.user,
-                who.role.as_str(),
-                caller.method
-            ))),
-            Need::Control => self
-                .0
-                .leases
-                .check_control(who)
-                .err()
-                .map(|e| Status::failed_precondition(e.to_string())),
+                ),
+            )),
+            Need::Admin if who.role < Role::Admin => Some(Error::new(
+                Kind::PermissionDenied,
+                format!(
+                    "{} is an {} and may not call {}: only admins may",
+                    who.user,
+                    who.role.as_str(),
+                    caller.method
+                ),
+            )),
+            Need::Control => self.0.leases.check_control(who).err().map(Error::from),
             Need::Operate | Need::Admin => None,
         };
         match refusal {
             None => Ok(caller),
-            Some(status) => {
-                self.record(&caller, target, serde_json::Value::Null, Err(&status));
-                Err(status)
+            Some(e) => {
+                self.record(
+                    &caller,
+                    target,
+                    serde_json::Value::Null,
+                    Outcome::Denied(&e.message),
+                );
+                Err(e)
             }
         }
     }
@@ -242,11 +253,12 @@ impl Access {
         caller: &Caller,
         target: &str,
         detail: serde_json::Value,
-        result: Result<(), &Status>,
+        outcome: Outcome<'_>,
     ) {
-        let (outcome, reason) = match result {
-            Ok(()) => ("ok", String::new()),
-            Err(s) => (outcome_of(s.code()), s.message().to_owned()),
+        let (outcome, reason) = match outcome {
+            Outcome::Ok => ("ok", ""),
+            Outcome::Denied(reason) => ("denied", reason),
+            Outcome::Failed(reason) => ("failed", reason),
         };
         self.0.audit.record(Record {
             user: caller.identity.user.clone(),
@@ -256,21 +268,8 @@ impl Access {
             target: target.to_owned(),
             detail,
             outcome,
-            reason,
+            reason: reason.to_owned(),
         });
-    }
-
-    /// Runs `action` for `caller` and writes how it went to the audit log.
-    pub async fn audited<T>(
-        &self,
-        caller: &Caller,
-        target: &str,
-        detail: serde_json::Value,
-        action: impl std::future::Future<Output = Result<T, Status>>,
-    ) -> Result<T, Status> {
-        let result = action.await;
-        self.record(caller, target, detail, result.as_ref().map(|_| ()));
-        result
     }
 
     /// Whether `who` may list and read datasets owned by `owner`: their own, admins everyone's,
@@ -287,27 +286,15 @@ impl Access {
     }
 }
 
-/// "denied" for a request the daemon refused (the client's mistake or lack of permission),
-/// "failed" for one it allowed that went wrong.
-pub fn outcome_of(code: Code) -> &'static str {
-    match code {
-        Code::InvalidArgument
-        | Code::NotFound
-        | Code::AlreadyExists
-        | Code::PermissionDenied
-        | Code::FailedPrecondition
-        | Code::OutOfRange
-        | Code::Unauthenticated => "denied",
-        _ => "failed",
-    }
-}
-
-/// The status for a refused lease operation.
-pub fn lease_status(e: LeaseError) -> Status {
-    match e {
-        LeaseError::BadTtl(m) => Status::invalid_argument(m),
-        LeaseError::HeldByOther(m) | LeaseError::NotHeld(m) => Status::failed_precondition(m),
-    }
+/// How an audited action went, as the audit log's `outcome` and `reason` say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// Done.
+    Ok,
+    /// Refused (the caller's mistake or lack of permission), and why.
+    Denied(&'a str),
+    /// Allowed, but it went wrong, and how.
+    Failed(&'a str),
 }
 
 #[cfg(test)]
@@ -359,13 +346,5 @@ mod tests {
             .unwrap_err();
         assert!(!e.contains("wrong-token"), "{e}");
         assert!(u.authenticate(Some(&t), Some(lo)).is_err(), "no scheme");
-    }
-
-    #[test]
-    fn outcomes() {
-        assert_eq!(outcome_of(Code::PermissionDenied), "denied");
-        assert_eq!(outcome_of(Code::InvalidArgument), "denied");
-        assert_eq!(outcome_of(Code::Unavailable), "failed");
-        assert_eq!(outcome_of(Code::DeadlineExceeded), "failed");
     }
 }

@@ -9,59 +9,59 @@ use super::*;
 const FIXTURES: &[(&str, &str)] = &[
     (
         "time_lapse",
-        include_str!("../../tests/python/useq_fixtures/time_lapse.json"),
+        include_str!("../../../tests/python/useq_fixtures/time_lapse.json"),
     ),
     (
         "positions_channels_z_tpcz",
-        include_str!("../../tests/python/useq_fixtures/positions_channels_z_tpcz.json"),
+        include_str!("../../../tests/python/useq_fixtures/positions_channels_z_tpcz.json"),
     ),
     (
         "positions_channels_z_tpzc",
-        include_str!("../../tests/python/useq_fixtures/positions_channels_z_tpzc.json"),
+        include_str!("../../../tests/python/useq_fixtures/positions_channels_z_tpzc.json"),
     ),
     (
         "grid_rows_columns_tpgcz",
-        include_str!("../../tests/python/useq_fixtures/grid_rows_columns_tpgcz.json"),
+        include_str!("../../../tests/python/useq_fixtures/grid_rows_columns_tpgcz.json"),
     ),
     (
         "acquire_every_do_stack_z_offset",
-        include_str!("../../tests/python/useq_fixtures/acquire_every_do_stack_z_offset.json"),
+        include_str!("../../../tests/python/useq_fixtures/acquire_every_do_stack_z_offset.json"),
     ),
     (
         "relative_z_positions",
-        include_str!("../../tests/python/useq_fixtures/relative_z_positions.json"),
+        include_str!("../../../tests/python/useq_fixtures/relative_z_positions.json"),
     ),
     (
         "absolute_z_positions",
-        include_str!("../../tests/python/useq_fixtures/absolute_z_positions.json"),
+        include_str!("../../../tests/python/useq_fixtures/absolute_z_positions.json"),
     ),
     (
         "z_top_bottom",
-        include_str!("../../tests/python/useq_fixtures/z_top_bottom.json"),
+        include_str!("../../../tests/python/useq_fixtures/z_top_bottom.json"),
     ),
     (
         "z_above_below_go_down",
-        include_str!("../../tests/python/useq_fixtures/z_above_below_go_down.json"),
+        include_str!("../../../tests/python/useq_fixtures/z_above_below_go_down.json"),
     ),
     (
         "grid_from_edges",
-        include_str!("../../tests/python/useq_fixtures/grid_from_edges.json"),
+        include_str!("../../../tests/python/useq_fixtures/grid_from_edges.json"),
     ),
     (
         "multi_phase_time",
-        include_str!("../../tests/python/useq_fixtures/multi_phase_time.json"),
+        include_str!("../../../tests/python/useq_fixtures/multi_phase_time.json"),
     ),
     (
         "channels_as_strings_ptc",
-        include_str!("../../tests/python/useq_fixtures/channels_as_strings_ptc.json"),
+        include_str!("../../../tests/python/useq_fixtures/channels_as_strings_ptc.json"),
     ),
     (
         "shutter_spiral_grid",
-        include_str!("../../tests/python/useq_fixtures/shutter_spiral_grid.json"),
+        include_str!("../../../tests/python/useq_fixtures/shutter_spiral_grid.json"),
     ),
     (
         "grid_width_height_column_snake",
-        include_str!("../../tests/python/useq_fixtures/grid_width_height_column_snake.json"),
+        include_str!("../../../tests/python/useq_fixtures/grid_width_height_column_snake.json"),
     ),
 ];
 
