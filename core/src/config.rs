@@ -1077,13 +1077,16 @@ impl<'a> Parser<'a> {
         };
         let provider = rustls::crypto::ring::default_provider();
         if let Err(e) = CertifiedKey::from_der(chain, private_key, &provider) {
-            let key = match e {
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-                    "tls_cert"
+            return Err(match e {
+                rustls::Error::InconsistentKeys(_) => unusable(
+                    "tls_key",
+                    "the private key does not belong to the (first) certificate".into(),
+                ),
+                rustls::Error::General(why) => {
+                    unusable("tls_key", format!("the private key: {why}"))
                 }
-                _ => "tls_key",
-            };
-            return Err(unusable(key, e.to_string()));
+                e => unusable("tls_cert", format!("the certificate: {e}")),
+            });
         }
         Ok(Some(TlsFiles {
             cert_path,
@@ -2151,7 +2154,7 @@ mod tests {
                 "cert.pem",
                 "other_key.pem",
                 "server.tls_key",
-                "not a usable",
+                "does not belong",
             ),
             ("mangled.pem", "key.pem", "server.tls_cert", "not a usable"),
             (
