@@ -1,6 +1,12 @@
 //! The domain's refusal: what kind of failure it is and a message for a person. The server maps
 //! the kind to a gRPC status in one place (`src/server/convert.rs` in the `microscoped` package);
-//! nothing here knows of gRPC.
+//! nothing here knows of gRPC. Every other domain error (device host, acquisitions, drivers)
+//! converts into [`Error`] here, so the kind of a failure is decided once.
+
+use microscoped_driver_api::ErrorKind;
+
+use crate::acquire::AcqError;
+use crate::host::HostError;
 
 /// What kind of failure an [`Error`] is, which decides the status a client gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +25,56 @@ pub enum Kind {
     Unauthenticated,
     /// Something runs out (disk space).
     ResourceExhausted,
+    /// A device is faulted, gone or too busy to take the command now; trying later may work.
+    Unavailable,
+    /// A device did not answer in time.
+    DeadlineExceeded,
+    /// A failure that fits none of the above.
+    Unknown,
+}
+
+impl From<ErrorKind> for Kind {
+    /// What a driver's refusal means for the client: a user's mistake is never a fault.
+    fn from(k: ErrorKind) -> Self {
+        match k {
+            ErrorKind::OutOfRange | ErrorKind::InvalidValue => Kind::InvalidArgument,
+            ErrorKind::NotFound => Kind::NotFound,
+            ErrorKind::ReadOnly | ErrorKind::Busy => Kind::FailedPrecondition,
+            ErrorKind::Timeout => Kind::DeadlineExceeded,
+            ErrorKind::Disconnected | ErrorKind::Hardware | ErrorKind::Protocol => {
+                Kind::Unavailable
+            }
+            _ => Kind::Unknown,
+        }
+    }
+}
+
+impl From<HostError> for Error {
+    fn from(e: HostError) -> Self {
+        let kind = match &e {
+            HostError::NotFound { .. } => Kind::NotFound,
+            HostError::WrongKind { .. } | HostError::NoSuchCamera(_) => Kind::InvalidArgument,
+            HostError::Faulted { .. } | HostError::QueueFull { .. } => Kind::Unavailable,
+            HostError::Timeout { .. } | HostError::QueueTimeout { .. } => Kind::DeadlineExceeded,
+            HostError::InUse { .. } => Kind::FailedPrecondition,
+            HostError::Device { error, .. } => error.kind.into(),
+        };
+        Error::new(kind, e.to_string())
+    }
+}
+
+impl From<AcqError> for Error {
+    fn from(e: AcqError) -> Self {
+        match e {
+            AcqError::Invalid(m) => Error::new(Kind::InvalidArgument, m),
+            AcqError::AlreadyExists(m) => Error::new(Kind::AlreadyExists, m),
+            AcqError::NotFound(m) => Error::new(Kind::NotFound, m),
+            AcqError::Precondition(m) => Error::new(Kind::FailedPrecondition, m),
+            AcqError::Plan(e) => Error::new(Kind::InvalidArgument, format!("invalid plan: {e}")),
+            AcqError::NoSpace(m) => Error::new(Kind::ResourceExhausted, m),
+            AcqError::Host(h) => h.into(),
+        }
+    }
 }
 
 /// A refusal from the domain: its [`Kind`] and a message that says what is allowed or what to

@@ -101,7 +101,7 @@ impl AcquisitionService {
                 let s = self
                     .acq
                     .set_paused(found?.id, paused)
-                    .map_err(convert::acq_status)?;
+                    .map_err(convert::error_status)?;
                 Ok(Response::new(status_to_pb(&s)))
             },
         )
@@ -119,7 +119,7 @@ impl AcquisitionService {
                 .find(|s| self.access.can_read(who, &s.owner))
                 .ok_or_else(|| Status::not_found("no acquisition you may read has run yet"));
         }
-        let s = self.acq.get(id).map_err(convert::acq_status)?;
+        let s = self.acq.get(id).map_err(convert::error_status)?;
         if !self.access.can_read(who, &s.owner) {
             return Err(Status::permission_denied(format!(
                 "acquisition {id} belongs to {} and {} may not read it: a user reads their own \
@@ -203,7 +203,7 @@ impl AcquisitionService {
             .acq
             .start_sequence(&owner, &req.camera, frames, name)
             .await
-            .map_err(convert::acq_status)?;
+            .map_err(convert::error_status)?;
         Ok(Response::new(status_to_pb(&s)))
     }
 }
@@ -262,7 +262,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                 .acq
                 .stop(found?.id)
                 .await
-                .map_err(convert::acq_status)?;
+                .map_err(convert::error_status)?;
             Ok(Response::new(status_to_pb(&s)))
         })
         .await
@@ -355,7 +355,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
             .acq
             .check_plan(&plan, &req.camera)
             .await
-            .map_err(convert::acq_status)?;
+            .map_err(convert::error_status)?;
         Ok(Response::new(plans::check_to_pb(&check)))
     }
 
@@ -381,7 +381,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                 .acq
                 .start_plan(&owner, plan, &req.camera, name)
                 .await
-                .map_err(convert::acq_status)?;
+                .map_err(convert::error_status)?;
             Ok(Response::new(status_to_pb(&s)))
         })
         .await
@@ -464,7 +464,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                 req.max_fps
             )));
         }
-        let camera = self.host.camera(&req.camera).map_err(convert::status)?;
+        let camera = self.host.camera(&req.camera).map_err(convert::error_status)?;
         let camera = camera.name().to_owned();
         // The ring's stage coordinates come from the first XY stage and first focus stage.
         let first = |k| self.host.of_kind(k).next().map(|d| d.name().to_owned());

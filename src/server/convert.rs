@@ -2,19 +2,24 @@
 //! to gRPC statuses. The only place besides the service itself that sees prost types.
 
 use microscoped_driver_api::{
-    DeviceError, DeviceKind, ErrorKind, PixelType, PropertySpec, PropertyType, Value,
+    DeviceKind, PixelType, PropertySpec, PropertyType, Value,
 };
 use tonic::{Code, Status};
 
-use crate::acquire::AcqError;
 use crate::error::{Error, Kind};
-use crate::host::{Health, HostError};
+use crate::host::Health;
 use crate::pb;
 
-/// The gRPC status a domain refusal stands for.
+/// The gRPC status a domain refusal stands for: the one mapping from domain errors (host,
+/// acquisition and driver errors convert into [`Error`] in the core crate) to gRPC.
 pub fn error_status(e: impl Into<Error>) -> Status {
     let e = e.into();
-    let code = match e.kind {
+    Status::new(code(e.kind), e.message)
+}
+
+/// The gRPC code a kind of domain failure stands for.
+pub fn code(kind: Kind) -> Code {
+    match kind {
         Kind::InvalidArgument => Code::InvalidArgument,
         Kind::NotFound => Code::NotFound,
         Kind::AlreadyExists => Code::AlreadyExists,
@@ -22,47 +27,9 @@ pub fn error_status(e: impl Into<Error>) -> Status {
         Kind::PermissionDenied => Code::PermissionDenied,
         Kind::Unauthenticated => Code::Unauthenticated,
         Kind::ResourceExhausted => Code::ResourceExhausted,
-    };
-    Status::new(code, e.message)
-}
-
-/// The gRPC status a host error stands for. A user's mistake is never INTERNAL.
-pub fn status(e: HostError) -> Status {
-    let code = match &e {
-        HostError::NotFound { .. } => Code::NotFound,
-        HostError::WrongKind { .. } => Code::InvalidArgument,
-        HostError::Faulted { .. } => Code::Unavailable,
-        HostError::Timeout { .. } | HostError::QueueTimeout { .. } => Code::DeadlineExceeded,
-        HostError::QueueFull { .. } => Code::Unavailable,
-        HostError::InUse { .. } => Code::FailedPrecondition,
-        HostError::NoSuchCamera(_) => Code::InvalidArgument,
-        HostError::Device { error, .. } => device_code(error),
-    };
-    Status::new(code, e.to_string())
-}
-
-/// The gRPC status an acquisition error stands for.
-pub fn acq_status(e: AcqError) -> Status {
-    match e {
-        AcqError::Invalid(m) => Status::invalid_argument(m),
-        AcqError::AlreadyExists(m) => Status::already_exists(m),
-        AcqError::NotFound(m) => Status::not_found(m),
-        AcqError::Precondition(m) => Status::failed_precondition(m),
-        AcqError::Plan(e) => Status::invalid_argument(format!("invalid plan: {e}")),
-        AcqError::NoSpace(m) => Status::resource_exhausted(m),
-        AcqError::Host(h) => status(h),
-    }
-}
-
-/// The gRPC code a driver error stands for.
-pub fn device_code(e: &DeviceError) -> Code {
-    match e.kind {
-        ErrorKind::OutOfRange | ErrorKind::InvalidValue => Code::InvalidArgument,
-        ErrorKind::NotFound => Code::NotFound,
-        ErrorKind::ReadOnly | ErrorKind::Busy => Code::FailedPrecondition,
-        ErrorKind::Timeout => Code::DeadlineExceeded,
-        ErrorKind::Disconnected | ErrorKind::Hardware | ErrorKind::Protocol => Code::Unavailable,
-        _ => Code::Unknown,
+        Kind::Unavailable => Code::Unavailable,
+        Kind::DeadlineExceeded => Code::DeadlineExceeded,
+        Kind::Unknown => Code::Unknown,
     }
 }
 
@@ -162,6 +129,7 @@ pub fn value_from_pb(v: Option<pb::Value>, what: &str) -> Result<Value, Status> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use microscoped_driver_api::ErrorKind;
 
     #[test]
     fn user_mistakes_are_not_internal() {
@@ -171,12 +139,12 @@ mod tests {
             ErrorKind::NotFound,
             ErrorKind::ReadOnly,
         ] {
-            let code = device_code(&DeviceError::new(kind, "x"));
+            let code = code(kind.into());
             assert_ne!(code, Code::Internal);
             assert_ne!(code, Code::Unknown);
         }
         assert_eq!(
-            device_code(&DeviceError::new(ErrorKind::Timeout, "x")),
+            code(ErrorKind::Timeout.into()),
             Code::DeadlineExceeded
         );
     }

@@ -19,7 +19,7 @@ use crate::pb;
 use crate::presets::Presets;
 use crate::storage::unix_us;
 use auth::{audited, record, require};
-use convert::status;
+use convert::error_status;
 
 /// How long WaitForIdle waits when the client does not say.
 const DEFAULT_IDLE_WAIT: Duration = Duration::from_millis(60_000);
@@ -66,7 +66,7 @@ impl MicroscopeService {
                 "a device name is required (see ListDevices)",
             ));
         }
-        self.host.get(name).map_err(status)
+        self.host.get(name).map_err(error_status)
     }
 
     fn device_info(d: &DeviceHandle) -> pb::Device {
@@ -106,7 +106,7 @@ impl MicroscopeService {
                 .map(|n| format!(" ({n})"))
                 .unwrap_or_default();
             Status::new(
-                convert::device_code(&e),
+                convert::code(e.kind.into()),
                 format!("{device}.{}{note}", e.message),
             )
         })?;
@@ -134,8 +134,8 @@ impl MicroscopeService {
             (_, false) => d.with_stage(move |s| s.move_absolute_um(p[0])).await,
             (_, true) => d.with_stage(move |s| s.move_relative_um(p[0])).await,
         }
-        .map_err(status)?;
-        Ok(Response::new(stage_position(d).await.map_err(status)?))
+        .map_err(error_status)?;
+        Ok(Response::new(stage_position(d).await.map_err(error_status)?))
     }
 
     async fn read_property(d: &DeviceHandle, property: &str) -> Result<pb::PropertyValue, Status> {
@@ -143,7 +143,7 @@ impl MicroscopeService {
         let v = d
             .call(move |dev| dev.device().get_property(&name))
             .await
-            .map_err(status)?;
+            .map_err(error_status)?;
         Ok(pb::PropertyValue {
             device: d.name().to_owned(),
             property: property.to_owned(),
@@ -334,7 +334,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                 let applied = Presets::apply(&self.host, preset, None)
                     .await
                     .map_err(|e| {
-                        let s = status(e);
+                        let s = error_status(e);
                         Status::new(
                             s.code(),
                             format!("preset {:?}: {}", req.preset, s.message()),
@@ -371,7 +371,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         let detail = serde_json::Value::Null;
         audited(&self.access, &caller, &target, detail, async move {
             let d = self.device(&req.get_ref().device)?;
-            d.reset().await.map_err(status)?;
+            d.reset().await.map_err(error_status)?;
             Ok(Response::new(Self::device_info(d)))
         })
         .await
@@ -407,7 +407,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
             let (d, property, value) = self.check_setting(&req.device, &req.property, req.value)?;
             Self::write_property(&d, &property, value)
                 .await
-                .map_err(status)?;
+                .map_err(error_status)?;
             Ok(Response::new(Self::read_property(&d, &property).await?))
         })
         .await
@@ -448,7 +448,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
             }
             for (i, (d, property, value)) in checked.iter().enumerate() {
                 if let Err(e) = Self::write_property(d, property, value.clone()).await {
-                    let e = status(e);
+                    let e = error_status(e);
                     let applied = if i == 0 {
                         "nothing was applied".to_owned()
                     } else {
@@ -497,7 +497,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         require_stage(d)?;
-        Ok(Response::new(stage_position(d).await.map_err(status)?))
+        Ok(Response::new(stage_position(d).await.map_err(error_status)?))
     }
 
     async fn stop(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
@@ -511,8 +511,8 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                 DeviceKind::XYStage => d.with_xy_stage(|s| s.stop()).await,
                 _ => d.with_stage(|s| s.stop()).await,
             }
-            .map_err(status)?;
-            Ok(Response::new(stage_position(d).await.map_err(status)?))
+            .map_err(error_status)?;
+            Ok(Response::new(stage_position(d).await.map_err(error_status)?))
         })
         .await
     }
@@ -528,8 +528,8 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                 DeviceKind::XYStage => d.with_xy_stage(|s| s.home()).await,
                 _ => d.with_stage(|s| s.home()).await,
             }
-            .map_err(status)?;
-            Ok(Response::new(stage_position(d).await.map_err(status)?))
+            .map_err(error_status)?;
+            Ok(Response::new(stage_position(d).await.map_err(error_status)?))
         })
         .await
     }
@@ -552,7 +552,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         };
         let mut stopping = self.stopping.clone();
         let waited = tokio::select! {
-            w = d.wait_for_idle(limit) => w.map_err(status)?,
+            w = d.wait_for_idle(limit) => w.map_err(error_status)?,
             _ = stopping.wait_for(|s| *s) => {
                 return Err(Status::unavailable("the daemon is shutting down"))
             }
@@ -574,8 +574,8 @@ impl pb::microscope_server::Microscope for MicroscopeService {
             let req = req.into_inner();
             let d = self.device(&req.device)?;
             let on = req.enabled;
-            d.with_laser(move |l| l.set_on(on)).await.map_err(status)?;
-            Ok(Response::new(laser_state(d).await.map_err(status)?))
+            d.with_laser(move |l| l.set_on(on)).await.map_err(error_status)?;
+            Ok(Response::new(laser_state(d).await.map_err(error_status)?))
         })
         .await
     }
@@ -595,8 +595,8 @@ impl pb::microscope_server::Microscope for MicroscopeService {
             }
             d.with_laser(move |l| l.set_power_mw(power))
                 .await
-                .map_err(status)?;
-            Ok(Response::new(laser_state(d).await.map_err(status)?))
+                .map_err(error_status)?;
+            Ok(Response::new(laser_state(d).await.map_err(error_status)?))
         })
         .await
     }
@@ -604,7 +604,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
     async fn get_laser_state(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::LaserState> {
         require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
-        Ok(Response::new(laser_state(d).await.map_err(status)?))
+        Ok(Response::new(laser_state(d).await.map_err(error_status)?))
     }
 
     async fn set_state(&self, req: Request<pb::SetStateRequest>) -> Rpc<pb::StateDeviceState> {
@@ -639,8 +639,8 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                 s.set_position(index)
             })
             .await
-            .map_err(status)?;
-            Ok(Response::new(state_of(d).await.map_err(status)?))
+            .map_err(error_status)?;
+            Ok(Response::new(state_of(d).await.map_err(error_status)?))
         })
         .await
     }
@@ -648,7 +648,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
     async fn get_state(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StateDeviceState> {
         require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
-        Ok(Response::new(state_of(d).await.map_err(status)?))
+        Ok(Response::new(state_of(d).await.map_err(error_status)?))
     }
 
     async fn set_shutter(&self, req: Request<pb::SetShutterRequest>) -> Rpc<pb::ShutterState> {
@@ -665,7 +665,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                     s.is_open()
                 })
                 .await
-                .map_err(status)?;
+                .map_err(error_status)?;
             Ok(Response::new(pb::ShutterState {
                 device: req.device,
                 open,
@@ -677,7 +677,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
     async fn get_shutter(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::ShutterState> {
         require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
-        let open = d.with_shutter(|s| s.is_open()).await.map_err(status)?;
+        let open = d.with_shutter(|s| s.is_open()).await.map_err(error_status)?;
         Ok(Response::new(pb::ShutterState {
             device: d.name().to_owned(),
             open,
@@ -690,14 +690,14 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         let detail = serde_json::json!({ "exposure_ms": req.get_ref().exposure_ms });
         let result = async move {
             let req = req.into_inner();
-            let cam = self.host.camera(&req.camera).map_err(status)?;
+            let cam = self.host.camera(&req.camera).map_err(error_status)?;
             let exposure = req.exposure_ms;
             if exposure != 0.0 && !(exposure.is_finite() && exposure > 0.0) {
                 return Err(Status::invalid_argument(format!(
                 "exposure_ms must be > 0 (or 0 for the camera's current exposure), got {exposure}"
             )));
             }
-            let current = cam.with_camera(|c| c.exposure_ms()).await.map_err(status)?;
+            let current = cam.with_camera(|c| c.exposure_ms()).await.map_err(error_status)?;
             let effective = if exposure > 0.0 { exposure } else { current };
             // The snap itself takes the exposure: the device timeout covers only the overhead. The
             // camera refuses absurd exposures itself; saturate so they get its message, not a panic.
@@ -721,7 +721,7 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                     Ok((data, info, c.bit_depth()?, c.binning()?, c.roi()?))
                 })
                 .await
-                .map_err(status)?;
+                .map_err(error_status)?;
             let host_time_unix_us = unix_us(SystemTime::now());
             let mut stage_positions = std::collections::HashMap::new();
             for s in self
