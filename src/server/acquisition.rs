@@ -464,7 +464,10 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                 req.max_fps
             )));
         }
-        let camera = self.host.camera(&req.camera).map_err(convert::error_status)?;
+        let camera = self
+            .host
+            .camera(&req.camera)
+            .map_err(convert::error_status)?;
         let camera = camera.name().to_owned();
         // The ring's stage coordinates come from the first XY stage and first focus stage.
         let first = |k| self.host.of_kind(k).next().map(|d| d.name().to_owned());

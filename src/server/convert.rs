@@ -1,9 +1,7 @@
 //! Conversions between the domain types and the generated protobuf types, and from domain errors
 //! to gRPC statuses. The only place besides the service itself that sees prost types.
 
-use microscoped_driver_api::{
-    DeviceKind, PixelType, PropertySpec, PropertyType, Value,
-};
+use microscoped_driver_api::{DeviceKind, PixelType, PropertySpec, PropertyType, Value};
 use tonic::{Code, Status};
 
 use crate::error::{Error, Kind};
@@ -143,10 +141,7 @@ mod tests {
             assert_ne!(code, Code::Internal);
             assert_ne!(code, Code::Unknown);
         }
-        assert_eq!(
-            code(ErrorKind::Timeout.into()),
-            Code::DeadlineExceeded
-        );
+        assert_eq!(code(ErrorKind::Timeout.into()), Code::DeadlineExceeded);
     }
 
     #[test]

@@ -135,7 +135,9 @@ impl MicroscopeService {
             (_, true) => d.with_stage(move |s| s.move_relative_um(p[0])).await,
         }
         .map_err(error_status)?;
-        Ok(Response::new(stage_position(d).await.map_err(error_status)?))
+        Ok(Response::new(
+            stage_position(d).await.map_err(error_status)?,
+        ))
     }
 
     async fn read_property(d: &DeviceHandle, property: &str) -> Result<pb::PropertyValue, Status> {
@@ -497,7 +499,9 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
         require_stage(d)?;
-        Ok(Response::new(stage_position(d).await.map_err(error_status)?))
+        Ok(Response::new(
+            stage_position(d).await.map_err(error_status)?,
+        ))
     }
 
     async fn stop(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::StagePosition> {
@@ -512,7 +516,9 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                 _ => d.with_stage(|s| s.stop()).await,
             }
             .map_err(error_status)?;
-            Ok(Response::new(stage_position(d).await.map_err(error_status)?))
+            Ok(Response::new(
+                stage_position(d).await.map_err(error_status)?,
+            ))
         })
         .await
     }
@@ -529,7 +535,9 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                 _ => d.with_stage(|s| s.home()).await,
             }
             .map_err(error_status)?;
-            Ok(Response::new(stage_position(d).await.map_err(error_status)?))
+            Ok(Response::new(
+                stage_position(d).await.map_err(error_status)?,
+            ))
         })
         .await
     }
@@ -574,7 +582,9 @@ impl pb::microscope_server::Microscope for MicroscopeService {
             let req = req.into_inner();
             let d = self.device(&req.device)?;
             let on = req.enabled;
-            d.with_laser(move |l| l.set_on(on)).await.map_err(error_status)?;
+            d.with_laser(move |l| l.set_on(on))
+                .await
+                .map_err(error_status)?;
             Ok(Response::new(laser_state(d).await.map_err(error_status)?))
         })
         .await
@@ -677,7 +687,10 @@ impl pb::microscope_server::Microscope for MicroscopeService {
     async fn get_shutter(&self, req: Request<pb::DeviceRef>) -> Rpc<pb::ShutterState> {
         require(&self.access, &req, Need::Observe, "")?;
         let d = self.device(&req.get_ref().device)?;
-        let open = d.with_shutter(|s| s.is_open()).await.map_err(error_status)?;
+        let open = d
+            .with_shutter(|s| s.is_open())
+            .await
+            .map_err(error_status)?;
         Ok(Response::new(pb::ShutterState {
             device: d.name().to_owned(),
             open,
@@ -697,7 +710,10 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                 "exposure_ms must be > 0 (or 0 for the camera's current exposure), got {exposure}"
             )));
             }
-            let current = cam.with_camera(|c| c.exposure_ms()).await.map_err(error_status)?;
+            let current = cam
+                .with_camera(|c| c.exposure_ms())
+                .await
+                .map_err(error_status)?;
             let effective = if exposure > 0.0 { exposure } else { current };
             // The snap itself takes the exposure: the device timeout covers only the overhead. The
             // camera refuses absurd exposures itself; saturate so they get its message, not a panic.
