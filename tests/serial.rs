@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::Daemon;
 use microscoped::pb;
-use microscoped_asi::emulator::{AsiEmulator, EmulatorConfig, EmulatorHandle};
-use microscoped_serial::emulate::Emulated;
+use microscoped_asi::emulator::{Asi, EmulatorConfig};
+use microscoped_serial::emulate::{Emulated, Emulator, Fault};
 use tonic::Code;
 
 fn dev(device: &str) -> pb::DeviceRef {
@@ -21,10 +21,9 @@ fn dev(device: &str) -> pb::DeviceRef {
 }
 
 /// An ASI emulator behind a stable symlink, as a USB adapter behind /dev/serial/by-id.
-fn asi_behind(link: &Path) -> (Emulated, EmulatorHandle) {
-    let emu = AsiEmulator::new(EmulatorConfig::default());
-    let handle = emu.handle();
-    let running = emu.start().unwrap();
+fn asi_behind(link: &Path) -> (Emulated, Emulator<Asi>) {
+    let handle = Emulator::new(Asi::new(EmulatorConfig::default()));
+    let running = handle.start().unwrap();
     let _ = std::fs::remove_file(link);
     std::os::unix::fs::symlink(running.path(), link).unwrap();
     (running, handle)
@@ -105,7 +104,7 @@ async fn serial_devices_over_grpc_and_every_fault() {
         .await
         .unwrap();
     assert_eq!(position(&mut d, "XY").await, vec![1500.0, -250.0]);
-    assert_eq!(handle.position_um('X'), Some(1500.0));
+    assert_eq!(handle.device().position_um('X'), Some(1500.0));
     use pb::set_state_request::Target;
     d.client
         .set_state(pb::SetStateRequest {
@@ -116,13 +115,13 @@ async fn serial_devices_over_grpc_and_every_fault() {
         .unwrap();
 
     // A garbled reply: UNAVAILABLE (a protocol error), the device stays usable.
-    handle.garble_next();
+    handle.inject(Fault::Garbage);
     let e = d.client.get_position(dev("Z")).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     assert_eq!(position(&mut d, "Z").await.len(), 1);
 
     // A truncated reply: the same.
-    handle.truncate_next();
+    handle.inject(Fault::Truncated);
     let e = d.client.get_position(dev("Z")).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     assert_eq!(position(&mut d, "Z").await.len(), 1);
@@ -141,7 +140,7 @@ async fn serial_devices_over_grpc_and_every_fault() {
 
     // No reply: DEADLINE_EXCEEDED, the device is faulted, the other port's device works, and
     // a reset brings it back.
-    handle.silence_next();
+    handle.inject(Fault::Silent);
     let e = d.client.get_position(dev("Z")).await.unwrap_err();
     assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
     let e = d.client.get_position(dev("Z")).await.unwrap_err();
@@ -218,8 +217,8 @@ async fn a_missing_port_stops_the_daemon_from_starting_with_a_clear_error() {
 
 #[tokio::test]
 async fn serial_lasers_over_grpc_caps_and_interlock() {
-    use microscoped_obis::emulator::ObisEmulator;
-    let obis = ObisEmulator::new(Default::default());
+    use microscoped_obis::emulator::Obis;
+    let obis = Emulator::new(Obis::new(Default::default()));
     let running = obis.start().unwrap();
     let cobolt = microscoped_cobolt::emulator::start(Default::default()).unwrap();
     let text = format!(
@@ -267,7 +266,7 @@ port = "Cobolt"
         .unwrap()
         .into_inner();
     assert_eq!(s.setpoint_mw, 12.5);
-    assert_eq!(obis.setpoint_mw(), 12.5);
+    assert_eq!(obis.device().setpoint_mw(), 12.5);
     let on = d
         .client
         .set_laser_enabled(pb::SetLaserEnabledRequest {
@@ -277,7 +276,7 @@ port = "Cobolt"
         .await
         .unwrap()
         .into_inner();
-    assert!(on.enabled && obis.is_on());
+    assert!(on.enabled && obis.device().is_on());
 
     // Over the configured cap: refused before anything reaches the laser.
     let before = obis.commands().len();
@@ -288,7 +287,7 @@ port = "Cobolt"
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("30"), "{e:?}");
-    assert_eq!(obis.setpoint_mw(), 12.5);
+    assert_eq!(obis.device().setpoint_mw(), 12.5);
     assert!(
         obis.commands()[before..]
             .iter()
@@ -305,7 +304,7 @@ port = "Cobolt"
         })
         .await
         .unwrap();
-    obis.set_interlock_open(true);
+    obis.device().set_interlock_open(true);
     let e = d
         .client
         .set_laser_enabled(pb::SetLaserEnabledRequest {
@@ -316,7 +315,7 @@ port = "Cobolt"
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     assert!(e.message().to_lowercase().contains("interlock"), "{e:?}");
-    assert!(!obis.is_on());
+    assert!(!obis.device().is_on());
     let c = d
         .client
         .set_laser_power(laser("L561", 5.0))
@@ -326,7 +325,7 @@ port = "Cobolt"
     assert_eq!(c.setpoint_mw, 5.0);
 
     // Interlock closed again: after a reset the laser is usable.
-    obis.set_interlock_open(false);
+    obis.device().set_interlock_open(false);
     d.client
         .reset_device(pb::ResetDeviceRequest {
             device: "L488".into(),
@@ -340,18 +339,19 @@ port = "Cobolt"
         })
         .await
         .unwrap();
-    assert!(obis.is_on());
+    assert!(obis.device().is_on());
     // Shutdown turns it off.
     d.shutdown().await.unwrap();
-    assert!(!obis.is_on(), "laser left on at shutdown");
+    assert!(!obis.device().is_on(), "laser left on at shutdown");
 }
 
 #[tokio::test]
 async fn prior_and_cobolt_faults_over_grpc() {
-    use microscoped_cobolt::emulator::{CoboltEmulator, Glitch};
-    use microscoped_prior::emulator::{start_with_handle, Fault};
-    let (prior, prior_faults) = start_with_handle(Default::default()).unwrap();
-    let cobolt = CoboltEmulator::new(Default::default());
+    use microscoped_cobolt::emulator::Cobolt;
+    use microscoped_prior::emulator::ProScan;
+    let prior_faults = Emulator::new(ProScan::new(Default::default()));
+    let prior = prior_faults.start().unwrap();
+    let cobolt = Emulator::new(Cobolt::new(Default::default()));
     let cobolt_port = cobolt.start().unwrap();
     let text = format!(
         r#"
@@ -406,7 +406,7 @@ port = "Cobolt"
         Code::Unavailable
     );
     assert_eq!(position(&mut d, "XY").await.len(), 2);
-    cobolt.inject(Glitch::Garbage);
+    cobolt.inject(Fault::Garbage);
     assert_eq!(
         d.client.get_laser_state(laser()).await.unwrap_err().code(),
         Code::Unavailable
@@ -427,7 +427,7 @@ port = "Cobolt"
 
     // No reply: DEADLINE_EXCEEDED and faulted, the devices on the other port unaffected, and
     // a reset brings it back.
-    cobolt.inject(Glitch::Silent);
+    cobolt.inject(Fault::Silent);
     assert_eq!(
         d.client.get_laser_state(laser()).await.unwrap_err().code(),
         Code::DeadlineExceeded

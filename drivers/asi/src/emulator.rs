@@ -20,13 +20,12 @@
 //!
 //! An unknown axis letter gets `:N-2`. On a Tiger a card-address prefix (`2HALT`) is accepted:
 //! an unknown card gets `:N-7`, HALT addressed to a card stops only that card's axes.
-//! [`EmulatorHandle`] inspects the state and injects faults into the next reply.
+//! [`Asi`] is only the controller; the fault injection, command log and pseudo-terminal are
+//! [`Emulator`]'s, as for every family.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use microscoped_serial::emulate::{Emulated, Glitch, LineDevice, Reply};
+use microscoped_serial::emulate::{Emulated, Emulator, Framing, Reply, Responder};
 
 /// ASI commands end with a carriage return.
 pub const COMMAND_TERMINATOR: &str = "\r";
@@ -132,33 +131,30 @@ impl Axis {
     }
 }
 
+/// An emulated ASI controller: the state and replies. Run it with
+/// [`Emulator::new`]`(Asi::new(config))` and [`Emulator::start`], or with [`start`].
 #[derive(Debug)]
-struct State {
+pub struct Asi {
+    /// MS-2000 or Tiger: decides card addresses and the unknown-command code.
     controller: Controller,
+    /// What SPEED clamps to, mm/s.
     max_speed_mm_s: f64,
+    /// The axes, in hardware order.
     axes: Vec<Axis>,
-    faults: VecDeque<Glitch>,
-    received: Vec<String>,
 }
 
-/// A stateful emulated controller; give it to [`AsiEmulator::start`] or
-/// [`Emulated::start`](microscoped_serial::emulate::Emulated::start).
-pub struct AsiEmulator {
-    state: Arc<Mutex<State>>,
+impl Responder for Asi {
+    const FRAMING: Framing = Framing {
+        command: COMMAND_TERMINATOR,
+        reply: REPLY_TERMINATOR,
+    };
+
+    fn answer(&mut self, command: &str) -> Reply {
+        Reply::Line(self.execute(command, Instant::now()))
+    }
 }
 
-/// Looks at and interferes with a running [`AsiEmulator`] from a test.
-#[derive(Clone)]
-pub struct EmulatorHandle {
-    state: Arc<Mutex<State>>,
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A panic while holding the lock leaves plain data behind: keep serving it.
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl AsiEmulator {
+impl Asi {
     /// A controller in the configured state.
     pub fn new(config: EmulatorConfig) -> Self {
         let now = Instant::now();
@@ -174,40 +170,16 @@ impl AsiEmulator {
             })
             .collect();
         Self {
-            state: Arc::new(Mutex::new(State {
-                controller: config.controller,
-                max_speed_mm_s: config.max_speed_mm_s,
-                axes,
-                faults: VecDeque::new(),
-                received: Vec::new(),
-            })),
+            controller: config.controller,
+            max_speed_mm_s: config.max_speed_mm_s,
+            axes,
         }
     }
 
-    /// A handle for tests.
-    pub fn handle(&self) -> EmulatorHandle {
-        EmulatorHandle {
-            state: self.state.clone(),
-        }
-    }
-
-    /// Runs the controller behind a new pseudo-terminal with ASI's terminators.
-    pub fn start(self) -> std::io::Result<Emulated> {
-        Emulated::start(self, COMMAND_TERMINATOR, REPLY_TERMINATOR)
-    }
-}
-
-/// Runs an emulated controller configured by `config` behind a new pseudo-terminal.
-pub fn start(config: EmulatorConfig) -> std::io::Result<Emulated> {
-    AsiEmulator::new(config).start()
-}
-
-impl EmulatorHandle {
     /// The axis's position now, um; `None` for an unknown axis.
     pub fn position_um(&self, axis: char) -> Option<f64> {
-        let s = lock(&self.state);
         let now = Instant::now();
-        s.axes
+        self.axes
             .iter()
             .find(|a| a.config.letter == axis)
             .map(|a| a.position(now))
@@ -215,51 +187,14 @@ impl EmulatorHandle {
 
     /// Whether any axis is moving.
     pub fn is_moving(&self) -> bool {
-        let s = lock(&self.state);
         let now = Instant::now();
-        s.axes.iter().any(|a| a.moving(now))
-    }
-
-    /// Every command received so far, without terminators.
-    pub fn received(&self) -> Vec<String> {
-        lock(&self.state).received.clone()
-    }
-
-    /// Forgets the received commands.
-    pub fn clear_received(&self) {
-        lock(&self.state).received.clear();
-    }
-
-    /// The next reply is line noise (the command still takes effect).
-    pub fn garble_next(&self) {
-        lock(&self.state).faults.push_back(Glitch::Garbage);
-    }
-
-    /// The next reply loses its second half (the command still takes effect).
-    pub fn truncate_next(&self) {
-        lock(&self.state).faults.push_back(Glitch::Truncated);
-    }
-
-    /// The next command is lost: no effect, no reply.
-    pub fn silence_next(&self) {
-        lock(&self.state).faults.push_back(Glitch::Silent);
+        self.axes.iter().any(|a| a.moving(now))
     }
 }
 
-impl LineDevice for AsiEmulator {
-    fn respond(&mut self, command: &str) -> Reply {
-        let mut s = lock(&self.state);
-        s.received.push(command.to_owned());
-        let fault = s.faults.pop_front();
-        if fault == Some(Glitch::Silent) {
-            return Reply::Silent;
-        }
-        let reply = Reply::Line(s.execute(command, Instant::now()));
-        match fault {
-            Some(glitch) => glitch.apply(reply, REPLY_TERMINATOR),
-            None => reply,
-        }
-    }
+/// Runs an emulated controller configured by `config` behind a new pseudo-terminal.
+pub fn start(config: EmulatorConfig) -> std::io::Result<Emulated> {
+    Emulator::new(Asi::new(config)).start()
 }
 
 /// One `LETTER[=value]` or `LETTER?` argument.
@@ -269,7 +204,7 @@ struct Arg {
     query: bool,
 }
 
-impl State {
+impl Asi {
     fn unknown_command(&self) -> String {
         match self.controller {
             Controller::Ms2000 => ":N-1".into(),

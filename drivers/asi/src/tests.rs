@@ -4,10 +4,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use microscoped_driver_api::{Device, ErrorKind, Stage, Value, XYStage};
-use microscoped_serial::emulate::Emulated;
+use microscoped_serial::emulate::{Emulated, Emulator, Fault};
 use microscoped_serial::{Port, PortSettings};
 
-use crate::emulator::{AsiEmulator, Controller, EmulatedAxis, EmulatorConfig, EmulatorHandle};
+use crate::emulator::{Asi, Controller, EmulatedAxis, EmulatorConfig};
 use crate::{AsiStage, AsiStageSettings, AsiXYStage, AsiXYStageSettings};
 
 fn port(path: &Path) -> Port {
@@ -20,10 +20,9 @@ fn port(path: &Path) -> Port {
     .unwrap()
 }
 
-fn emulator(config: EmulatorConfig) -> (Emulated, EmulatorHandle) {
-    let emu = AsiEmulator::new(config);
-    let handle = emu.handle();
-    (emu.start().unwrap(), handle)
+fn emulator(config: EmulatorConfig) -> (Emulated, Emulator<Asi>) {
+    let emu = Emulator::new(Asi::new(config));
+    (emu.start().unwrap(), emu)
 }
 
 fn tiger() -> EmulatorConfig {
@@ -62,7 +61,7 @@ fn xy_moves_reports_position_and_busy() {
     let mut stage = xy(port(emu.path()));
     assert_eq!(stage.position_um().unwrap(), (0.0, 0.0));
 
-    handle.clear_received();
+    handle.clear_commands();
     stage.move_absolute_um(1500.0, -500.5).unwrap();
     assert!(stage.is_busy().unwrap(), "busy right after a 1.5 mm move");
     wait_idle(&mut || stage.is_busy());
@@ -74,12 +73,12 @@ fn xy_moves_reports_position_and_busy() {
     let (x, y) = stage.position_um().unwrap();
     assert!(close(x, 1400.0) && close(y, -490.5), "({x}, {y})");
     assert_eq!(
-        handle.position_um('X').unwrap(),
+        handle.device().position_um('X').unwrap(),
         x,
         "the driver reads what the controller holds"
     );
 
-    let sent = handle.received();
+    let sent = handle.commands();
     for expected in [
         "M X=15000.0 Y=-5005.0",
         "RS X",
@@ -106,9 +105,9 @@ fn stop_halts_mid_move_and_home_runs_to_the_upper_limit() {
     let mut stage = xy(shared.clone());
     stage.move_absolute_um(40_000.0, 0.0).unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    handle.clear_received();
+    handle.clear_commands();
     stage.stop().unwrap();
-    assert_eq!(handle.received(), vec!["\\".to_owned()]);
+    assert_eq!(handle.commands(), vec!["\\".to_owned()]);
     assert!(!stage.is_busy().unwrap());
     let (x, _) = stage.position_um().unwrap();
     assert!(x > 0.0 && x < 40_000.0, "stopped part way, at {x}");
@@ -117,9 +116,9 @@ fn stop_halts_mid_move_and_home_runs_to_the_upper_limit() {
     stage.make_safe().unwrap();
 
     let mut focus = z(shared);
-    handle.clear_received();
+    handle.clear_commands();
     focus.home().unwrap();
-    assert_eq!(handle.received(), vec!["! Z".to_owned()]);
+    assert_eq!(handle.commands(), vec!["! Z".to_owned()]);
     assert!(focus.is_busy().unwrap());
     assert!(
         !stage.is_busy().unwrap(),
@@ -135,12 +134,12 @@ fn speed_is_a_property() {
     let shared = port(emu.path());
     let mut stage = xy(shared.clone());
     assert_eq!(stage.get_property("speed_mm_s").unwrap(), Value::Float(5.0));
-    handle.clear_received();
+    handle.clear_commands();
     stage
         .set_property("speed_mm_s", &Value::Float(2.0))
         .unwrap();
     assert_eq!(
-        handle.received(),
+        handle.commands(),
         vec!["S X=2.000000 Y=2.000000".to_owned()]
     );
     assert_eq!(stage.get_property("speed_mm_s").unwrap(), Value::Float(2.0));
@@ -181,22 +180,22 @@ fn speed_is_a_property() {
 fn moves_outside_the_travel_are_refused_before_anything_is_sent() {
     let (emu, handle) = emulator(EmulatorConfig::default());
     let mut stage = xy(port(emu.path()));
-    handle.clear_received();
+    handle.clear_commands();
     let e = stage.move_absolute_um(60_000.0, 0.0).unwrap_err();
     assert_eq!(e.kind, ErrorKind::OutOfRange, "{e}");
     let e = stage.move_absolute_um(0.0, f64::NAN).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidValue, "{e}");
-    assert!(handle.received().is_empty(), "{:?}", handle.received());
+    assert!(handle.commands().is_empty(), "{:?}", handle.commands());
 
     // A relative move reads the position, then refuses without moving.
     let e = stage.move_relative_um(0.0, -50_001.0).unwrap_err();
     assert_eq!(e.kind, ErrorKind::OutOfRange, "{e}");
     assert!(
-        handle.received().iter().all(|c| c.starts_with("W ")),
+        handle.commands().iter().all(|c| c.starts_with("W ")),
         "{:?}",
-        handle.received()
+        handle.commands()
     );
-    assert!(!handle.is_moving());
+    assert!(!handle.device().is_moving());
 }
 
 #[test]
@@ -215,7 +214,7 @@ fn controller_errors_map_to_kinds_with_their_code() {
         e.message.contains(":N-4") && e.message.contains("out of range"),
         "{e}"
     );
-    assert!(!handle.is_moving());
+    assert!(!handle.device().is_moving());
 
     // An axis the controller does not have: :N-2 at start.
     let settings = AsiStageSettings {
@@ -256,25 +255,25 @@ fn garbled_truncated_and_missing_replies() {
     let shared = port(emu.path());
     let mut stage = xy(shared.clone());
 
-    handle.garble_next();
+    handle.inject(Fault::Garbage);
     let e = stage.position_um().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     assert!(e.message.contains("%?@~"), "raw text in the message: {e}");
     assert_eq!(stage.position_um().unwrap(), (0.0, 0.0));
 
     // ":A" cut to ":" is not an acknowledgement.
-    handle.truncate_next();
+    handle.inject(Fault::Truncated);
     let e = stage.move_absolute_um(10.0, 10.0).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     assert!(e.message.contains("\":\""), "{e}");
     wait_idle(&mut || stage.is_busy());
 
     // ":A 10" cut to ":A " carries no status byte.
-    handle.truncate_next();
+    handle.inject(Fault::Truncated);
     let e = stage.is_busy().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
 
-    handle.silence_next();
+    handle.inject(Fault::Silent);
     let e = stage.position_um().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(e.message.contains("W X"), "{e}");
@@ -282,7 +281,7 @@ fn garbled_truncated_and_missing_replies() {
     assert!(close(x, 10.0) && close(y, 10.0), "({x}, {y})");
 
     // A silent controller at start is a clear error.
-    handle.silence_next();
+    handle.inject(Fault::Silent);
     let e = AsiXYStage::new(shared, AsiXYStageSettings::default())
         .err()
         .unwrap();
@@ -312,9 +311,9 @@ fn tiger_card_addresses() {
     .unwrap();
     stage.move_absolute_um(30_000.0, 0.0).unwrap();
     focus.move_absolute_um(5_000.0).unwrap();
-    handle.clear_received();
+    handle.clear_commands();
     stage.stop().unwrap();
-    assert_eq!(handle.received(), vec!["1HALT".to_owned()]);
+    assert_eq!(handle.commands(), vec!["1HALT".to_owned()]);
     assert!(!stage.is_busy().unwrap());
     assert!(
         focus.is_busy().unwrap(),
@@ -362,7 +361,7 @@ fn xy_and_z_share_one_port_from_two_threads() {
     });
     t_xy.join().unwrap();
     t_z.join().unwrap();
-    assert!(close(handle.position_um('Z').unwrap(), -100.0));
+    assert!(close(handle.device().position_um('Z').unwrap(), -100.0));
 }
 
 #[test]
@@ -397,7 +396,7 @@ fn a_vanished_port_is_disconnected_then_works_when_it_comes_back() {
     assert_eq!(stage.position_um().unwrap(), (0.0, 0.0));
     stage.move_absolute_um(100.0, 100.0).unwrap();
     wait_idle(&mut || stage.is_busy());
-    assert!(close(handle.position_um('Y').unwrap(), 100.0));
+    assert!(close(handle.device().position_um('Y').unwrap(), 100.0));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -446,7 +445,7 @@ fn settings_are_checked() {
     let e = AsiStage::new(port(emu.path()), s).err().unwrap();
     assert_eq!(e.kind, ErrorKind::InvalidValue, "{e}");
     assert!(e.message.contains("travel_um"), "{e}");
-    assert!(handle.received().is_empty());
+    assert!(handle.commands().is_empty());
     let _ = EmulatedAxis {
         letter: 'A',
         card: '3',

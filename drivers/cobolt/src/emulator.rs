@@ -4,16 +4,16 @@
 //! It answers the commands [`crate::CoboltLaser`] uses as the laser does: `OK` after a command,
 //! the value after a query, `Syntax error: illegal command` for anything else, each line ending
 //! with `\r\n`. Tests open the interlock, latch faults and make the next reply garbage, truncated
-//! or missing with [`CoboltEmulator::inject`].
+//! or missing with [`Emulator::inject`].
 //!
 //! Where the laser's behaviour is not known the emulator picks something plausible: `l1` with the
 //! interlock open answers `OK`, stays off and latches fault 3 (interlock error); a power outside
 //! 0..=max answers `Syntax error: value out of range`.
+//!
+//! [`Cobolt`] is only the laser; the fault injection, command log and pseudo-terminal are
+//! [`Emulator`]'s, as for every family.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use microscoped_serial::emulate::{Emulated, LineDevice, Reply};
+use microscoped_serial::emulate::{Emulated, Emulator, Framing, Reply, Responder};
 
 use crate::RunMode;
 
@@ -38,137 +38,98 @@ impl Default for CoboltEmulatorConfig {
     }
 }
 
-/// The misbehaviours a test can put in the next reply (the runner's shared kind).
-pub use microscoped_serial::emulate::Glitch;
-
+/// An emulated Cobolt: the laser's state and replies. Run it with
+/// [`Emulator::new`]`(Cobolt::new(config))` and [`Emulator::start`], or with [`start`].
 #[derive(Debug)]
-struct State {
+pub struct Cobolt {
+    /// How it is built.
     config: CoboltEmulatorConfig,
+    /// Whether it emits.
     on: bool,
+    /// The power setpoint, W.
     setpoint_w: f64,
+    /// The run mode.
     mode: RunMode,
+    /// Whether it starts emitting at power-on (`@cobas`).
     autostart: bool,
+    /// Whether the interlock is open.
     interlock_open: bool,
+    /// The latched fault code, 0 for none.
     fault: u8,
-    glitches: VecDeque<Glitch>,
-    log: Vec<String>,
-}
-
-/// An emulated Cobolt. Clones share one laser, so a test keeps one to steer the copy that runs.
-#[derive(Debug, Clone)]
-pub struct CoboltEmulator {
-    state: Arc<Mutex<State>>,
 }
 
 /// Starts an emulated Cobolt built from `config` behind a new pseudo-terminal.
 pub fn start(config: CoboltEmulatorConfig) -> std::io::Result<Emulated> {
-    CoboltEmulator::new(config).start()
+    Emulator::new(Cobolt::new(config)).start()
 }
 
-impl CoboltEmulator {
+impl Responder for Cobolt {
+    const FRAMING: Framing = Framing {
+        command: "\r",
+        reply: "\r\n",
+    };
+
+    fn answer(&mut self, command: &str) -> Reply {
+        self.execute(command.trim())
+    }
+}
+
+impl Cobolt {
     /// A laser that is off, at 10% of its maximum, in constant power mode, autostart off,
     /// interlock closed, no fault.
     pub fn new(config: CoboltEmulatorConfig) -> Self {
-        let state = State {
+        Self {
             on: false,
             setpoint_w: config.max_power_mw / 1000.0 / 10.0,
             mode: RunMode::ConstantPower,
             autostart: false,
             interlock_open: false,
             fault: 0,
-            glitches: VecDeque::new(),
-            log: Vec::new(),
             config,
-        };
-        Self {
-            state: Arc::new(Mutex::new(state)),
         }
-    }
-
-    /// Runs this laser (shared with `self`) behind a new pseudo-terminal.
-    pub fn start(&self) -> std::io::Result<Emulated> {
-        Emulated::start(self.clone(), "\r", "\r\n")
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A test that panicked while holding the lock leaves the state usable for the rest.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Opens or closes the interlock. Opening it while emitting stops emission and latches
     /// fault 3 (interlock error), which stays until cleared with `cf`.
-    pub fn set_interlock_open(&self, open: bool) {
-        let mut s = self.lock();
-        s.interlock_open = open;
-        if open && s.on {
-            s.on = false;
-            s.fault = 3;
+    pub fn set_interlock_open(&mut self, open: bool) {
+        self.interlock_open = open;
+        if open && self.on {
+            self.on = false;
+            self.fault = 3;
         }
     }
 
     /// Latches a fault code (`f?`); anything but 0 stops emission.
-    pub fn set_fault(&self, fault: u8) {
-        let mut s = self.lock();
-        s.fault = fault;
+    pub fn set_fault(&mut self, fault: u8) {
+        self.fault = fault;
         if fault != 0 {
-            s.on = false;
+            self.on = false;
         }
     }
 
     /// The latched fault code.
     pub fn fault(&self) -> u8 {
-        self.lock().fault
-    }
-
-    /// Queues a misbehaviour for the next command's reply.
-    pub fn inject(&self, glitch: Glitch) {
-        self.lock().glitches.push_back(glitch);
-    }
-
-    /// Every command received so far, as received.
-    pub fn commands(&self) -> Vec<String> {
-        self.lock().log.clone()
-    }
-
-    /// Forgets the commands received so far.
-    pub fn clear_commands(&self) {
-        self.lock().log.clear();
+        self.fault
     }
 
     /// Whether emission is on.
     pub fn is_on(&self) -> bool {
-        self.lock().on
+        self.on
     }
 
     /// The power setpoint, mW.
     pub fn setpoint_mw(&self) -> f64 {
-        self.lock().setpoint_w * 1000.0
+        self.setpoint_w * 1000.0
     }
 
     /// The run mode.
     pub fn mode(&self) -> RunMode {
-        self.lock().mode
+        self.mode
     }
 
     /// Whether autostart is on.
     pub fn autostart(&self) -> bool {
-        self.lock().autostart
-    }
-}
-
-impl LineDevice for CoboltEmulator {
-    fn respond(&mut self, command: &str) -> Reply {
-        let mut s = self.lock();
-        s.log.push(command.to_owned());
-        let glitch = s.glitches.pop_front();
-        if glitch == Some(Glitch::Silent) {
-            return Reply::Silent;
-        }
-        let reply = s.answer(command.trim());
-        match glitch {
-            Some(g) => g.apply(reply, "\r\n"),
-            None => reply,
-        }
+        self.autostart
     }
 }
 
@@ -188,8 +149,8 @@ fn flag(b: bool) -> Reply {
     value(if b { "1" } else { "0" })
 }
 
-impl State {
-    fn answer(&mut self, command: &str) -> Reply {
+impl Cobolt {
+    fn execute(&mut self, command: &str) -> Reply {
         let (word, arg) = match command.split_once(char::is_whitespace) {
             Some((w, a)) => (w, Some(a.trim())),
             None => (command, None),
@@ -275,10 +236,11 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use microscoped_serial::emulate::Fault;
 
     #[test]
     fn answers_like_the_laser() {
-        let mut e = CoboltEmulator::new(CoboltEmulatorConfig::default());
+        let e = Emulator::new(Cobolt::new(CoboltEmulatorConfig::default()));
         assert_eq!(e.respond("l?"), Reply::Line("0".into()));
         assert_eq!(e.respond("p 0.02"), Reply::Line("OK".into()));
         assert_eq!(e.respond("p?"), Reply::Line("0.0200".into()));
@@ -290,11 +252,11 @@ mod tests {
             e.respond("zap"),
             Reply::Line("Syntax error: illegal command".into())
         );
-        e.set_interlock_open(true);
+        e.device().set_interlock_open(true);
         assert_eq!(e.respond("l1"), Reply::Line("OK".into()));
-        assert!(!e.is_on());
+        assert!(!e.device().is_on());
         assert_eq!(e.respond("f?"), Reply::Line("3".into()));
-        e.inject(Glitch::Truncated);
+        e.inject(Fault::Truncated);
         assert_eq!(e.respond("ilk?"), Reply::Raw(b"\r\n".to_vec()));
     }
 }

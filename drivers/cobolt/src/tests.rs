@@ -4,11 +4,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use microscoped_driver_api::{Device, ErrorKind, Laser, Value};
-use microscoped_serial::emulate::Emulated;
+use microscoped_serial::emulate::{Emulated, Emulator, Fault};
 use microscoped_serial::{Port, PortSettings};
 
 use super::*;
-use crate::emulator::{CoboltEmulator, CoboltEmulatorConfig, Glitch};
+use crate::emulator::{Cobolt, CoboltEmulatorConfig};
 
 fn open(path: &Path) -> Port {
     Port::open(PortSettings {
@@ -19,13 +19,13 @@ fn open(path: &Path) -> Port {
 }
 
 struct Rig {
-    emu: CoboltEmulator,
+    emu: Emulator<Cobolt>,
     _running: Emulated,
     laser: CoboltLaser,
 }
 
 fn rig_with(config: CoboltEmulatorConfig, settings: CoboltSettings) -> Rig {
-    let emu = CoboltEmulator::new(config);
+    let emu = Emulator::new(Cobolt::new(config));
     let running = emu.start().unwrap();
     let laser = CoboltLaser::new(open(running.path()), settings).unwrap();
     Rig {
@@ -39,7 +39,7 @@ fn rig() -> Rig {
     rig_with(CoboltEmulatorConfig::default(), CoboltSettings::default())
 }
 
-fn sent(emu: &CoboltEmulator, command: &str) -> bool {
+fn sent(emu: &Emulator<Cobolt>, command: &str) -> bool {
     emu.commands().iter().any(|c| c == command)
 }
 
@@ -65,7 +65,7 @@ fn emission_switches_on_and_off() {
     let mut r = rig();
     assert!(!r.laser.is_on().unwrap());
     r.laser.set_on(true).unwrap();
-    assert!(r.emu.is_on());
+    assert!(r.emu.device().is_on());
     assert!(sent(&r.emu, "ilk?") && sent(&r.emu, "f?") && sent(&r.emu, "l1"));
     assert!(r.laser.is_on().unwrap());
     assert_eq!(
@@ -73,10 +73,10 @@ fn emission_switches_on_and_off() {
         Value::String("continuous".into())
     );
     r.laser.set_property("on", &Value::Bool(false)).unwrap();
-    assert!(!r.emu.is_on());
+    assert!(!r.emu.device().is_on());
     r.laser.set_on(true).unwrap();
     r.laser.make_safe().unwrap();
-    assert!(!r.emu.is_on());
+    assert!(!r.emu.device().is_on());
     r.laser.make_safe().unwrap();
     r.laser.ping().unwrap();
 }
@@ -86,7 +86,7 @@ fn power_crosses_the_wire_in_watts() {
     let mut r = rig();
     r.laser.set_power_mw(25.0).unwrap();
     assert!(sent(&r.emu, "p 0.025000"), "{:?}", r.emu.commands());
-    assert!((r.emu.setpoint_mw() - 25.0).abs() < 1e-9);
+    assert!((r.emu.device().setpoint_mw() - 25.0).abs() < 1e-9);
     assert!((r.laser.power_setpoint_mw().unwrap() - 25.0).abs() < 1e-9);
     assert_eq!(r.laser.power_mw().unwrap(), 0.0);
     r.laser.set_on(true).unwrap();
@@ -95,7 +95,7 @@ fn power_crosses_the_wire_in_watts() {
     r.laser
         .set_property("power_setpoint_mw", &Value::Int(30))
         .unwrap();
-    assert!((r.emu.setpoint_mw() - 30.0).abs() < 1e-9);
+    assert!((r.emu.device().setpoint_mw() - 30.0).abs() < 1e-9);
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn run_mode_is_a_property() {
         r.laser
             .set_property("mode", &Value::String(name.into()))
             .unwrap();
-        assert_eq!(r.emu.mode(), expected);
+        assert_eq!(r.emu.device().mode(), expected);
         assert!(sent(&r.emu, command));
         assert_eq!(mode(&mut r), Value::String(name.into()));
     }
@@ -165,7 +165,7 @@ fn fault_and_interlock_read_out_and_clear() {
     assert_eq!(get(&mut r, "fault"), Value::String("none".into()));
     r.laser.set_on(true).unwrap();
     // The interlock opens while emitting: emission stops, fault 3 latches.
-    r.emu.set_interlock_open(true);
+    r.emu.device().set_interlock_open(true);
     assert_eq!(get(&mut r, "interlock"), Value::String("open".into()));
     assert_eq!(
         get(&mut r, "fault"),
@@ -176,15 +176,15 @@ fn fault_and_interlock_read_out_and_clear() {
         Value::String("fault".into())
     );
     assert!(!r.laser.is_on().unwrap());
-    r.emu.set_interlock_open(false);
+    r.emu.device().set_interlock_open(false);
     r.laser
         .set_property("clear_fault", &Value::Bool(true))
         .unwrap();
     assert!(sent(&r.emu, "cf"));
-    assert_eq!(r.emu.fault(), 0);
+    assert_eq!(r.emu.device().fault(), 0);
     assert_eq!(get(&mut r, "clear_fault"), Value::Bool(false));
     r.laser.set_on(true).unwrap();
-    assert!(r.emu.is_on());
+    assert!(r.emu.device().is_on());
     for name in ["interlock", "fault", "operating_state", "power_mw", "model"] {
         let e = r.laser.set_property(name, &Value::Bool(true)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::ReadOnly, "{name}: {e}");
@@ -198,14 +198,14 @@ fn fault_and_interlock_read_out_and_clear() {
 #[test]
 fn an_open_interlock_or_a_fault_keeps_emission_off_and_says_why() {
     let mut r = rig();
-    r.emu.set_interlock_open(true);
+    r.emu.device().set_interlock_open(true);
     let e = r.laser.set_on(true).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Hardware, "{e}");
     assert!(e.message.contains("interlock"), "{e}");
     assert!(!sent(&r.emu, "l1"));
 
-    r.emu.set_interlock_open(false);
-    r.emu.set_fault(1);
+    r.emu.device().set_interlock_open(false);
+    r.emu.device().set_fault(1);
     let e = r.laser.set_on(true).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Hardware, "{e}");
     assert!(e.message.contains("fault 1 (temperature error)"), "{e}");
@@ -220,7 +220,7 @@ fn device_errors_keep_their_text() {
         model: None,
         ..CoboltEmulatorConfig::default()
     };
-    let emu = CoboltEmulator::new(config.clone());
+    let emu = Emulator::new(Cobolt::new(config.clone()));
     let running = emu.start().unwrap();
     let e = CoboltLaser::new(open(running.path()), CoboltSettings::default()).unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
@@ -249,32 +249,32 @@ fn device_errors_keep_their_text() {
 #[test]
 fn garbled_and_truncated_replies_are_protocol_errors() {
     let mut r = rig();
-    r.emu.inject(Glitch::Garbage);
+    r.emu.inject(Fault::Garbage);
     let e = r.laser.is_on().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
-    r.emu.inject(Glitch::Garbage);
+    r.emu.inject(Fault::Garbage);
     let e = r.laser.power_setpoint_mw().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     // "OK" cut to "O".
-    r.emu.inject(Glitch::Truncated);
+    r.emu.inject(Fault::Truncated);
     let e = r.laser.set_power_mw(5.0).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     assert!(e.message.contains("\"O\""), "{e}");
     // "0" cut to nothing: the driver asks again and gets the value.
-    r.emu.inject(Glitch::Truncated);
+    r.emu.inject(Fault::Truncated);
     assert!(!r.laser.is_on().unwrap());
 }
 
 #[test]
 fn no_reply_or_a_cut_reply_times_out() {
     let mut r = rig();
-    r.emu.inject(Glitch::Silent);
+    r.emu.inject(Fault::Silent);
     let e = r.laser.is_on().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
-    r.emu.inject(Glitch::Silent);
+    r.emu.inject(Fault::Silent);
     let e = r.laser.set_on(false).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
-    r.emu.inject(Glitch::Cut);
+    r.emu.inject(Fault::Cut);
     let e = r.laser.set_power_mw(1.0).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(e.message.contains("\"O\""), "{e}");
@@ -309,11 +309,11 @@ fn a_vanished_port_is_disconnected_and_works_again_when_it_comes_back() {
     let e = laser.is_on().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Disconnected, "{e}");
 
-    let second = CoboltEmulator::new(CoboltEmulatorConfig::default());
+    let second = Emulator::new(Cobolt::new(CoboltEmulatorConfig::default()));
     let running = second.start().unwrap();
     std::os::unix::fs::symlink(running.path(), &link).unwrap();
     laser.set_on(true).unwrap();
-    assert!(second.is_on());
+    assert!(second.device().is_on());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -327,11 +327,11 @@ fn connect_applies_the_settings() {
         ..CoboltSettings::default()
     };
     let r = rig_with(CoboltEmulatorConfig::default(), settings);
-    assert!((r.emu.setpoint_mw() - 42.0).abs() < 1e-9);
-    assert_eq!(r.emu.mode(), RunMode::Modulation);
-    assert!(r.emu.autostart() && sent(&r.emu, "@cobas 1"));
+    assert!((r.emu.device().setpoint_mw() - 42.0).abs() < 1e-9);
+    assert_eq!(r.emu.device().mode(), RunMode::Modulation);
+    assert!(r.emu.device().autostart() && sent(&r.emu, "@cobas 1"));
 
-    let emu = CoboltEmulator::new(CoboltEmulatorConfig::default());
+    let emu = Emulator::new(Cobolt::new(CoboltEmulatorConfig::default()));
     let running = emu.start().unwrap();
     let settings = CoboltSettings {
         at_connect: AtConnect::Leave,
@@ -341,7 +341,7 @@ fn connect_applies_the_settings() {
     assert!(!sent(&emu, "l0"));
 
     // The wrong laser on the port.
-    let emu = CoboltEmulator::new(CoboltEmulatorConfig::default());
+    let emu = Emulator::new(Cobolt::new(CoboltEmulatorConfig::default()));
     let running = emu.start().unwrap();
     let settings = CoboltSettings {
         wavelength_nm: Some(561.0),
@@ -352,7 +352,7 @@ fn connect_applies_the_settings() {
     assert!(e.message.contains("488"), "{e}");
 
     // A setpoint above the laser's maximum fails before anything changes.
-    let emu = CoboltEmulator::new(CoboltEmulatorConfig::default());
+    let emu = Emulator::new(Cobolt::new(CoboltEmulatorConfig::default()));
     let running = emu.start().unwrap();
     let settings = CoboltSettings {
         power_mw: Some(70.0),

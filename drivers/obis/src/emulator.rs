@@ -3,17 +3,17 @@
 //! It answers the commands [`crate::ObisLaser`] uses, in short or long SCPI form, with the
 //! handshake the real laser has: `OK` after a command, value then `OK` after a query, `ERR-nnn`
 //! alone on an error. Tests set the interlock and the fault word, and make the next reply
-//! garbage, truncated or missing with [`ObisEmulator::inject`].
+//! garbage, truncated or missing with [`Emulator::inject`].
 //!
 //! Where the manual's behaviour is not known, the emulator picks something plausible and says so:
 //! switching emission on with the interlock open or a fault active answers `ERR-221`; changing
 //! the operating mode while emitting answers `ERR-200`; with the handshake off, errors are
 //! still answered.
+//!
+//! [`Obis`] is only the laser; the fault injection, command log and pseudo-terminal are
+//! [`Emulator`]'s, as for every family.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use microscoped_serial::emulate::{Emulated, LineDevice, Reply};
+use microscoped_serial::emulate::{Emulated, Emulator, Framing, Reply, Responder};
 
 use crate::OperatingMode;
 
@@ -48,129 +48,90 @@ impl Default for ObisEmulatorConfig {
     }
 }
 
-/// The misbehaviours a test can put in the next reply (the runner's shared kind).
-pub use microscoped_serial::emulate::Glitch;
-
+/// An emulated OBIS: the laser's state and replies. Run it with
+/// [`Emulator::new`]`(Obis::new(config))` and [`Emulator::start`], or with [`start`].
 #[derive(Debug)]
-struct State {
+pub struct Obis {
+    /// How it is built.
     config: ObisEmulatorConfig,
+    /// Whether it emits.
     on: bool,
+    /// The power setpoint, W.
     setpoint_w: f64,
+    /// The operating mode.
     mode: OperatingMode,
+    /// Whether the handshake (`OK` after each command) is on.
     handshake: bool,
+    /// Whether the interlock is open.
     interlock_open: bool,
+    /// The fault word `SYST:FAUL?` reports.
     fault: u32,
-    glitches: VecDeque<Glitch>,
-    log: Vec<String>,
-}
-
-/// An emulated OBIS. Clones share one laser, so a test keeps one to steer the copy that runs.
-#[derive(Debug, Clone)]
-pub struct ObisEmulator {
-    state: Arc<Mutex<State>>,
 }
 
 /// Starts an emulated OBIS built from `config` behind a new pseudo-terminal.
 pub fn start(config: ObisEmulatorConfig) -> std::io::Result<Emulated> {
-    ObisEmulator::new(config).start()
+    Emulator::new(Obis::new(config)).start()
 }
 
-impl ObisEmulator {
+impl Responder for Obis {
+    const FRAMING: Framing = Framing {
+        command: "\r\n",
+        reply: "\r\n",
+    };
+
+    fn answer(&mut self, command: &str) -> Reply {
+        self.execute(command)
+    }
+}
+
+impl Obis {
     /// A laser that is off, at 10% of its maximum, in CWP mode, interlock closed, no fault.
     pub fn new(config: ObisEmulatorConfig) -> Self {
-        let state = State {
+        Self {
             on: false,
             setpoint_w: config.max_power_mw / 1000.0 / 10.0,
             mode: OperatingMode::Cwp,
             handshake: config.handshake,
             interlock_open: false,
             fault: 0,
-            glitches: VecDeque::new(),
-            log: Vec::new(),
             config,
-        };
-        Self {
-            state: Arc::new(Mutex::new(state)),
         }
     }
 
-    /// Runs this laser (shared with `self`) behind a new pseudo-terminal.
-    pub fn start(&self) -> std::io::Result<Emulated> {
-        Emulated::start(self.clone(), "\r\n", "\r\n")
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A test that panicked while holding the lock leaves the state usable for the rest.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Opens or closes the interlock. Opening it stops emission, as on the real laser.
-    pub fn set_interlock_open(&self, open: bool) {
-        let mut s = self.lock();
-        s.interlock_open = open;
+    pub fn set_interlock_open(&mut self, open: bool) {
+        self.interlock_open = open;
         if open {
-            s.on = false;
+            self.on = false;
         }
     }
 
     /// Sets the fault word `SYST:FAUL?` reports. A fault stops emission.
-    pub fn set_fault(&self, fault: u32) {
-        let mut s = self.lock();
-        s.fault = fault;
+    pub fn set_fault(&mut self, fault: u32) {
+        self.fault = fault;
         if fault != 0 {
-            s.on = false;
+            self.on = false;
         }
-    }
-
-    /// Queues a misbehaviour for the next command's reply.
-    pub fn inject(&self, glitch: Glitch) {
-        self.lock().glitches.push_back(glitch);
-    }
-
-    /// Every command received so far, as received.
-    pub fn commands(&self) -> Vec<String> {
-        self.lock().log.clone()
-    }
-
-    /// Forgets the commands received so far.
-    pub fn clear_commands(&self) {
-        self.lock().log.clear();
     }
 
     /// Whether emission is on.
     pub fn is_on(&self) -> bool {
-        self.lock().on
+        self.on
     }
 
     /// The power setpoint, mW.
     pub fn setpoint_mw(&self) -> f64 {
-        self.lock().setpoint_w * 1000.0
+        self.setpoint_w * 1000.0
     }
 
     /// The operating mode.
     pub fn mode(&self) -> OperatingMode {
-        self.lock().mode
+        self.mode
     }
 
     /// Whether the handshake is on.
     pub fn handshake(&self) -> bool {
-        self.lock().handshake
-    }
-}
-
-impl LineDevice for ObisEmulator {
-    fn respond(&mut self, command: &str) -> Reply {
-        let mut s = self.lock();
-        s.log.push(command.to_owned());
-        let glitch = s.glitches.pop_front();
-        if glitch == Some(Glitch::Silent) {
-            return Reply::Silent;
-        }
-        let reply = s.answer(command);
-        match glitch {
-            Some(g) => g.apply(reply, "\r\n"),
-            None => reply,
-        }
+        self.handshake
     }
 }
 
@@ -253,7 +214,7 @@ fn parse(command: &str) -> Option<Parsed> {
     })
 }
 
-impl State {
+impl Obis {
     fn ok(&self) -> Reply {
         if self.handshake {
             Reply::Line("OK".into())
@@ -264,13 +225,13 @@ impl State {
 
     fn value(&self, v: impl std::fmt::Display) -> Reply {
         if self.handshake {
-            Reply::Raw(format!("{v}\r\nOK\r\n").into_bytes())
+            Reply::Lines(vec![v.to_string(), "OK".into()])
         } else {
             Reply::Line(v.to_string())
         }
     }
 
-    fn answer(&mut self, command: &str) -> Reply {
+    fn execute(&mut self, command: &str) -> Reply {
         let Some(p) = parse(command) else {
             return err(-100);
         };
@@ -405,10 +366,10 @@ mod tests {
 
     #[test]
     fn replies_follow_the_handshake() {
-        let mut e = ObisEmulator::new(ObisEmulatorConfig::default());
+        let e = Emulator::new(Obis::new(ObisEmulatorConfig::default()));
         assert_eq!(
             e.respond("SOUR:AM:STAT?"),
-            Reply::Raw(b"OFF\r\nOK\r\n".to_vec())
+            Reply::Lines(vec!["OFF".into(), "OK".into()])
         );
         assert_eq!(e.respond("SOUR:AM:STAT ON"), Reply::Line("OK".into()));
         assert_eq!(e.respond("NOPE"), Reply::Line("ERR-100".into()));

@@ -4,11 +4,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use microscoped_driver_api::{Device, ErrorKind, Laser, Value};
-use microscoped_serial::emulate::Emulated;
+use microscoped_serial::emulate::{Emulated, Emulator, Fault};
 use microscoped_serial::{Port, PortSettings};
 
 use super::*;
-use crate::emulator::{Glitch, ObisEmulator, ObisEmulatorConfig};
+use crate::emulator::{Obis, ObisEmulatorConfig};
 
 fn open(path: &Path) -> Port {
     Port::open(PortSettings {
@@ -19,13 +19,13 @@ fn open(path: &Path) -> Port {
 }
 
 struct Rig {
-    emu: ObisEmulator,
+    emu: Emulator<Obis>,
     _running: Emulated,
     laser: ObisLaser,
 }
 
 fn rig_with(config: ObisEmulatorConfig, settings: ObisSettings) -> Rig {
-    let emu = ObisEmulator::new(config);
+    let emu = Emulator::new(Obis::new(config));
     let running = emu.start().unwrap();
     let laser = ObisLaser::new(open(running.path()), settings).unwrap();
     Rig {
@@ -40,7 +40,7 @@ fn rig() -> Rig {
 }
 
 /// Whether any received command starts with `prefix`.
-fn sent(emu: &ObisEmulator, prefix: &str) -> bool {
+fn sent(emu: &Emulator<Obis>, prefix: &str) -> bool {
     emu.commands().iter().any(|c| c.starts_with(prefix))
 }
 
@@ -76,15 +76,15 @@ fn emission_switches_on_and_off() {
     let mut r = rig();
     assert!(!r.laser.is_on().unwrap());
     r.laser.set_on(true).unwrap();
-    assert!(r.emu.is_on());
+    assert!(r.emu.device().is_on());
     assert!(r.laser.is_on().unwrap());
     assert!(sent(&r.emu, "SYST:LOCK?") && sent(&r.emu, "SYST:FAUL?"));
     r.laser.set_property("on", &Value::Bool(false)).unwrap();
-    assert!(!r.emu.is_on());
+    assert!(!r.emu.device().is_on());
     assert_eq!(r.laser.get_property("on").unwrap(), Value::Bool(false));
     r.laser.set_on(true).unwrap();
     r.laser.make_safe().unwrap();
-    assert!(!r.emu.is_on());
+    assert!(!r.emu.device().is_on());
     r.laser.make_safe().unwrap();
     r.laser.ping().unwrap();
 }
@@ -100,7 +100,7 @@ fn power_crosses_the_wire_in_watts() {
         "{:?}",
         r.emu.commands()
     );
-    assert!((r.emu.setpoint_mw() - 25.0).abs() < 1e-9);
+    assert!((r.emu.device().setpoint_mw() - 25.0).abs() < 1e-9);
     assert!((r.laser.power_setpoint_mw().unwrap() - 25.0).abs() < 1e-9);
     // Off: 0 whatever the setpoint.
     assert_eq!(r.laser.power_mw().unwrap(), 0.0);
@@ -110,7 +110,7 @@ fn power_crosses_the_wire_in_watts() {
     r.laser
         .set_property("power_setpoint_mw", &Value::Int(30))
         .unwrap();
-    assert!((r.emu.setpoint_mw() - 30.0).abs() < 1e-9);
+    assert!((r.emu.device().setpoint_mw() - 30.0).abs() < 1e-9);
     match r.laser.get_property("nominal_power_mw").unwrap() {
         Value::Float(v) => assert!((v - 150.0).abs() < 1e-9),
         v => panic!("{v:?}"),
@@ -168,7 +168,7 @@ fn operating_mode_is_a_property() {
         r.laser
             .set_property("operating_mode", &Value::String(name.into()))
             .unwrap();
-        assert_eq!(r.emu.mode(), expected);
+        assert_eq!(r.emu.device().mode(), expected);
         assert_eq!(mode(&mut r), Value::String(name.into()));
     }
     assert!(sent(&r.emu, "SOUR:AM:EXT DIG") && sent(&r.emu, "SOUR:AM:INT CWC"));
@@ -214,8 +214,8 @@ fn fault_interlock_and_status_read_out() {
     };
     assert!(status.contains("ready"), "{status}");
 
-    r.emu.set_interlock_open(true);
-    r.emu.set_fault(0x0000_0002);
+    r.emu.device().set_interlock_open(true);
+    r.emu.device().set_fault(0x0000_0002);
     assert_eq!(get(&mut r, "interlock"), Value::String("open".into()));
     let Value::String(fault) = get(&mut r, "fault") else {
         panic!("fault is a string")
@@ -238,14 +238,14 @@ fn fault_interlock_and_status_read_out() {
 #[test]
 fn an_open_interlock_or_a_fault_keeps_emission_off_and_says_why() {
     let mut r = rig();
-    r.emu.set_interlock_open(true);
+    r.emu.device().set_interlock_open(true);
     let e = r.laser.set_on(true).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Hardware, "{e}");
     assert!(e.message.contains("interlock"), "{e}");
     assert!(!sent(&r.emu, "SOUR:AM:STAT ON"));
 
-    r.emu.set_interlock_open(false);
-    r.emu.set_fault(0x0000_0001);
+    r.emu.device().set_interlock_open(false);
+    r.emu.device().set_fault(0x0000_0001);
     let e = r.laser.set_on(true).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Hardware, "{e}");
     assert!(e.message.contains("base plate temperature"), "{e}");
@@ -253,26 +253,26 @@ fn an_open_interlock_or_a_fault_keeps_emission_off_and_says_why() {
 
     // Switching off needs no checks: it works whatever the laser's state.
     r.laser.set_on(false).unwrap();
-    r.emu.set_fault(0);
+    r.emu.device().set_fault(0);
     r.laser.set_on(true).unwrap();
-    assert!(r.emu.is_on());
+    assert!(r.emu.device().is_on());
 }
 
 #[test]
 fn garbled_and_truncated_replies_are_protocol_errors() {
     let mut r = rig();
-    r.emu.inject(Glitch::Garbage);
+    r.emu.inject(Fault::Garbage);
     let e = r.laser.is_on().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
-    r.emu.inject(Glitch::Garbage);
+    r.emu.inject(Fault::Garbage);
     let e = r.laser.power_setpoint_mw().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     // "OFF" cut to "O".
-    r.emu.inject(Glitch::Truncated);
+    r.emu.inject(Fault::Truncated);
     let e = r.laser.is_on().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     // "OK" cut to "O": the command's acknowledgement is not trusted.
-    r.emu.inject(Glitch::Truncated);
+    r.emu.inject(Fault::Truncated);
     let e = r.laser.set_power_mw(5.0).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     assert!(e.message.contains("\"O\""), "{e}");
@@ -283,13 +283,13 @@ fn garbled_and_truncated_replies_are_protocol_errors() {
 #[test]
 fn no_reply_or_a_cut_reply_times_out() {
     let mut r = rig();
-    r.emu.inject(Glitch::Silent);
+    r.emu.inject(Fault::Silent);
     let e = r.laser.is_on().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
-    r.emu.inject(Glitch::Silent);
+    r.emu.inject(Fault::Silent);
     let e = r.laser.set_on(false).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
-    r.emu.inject(Glitch::Cut);
+    r.emu.inject(Fault::Cut);
     let e = r.laser.is_on().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(e.message.contains("\"O\""), "{e}");
@@ -324,11 +324,11 @@ fn a_vanished_port_is_disconnected_and_works_again_when_it_comes_back() {
     let e = laser.is_on().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Disconnected, "{e}");
 
-    let second = ObisEmulator::new(ObisEmulatorConfig::default());
+    let second = Emulator::new(Obis::new(ObisEmulatorConfig::default()));
     let _running = second.start().unwrap();
     std::os::unix::fs::symlink(_running.path(), &link).unwrap();
     laser.set_on(true).unwrap();
-    assert!(second.is_on());
+    assert!(second.device().is_on());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -344,11 +344,11 @@ fn a_device_index_addresses_one_head_of_several() {
     };
     let mut r = rig_with(config.clone(), settings);
     r.laser.set_on(true).unwrap();
-    assert!(r.emu.is_on());
+    assert!(r.emu.device().is_on());
     assert!(sent(&r.emu, "*IDN2?") && sent(&r.emu, "SOUR2:AM:STAT ON"));
     assert!(sent(&r.emu, "SYST2:LOCK?"));
 
-    let emu = ObisEmulator::new(config);
+    let emu = Emulator::new(Obis::new(config));
     let running = emu.start().unwrap();
     let settings = ObisSettings {
         device_index: Some(3),
@@ -366,7 +366,7 @@ fn the_handshake_is_turned_on_when_it_was_off() {
         ..ObisEmulatorConfig::default()
     };
     let mut r = rig_with(config, ObisSettings::default());
-    assert!(r.emu.handshake());
+    assert!(r.emu.device().handshake());
     r.laser.set_on(true).unwrap();
     assert!(r.laser.is_on().unwrap());
 }
@@ -380,11 +380,11 @@ fn connect_applies_the_settings() {
         ..ObisSettings::default()
     };
     let r = rig_with(ObisEmulatorConfig::default(), settings);
-    assert!((r.emu.setpoint_mw() - 42.0).abs() < 1e-9);
-    assert_eq!(r.emu.mode(), OperatingMode::Digital);
+    assert!((r.emu.device().setpoint_mw() - 42.0).abs() < 1e-9);
+    assert_eq!(r.emu.device().mode(), OperatingMode::Digital);
 
     // Leave: emission untouched.
-    let emu = ObisEmulator::new(ObisEmulatorConfig::default());
+    let emu = Emulator::new(Obis::new(ObisEmulatorConfig::default()));
     let running = emu.start().unwrap();
     let settings = ObisSettings {
         at_connect: AtConnect::Leave,
@@ -394,7 +394,7 @@ fn connect_applies_the_settings() {
     assert!(!sent(&emu, "SOUR:AM:STAT OFF"));
 
     // The wrong laser on the port.
-    let emu = ObisEmulator::new(ObisEmulatorConfig::default());
+    let emu = Emulator::new(Obis::new(ObisEmulatorConfig::default()));
     let running = emu.start().unwrap();
     let settings = ObisSettings {
         expected_wavelength_nm: Some(561.0),
@@ -405,7 +405,7 @@ fn connect_applies_the_settings() {
     assert!(e.message.contains("488"), "{e}");
 
     // A setpoint above the laser's maximum fails before anything changes.
-    let emu = ObisEmulator::new(ObisEmulatorConfig::default());
+    let emu = Emulator::new(Obis::new(ObisEmulatorConfig::default()));
     let running = emu.start().unwrap();
     let settings = ObisSettings {
         power_mw: Some(200.0),

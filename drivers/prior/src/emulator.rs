@@ -1,6 +1,6 @@
 //! An emulated ProScan III for tests and for running example instruments without hardware.
 //!
-//! [`PriorEmulator`] answers the standard-mode commands the drivers use, with state: XY and Z
+//! [`ProScan`] answers the standard-mode commands the drivers use, with state: XY and Z
 //! positions in controller units, moves that take real time (at a speed set by `SMS`/`SMZ` as a
 //! percentage of [`EmulatorConfig`]'s top speeds) and show in the `$` status until they end,
 //! `K`/`I` stopping a move where it is, hardware travel limits, filter wheels that take time to
@@ -13,13 +13,12 @@
 //! command while that wheel turns is refused with `E,2` (not idle); `7,w,F` reports the filter
 //! the wheel left until it arrives; `K` and `I` both stop at once.
 //!
-//! [`EmulatorHandle`] reaches into a running emulator: it injects faults (garbage, a truncated
-//! reply, silence) into the next reply, and reads the state and the commands received.
+//! [`ProScan`] is only the controller; the fault injection, command log and pseudo-terminal are
+//! [`Emulator`]'s, as for every family.
 
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use microscoped_serial::emulate::{Emulated, LineDevice, Reply};
+use microscoped_serial::emulate::{Emulated, Emulator, Framing, Reply, Responder};
 
 use crate::protocol::{code, wheel_status_bit, STATUS_X, STATUS_Y, STATUS_Z};
 
@@ -63,9 +62,6 @@ impl Default for EmulatorConfig {
         }
     }
 }
-
-/// The faults a test can put in the next reply (the runner's shared kind).
-pub use microscoped_serial::emulate::Glitch as Fault;
 
 /// Straight-line motion of `N` axes.
 #[derive(Debug, Clone, Copy)]
@@ -152,9 +148,10 @@ impl Wheel {
     }
 }
 
-/// The emulated controller's state.
+/// An emulated ProScan III: the controller's state and replies. Run it with
+/// [`Emulator::new`]`(ProScan::new(config))` and [`Emulator::start`], or with [`start`].
 #[derive(Debug)]
-struct State {
+pub struct ProScan {
     config: EmulatorConfig,
     standard_mode: bool,
     xy: Track<2>,
@@ -163,12 +160,23 @@ struct State {
     z_speed: u32,
     wheels: [Wheel; 3],
     shutter_open: [bool; 3],
-    fault: Option<Fault>,
-    log: Vec<String>,
 }
 
-impl State {
-    fn new(config: EmulatorConfig) -> Self {
+impl Responder for ProScan {
+    const FRAMING: Framing = Framing {
+        command: COMMAND_TERMINATOR,
+        reply: REPLY_TERMINATOR,
+    };
+
+    fn answer(&mut self, command: &str) -> Reply {
+        Reply::Line(self.execute(command))
+    }
+}
+
+impl ProScan {
+    /// A controller with `config`'s hardware, at rest at zero, wheels at position 1, shutters
+    /// closed, speeds at 50 %.
+    pub fn new(config: EmulatorConfig) -> Self {
         let now = Instant::now();
         let wheels = config.wheel_positions.map(|positions| Wheel {
             positions,
@@ -186,8 +194,6 @@ impl State {
             z_speed: 50,
             wheels,
             shutter_open: [false; 3],
-            fault: None,
-            log: Vec::new(),
             config,
         }
     }
@@ -432,110 +438,36 @@ fn err(code: u32) -> String {
     format!("E,{code}")
 }
 
-/// An emulated ProScan III, to run behind a pseudo-terminal with [`Emulated::start`] (or
-/// [`start`]).
-pub struct PriorEmulator {
-    state: Arc<Mutex<State>>,
-}
-
-impl PriorEmulator {
-    /// A controller with `config`'s hardware, at rest at zero, wheels at position 1, shutters
-    /// closed, speeds at 50 %.
-    pub fn new(config: EmulatorConfig) -> Self {
-        Self {
-            state: Arc::new(Mutex::new(State::new(config))),
-        }
-    }
-
-    /// A handle for tests to inject faults and read the state once the emulator runs.
-    pub fn handle(&self) -> EmulatorHandle {
-        EmulatorHandle {
-            state: self.state.clone(),
-        }
-    }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A panic while holding the lock leaves consistent plain data; keep serving.
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl LineDevice for PriorEmulator {
-    fn respond(&mut self, command: &str) -> Reply {
-        let mut s = lock(&self.state);
-        s.log.push(command.to_owned());
-        let fault = s.fault.take();
-        if fault == Some(Fault::Silent) {
-            return Reply::Silent;
-        }
-        let reply = Reply::Line(s.execute(command));
-        match fault {
-            Some(glitch) => glitch.apply(reply, REPLY_TERMINATOR),
-            None => reply,
-        }
-    }
-}
-
-/// Reaches into a running [`PriorEmulator`].
-#[derive(Clone)]
-pub struct EmulatorHandle {
-    state: Arc<Mutex<State>>,
-}
-
-impl EmulatorHandle {
-    /// Puts `fault` into the reply to the next command.
-    pub fn inject(&self, fault: Fault) {
-        lock(&self.state).fault = Some(fault);
-    }
-
+impl ProScan {
     /// The XY position now, controller units.
     pub fn xy(&self) -> (i64, i64) {
-        let [x, y] = lock(&self.state).xy.rounded(Instant::now());
+        let [x, y] = self.xy.rounded(Instant::now());
         (x, y)
     }
 
     /// The Z position now, controller units.
     pub fn z(&self) -> i64 {
-        lock(&self.state).z.rounded(Instant::now())[0]
+        self.z.rounded(Instant::now())[0]
     }
 
     /// The filter wheel `wheel` (1..=3) shows now, 1-based.
     pub fn wheel(&self, wheel: usize) -> u32 {
-        let s = lock(&self.state);
-        s.wheels
+        self.wheels
             .get(wheel.wrapping_sub(1))
             .map_or(0, |w| w.current(Instant::now()))
     }
 
     /// Whether shutter `shutter` (1..=3) is open.
     pub fn shutter_open(&self, shutter: usize) -> bool {
-        let s = lock(&self.state);
-        s.shutter_open
+        self.shutter_open
             .get(shutter.wrapping_sub(1))
             .copied()
             .unwrap_or(false)
     }
-
-    /// Every command received so far, in order, without terminators.
-    pub fn commands(&self) -> Vec<String> {
-        lock(&self.state).log.clone()
-    }
 }
 
-/// Starts a [`PriorEmulator`] with `config` behind a new pseudo-terminal, with the ProScan's
+/// Starts a [`ProScan`] with `config` behind a new pseudo-terminal, with the ProScan's
 /// terminators (`\r` both ways). Open its path with a port whose `read_terminator` is `"\r"`.
 pub fn start(config: EmulatorConfig) -> std::io::Result<Emulated> {
-    Emulated::start(
-        PriorEmulator::new(config),
-        COMMAND_TERMINATOR,
-        REPLY_TERMINATOR,
-    )
-}
-
-/// Like [`start`], also returning the emulator's [`EmulatorHandle`].
-pub fn start_with_handle(config: EmulatorConfig) -> std::io::Result<(Emulated, EmulatorHandle)> {
-    let emulator = PriorEmulator::new(config);
-    let handle = emulator.handle();
-    let running = Emulated::start(emulator, COMMAND_TERMINATOR, REPLY_TERMINATOR)?;
-    Ok((running, handle))
+    Emulator::new(ProScan::new(config)).start()
 }

@@ -4,10 +4,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use microscoped_driver_api::{Device, ErrorKind, Shutter, Stage, StateDevice, Value, XYStage};
-use microscoped_serial::emulate::{Emulated, LineDevice, Reply};
+use microscoped_serial::emulate::{Emulated, Emulator, Fault, Framing, Reply, Responder};
 use microscoped_serial::{Port, PortSettings};
 
-use crate::emulator::{self, EmulatorConfig, EmulatorHandle, Fault};
+use crate::emulator::{EmulatorConfig, ProScan};
 use crate::*;
 
 fn port_settings(path: &Path, timeout_ms: u64) -> PortSettings {
@@ -31,8 +31,14 @@ fn fast() -> EmulatorConfig {
     }
 }
 
-fn start(config: EmulatorConfig) -> (Emulated, EmulatorHandle, Port) {
-    let (emu, handle) = emulator::start_with_handle(config).unwrap();
+/// A ProScan behind a pseudo-terminal, and the emulator to steer it.
+fn run(config: EmulatorConfig) -> (Emulated, Emulator<ProScan>) {
+    let emu = Emulator::new(ProScan::new(config));
+    (emu.start().unwrap(), emu)
+}
+
+fn start(config: EmulatorConfig) -> (Emulated, Emulator<ProScan>, Port) {
+    let (emu, handle) = run(config);
     let port = Port::open(port_settings(emu.path(), 500)).unwrap();
     (emu, handle, port)
 }
@@ -84,7 +90,10 @@ fn xy_stage_moves_reports_busy_stops_and_homes() {
     let (x, y) = xy.position_um().unwrap();
     assert!(x > 0.0 && x < 10_000.0, "stopped mid-move at x = {x}");
     assert!(y > 0.0 && y < 20_000.0, "stopped mid-move at y = {y}");
-    assert_eq!(emu.xy(), ((x / 0.5).round() as i64, y.round() as i64));
+    assert_eq!(
+        emu.device().xy(),
+        ((x / 0.5).round() as i64, y.round() as i64)
+    );
 
     // Speed up, then a relative move goes as GR in controller units.
     xy.set_property("speed_percent", &Value::Int(100)).unwrap();
@@ -146,7 +155,7 @@ fn z_drive_moves_absolute_up_and_down() {
     assert_eq!(emu.commands().last().unwrap(), "U,10");
     wait_idle(|| z.is_busy());
     assert!((z.position_um().unwrap() - 98.5).abs() < 1e-9);
-    assert_eq!(emu.z(), 985);
+    assert_eq!(emu.device().z(), 985);
     assert_eq!(z.get_property("speed_percent").unwrap(), Value::Int(100));
 
     z.home().unwrap();
@@ -200,7 +209,7 @@ fn filter_wheel_rotates_with_busy_and_labels() {
         .unwrap();
     wait_idle(|| wheel.is_busy());
     assert_eq!(wheel.get_property("position").unwrap(), Value::Int(5));
-    assert_eq!(emu.wheel(2), 6);
+    assert_eq!(emu.device().wheel(2), 6);
 
     wheel.set_property("position", &Value::Int(0)).unwrap();
     wait_idle(|| wheel.is_busy());
@@ -224,15 +233,15 @@ fn shutter_opens_closes_and_makes_safe() {
     assert!(!shutter.is_open().unwrap());
     shutter.set_open(true).unwrap();
     assert_eq!(emu.commands().last().unwrap(), "8,2,0");
-    assert!(emu.shutter_open(2));
+    assert!(emu.device().shutter_open(2));
     assert!(shutter.is_open().unwrap());
     assert_eq!(emu.commands().last().unwrap(), "8,2");
     assert_eq!(shutter.get_property("open").unwrap(), Value::Bool(true));
     shutter.make_safe().unwrap();
     assert_eq!(emu.commands().last().unwrap(), "8,2,1");
-    assert!(!emu.shutter_open(2));
+    assert!(!emu.device().shutter_open(2));
     shutter.set_property("open", &Value::Bool(true)).unwrap();
-    assert!(emu.shutter_open(2));
+    assert!(emu.device().shutter_open(2));
     shutter.set_property("open", &Value::Bool(false)).unwrap();
     assert!(!shutter.is_open().unwrap());
     shutter.ping().unwrap();
@@ -368,7 +377,7 @@ fn a_truncated_reply_is_a_protocol_error_quoting_it() {
 
 #[test]
 fn a_silent_controller_times_out_then_recovers() {
-    let (emu_run, emu2) = emulator::start_with_handle(fast()).unwrap();
+    let (emu_run, emu2) = run(fast());
     // A short timeout keeps the test quick.
     let port = Port::open(port_settings(emu_run.path(), 150)).unwrap();
     let mut wheel = PriorFilterWheel::new(
@@ -393,8 +402,10 @@ fn a_silent_controller_times_out_then_recovers() {
 /// A device that never answers.
 struct Mute;
 
-impl LineDevice for Mute {
-    fn respond(&mut self, _command: &str) -> Reply {
+impl Responder for Mute {
+    const FRAMING: Framing = ProScan::FRAMING;
+
+    fn answer(&mut self, _command: &str) -> Reply {
         Reply::Silent
     }
 }
@@ -402,15 +413,17 @@ impl LineDevice for Mute {
 /// A device that answers something else entirely.
 struct Stranger;
 
-impl LineDevice for Stranger {
-    fn respond(&mut self, command: &str) -> Reply {
+impl Responder for Stranger {
+    const FRAMING: Framing = ProScan::FRAMING;
+
+    fn answer(&mut self, command: &str) -> Reply {
         Reply::Line(format!(":A {command}"))
     }
 }
 
 #[test]
 fn constructors_fail_clearly_when_no_proscan_answers() {
-    let mute = Emulated::start(Mute, "\r", "\r").unwrap();
+    let mute = Emulator::new(Mute).start().unwrap();
     let port = Port::open(port_settings(mute.path(), 100)).unwrap();
     let e = PriorXYStage::new(port, PriorXYStageSettings::default())
         .err()
@@ -421,7 +434,7 @@ fn constructors_fail_clearly_when_no_proscan_answers() {
         "{e}"
     );
 
-    let stranger = Emulated::start(Stranger, "\r", "\r").unwrap();
+    let stranger = Emulator::new(Stranger).start().unwrap();
     let port = Port::open(port_settings(stranger.path(), 200)).unwrap();
     let e = PriorShutter::new(port, PriorShutterSettings::default())
         .err()
@@ -436,17 +449,16 @@ fn the_port_vanishing_mid_move_is_disconnected_and_it_comes_back() {
     std::fs::create_dir_all(&dir).unwrap();
     let link = dir.join("ttyUSB-proscan");
     let _ = std::fs::remove_file(&link);
-    let (first, emu) = emulator::start_with_handle(EmulatorConfig {
+    let (first, emu) = run(EmulatorConfig {
         xy_units_per_s: 2_000.0,
         ..fast()
-    })
-    .unwrap();
+    });
     std::os::unix::fs::symlink(first.path(), &link).unwrap();
     let port = Port::open(port_settings(&link, 300)).unwrap();
     let mut xy = PriorXYStage::new(port, PriorXYStageSettings::default()).unwrap();
     xy.move_absolute_um(5_000.0, 0.0).unwrap();
     assert!(xy.is_busy().unwrap());
-    assert!(emu.xy().0 < 5_000);
+    assert!(emu.device().xy().0 < 5_000);
 
     first.vanish();
     let e = xy.is_busy().unwrap_err();
@@ -459,12 +471,12 @@ fn the_port_vanishing_mid_move_is_disconnected_and_it_comes_back() {
     assert_eq!(e.kind, ErrorKind::Disconnected, "{e}");
 
     // Plugged back in: a fresh controller (at zero) behind the same stable path.
-    let (second, emu2) = emulator::start_with_handle(fast()).unwrap();
+    let (second, emu2) = run(fast());
     std::os::unix::fs::symlink(second.path(), &link).unwrap();
     assert_eq!(xy.position_um().unwrap(), (0.0, 0.0));
     xy.move_absolute_um(100.0, 200.0).unwrap();
     wait_idle(|| xy.is_busy());
-    assert_eq!(emu2.xy(), (100, 200));
+    assert_eq!(emu2.device().xy(), (100, 200));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -517,10 +529,10 @@ fn xy_z_wheel_and_shutter_share_one_port_across_threads() {
     for t in [t_xy, t_z, t_wheel, t_shutter] {
         t.join().unwrap();
     }
-    assert_eq!(emu.xy(), (1000, -1000));
-    assert_eq!(emu.z(), 100);
-    assert_eq!(emu.wheel(1), 8);
-    assert!(!emu.shutter_open(1));
+    assert_eq!(emu.device().xy(), (1000, -1000));
+    assert_eq!(emu.device().z(), 100);
+    assert_eq!(emu.device().wheel(1), 8);
+    assert!(!emu.device().shutter_open(1));
 }
 
 #[test]

@@ -4,13 +4,18 @@ use std::time::Duration;
 use microscoped_driver_api::ErrorKind;
 
 use super::*;
-use crate::emulate::{Emulated, LineDevice, Reply};
+use crate::emulate::{Emulated, Emulator, Fault, Framing, Reply, Responder};
 
 /// Answers with a queue of scripted replies, then echoes.
 struct Scripted(VecDeque<Reply>);
 
-impl LineDevice for Scripted {
-    fn respond(&mut self, command: &str) -> Reply {
+impl Responder for Scripted {
+    const FRAMING: Framing = Framing {
+        command: "\r",
+        reply: "\r\n",
+    };
+
+    fn answer(&mut self, command: &str) -> Reply {
         self.0
             .pop_front()
             .unwrap_or_else(|| Reply::Line(format!("echo {command}")))
@@ -27,7 +32,7 @@ fn settings(path: &std::path::Path) -> PortSettings {
 }
 
 fn emulator(replies: Vec<Reply>) -> Emulated {
-    Emulated::start(Scripted(replies.into()), "\r", "\r\n").unwrap()
+    Emulator::new(Scripted(replies.into())).start().unwrap()
 }
 
 #[test]
@@ -121,6 +126,54 @@ fn an_unplugged_port_is_reopened_when_it_comes_back() {
     std::os::unix::fs::symlink(second.path(), &link).unwrap();
     assert_eq!(port.query("d").unwrap(), "echo d");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Numbers the commands it carries out, so a lost command shows in the next answer.
+struct Counter(u32);
+
+impl Responder for Counter {
+    const FRAMING: Framing = Framing {
+        command: "\r",
+        reply: "\r\n",
+    };
+
+    fn answer(&mut self, command: &str) -> Reply {
+        self.0 += 1;
+        Reply::Lines(vec![format!("{command} {}", self.0), "OK".into()])
+    }
+}
+
+#[test]
+fn faults_apply_in_order_and_the_log_keeps_every_command() {
+    let emu = Emulator::new(Counter(0));
+    for fault in [Fault::Garbage, Fault::Truncated, Fault::Cut, Fault::Silent] {
+        emu.inject(fault);
+    }
+    assert_eq!(emu.respond("a"), Reply::Raw(b"\x15#\xfe%?@~\r\n".to_vec()));
+    assert_eq!(emu.respond("bb"), Reply::Raw(b"bb\r\n".to_vec()));
+    assert_eq!(emu.respond("cc"), Reply::Raw(b"cc".to_vec()));
+    // The silenced command was lost: the device carried out three, not four.
+    assert_eq!(emu.respond("d"), Reply::Silent);
+    assert_eq!(
+        emu.respond("e"),
+        Reply::Lines(vec!["e 4".into(), "OK".into()])
+    );
+    assert_eq!(emu.device().0, 4);
+    assert_eq!(emu.commands(), ["a", "bb", "cc", "d", "e"]);
+    emu.clear_commands();
+    assert!(emu.commands().is_empty());
+}
+
+#[test]
+fn an_emulator_frames_its_replies_and_says_how() {
+    let emu = Emulator::new(Counter(0));
+    let running = emu.start().unwrap();
+    assert_eq!(running.framing(), Counter::FRAMING);
+    let port = Port::open(settings(running.path())).unwrap();
+    // The first line is the reply; the "OK" after it is stale input before the next command.
+    assert_eq!(port.query("x").unwrap(), "x 1");
+    assert_eq!(port.query("y").unwrap(), "y 2");
+    assert_eq!(emu.commands(), ["x", "y"]);
 }
 
 #[test]
