@@ -8,12 +8,23 @@
 //! its file. The storage writer sorts frames into one OME-TIFF per stage position (and grid
 //! tile). The plan (as useq JSON) and a summary sit beside the files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use microscoped_driver_api::PropertyType;
+use microscoped_driver_api::{AnyDevice, DeviceError, DeviceKind, PropertyType};
+use tokio::sync::watch;
+use tracing::{info, warn};
 
-use super::*;
+use super::run::{frame_meta, Launch, Layout, Readback, Run, Started};
+use super::writer::{finish_files, Indexing};
+use super::{validate_dataset_name, AcqError, Acquisitions, EventKind, RunState, Status};
+use crate::host::{Claim, DeviceHandle};
 use crate::plan::{EventIndex, MdaEvent, MdaSequence, PlanLimits, PlanSummary};
+use crate::presets::Presets;
+use crate::ring::{AcqIndex, FrameRing, Produced};
+use crate::storage::DatasetMeta;
 
 /// Bytes of TIFF and OME-XML per plane, on top of its pixels (IFD, sidecar line, XML plane).
 const PLANE_OVERHEAD: u64 = 2048;
@@ -220,83 +231,52 @@ impl Acquisitions {
             }
         }
         let name = name.unwrap_or_else(|| self.fresh_name(owner, "mda"));
-        let cam = self.0.host.camera(camera)?.clone();
-        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        let claim = cam.claim(&format!("acquisition {id} ({name})"))?;
-        let setup = camera_setup(&cam, &claim).await?;
-        let physical_size_um =
-            crate::presets::pixel_size_um(&self.0.instrument, &self.0.host, &cam, Some(&claim))
-                .await
-                .map(|um| um * f64::from(setup.binning));
-        self.check_ring_memory(setup.shape)?;
-
-        let dir = self.dataset_dir(owner, &name)?;
+        let prep = self.prepare(owner, camera, name).await?;
         let sizes = check.summary.sizes;
         let n_grid = sizes.g.max(1);
         let channels: Vec<String> = if plan.channels.is_empty() {
-            vec![cam.name().to_owned()]
+            vec![prep.cam.name().to_owned()]
         } else {
             plan.channels.iter().map(|c| c.config.clone()).collect()
         };
-        let instrument = self.instrument_meta(cam.name()).await;
-        let mut writers = Vec::new();
-        let mut files = Vec::new();
-        for f in 0..check.files as usize {
-            let (p, g) = (f / n_grid, f % n_grid);
-            let stem = match (check.files, sizes.g) {
-                (1, _) => name.clone(),
-                (_, 0) => format!("{name}_p{p:03}"),
-                _ => format!("{name}_p{p:03}_g{g:03}"),
-            };
-            let image_name = plan
-                .stage_positions
-                .get(p)
-                .and_then(|s| s.name.clone())
-                .map_or_else(|| stem.clone(), |n| format!("{stem} ({n})"));
-            let path = dir.join(format!("{stem}.ome.tiff"));
-            let meta = DatasetMeta {
-                name: image_name,
-                width: setup.shape.width,
-                height: setup.shape.height,
-                pixel_type: setup.shape.pixel_type,
-                significant_bits: setup.bit_depth,
-                size_t: sizes.t.max(1) as u32,
-                size_c: channels.len() as u32,
-                size_z: sizes.z.max(1) as u32,
-                dimension_order: dimension_order(&plan),
-                physical_size_um,
-                channels: channels.clone(),
-                instrument: instrument.clone(),
-                acquisition_date: SystemTime::now(),
-            };
-            match OmeTiffWriter::create(&path, meta) {
-                Ok(w) => {
-                    writers.push(w);
-                    files.push(path);
-                }
-                Err(e) => {
-                    for w in &writers {
-                        let _ = std::fs::remove_file(w.path());
-                        let _ = std::fs::remove_file(crate::storage::sidecar_path(w.path()));
-                    }
-                    let _ = std::fs::remove_dir(&dir);
-                    return Err(AcqError::Precondition(format!(
-                        "cannot create {}: {e}",
-                        path.display()
-                    )));
-                }
-            }
-        }
+        let layout = Layout {
+            size_t: sizes.t.max(1) as u32,
+            size_c: channels.len() as u32,
+            size_z: sizes.z.max(1) as u32,
+            dimension_order: dimension_order(&plan),
+            channels,
+        };
+        // One file per stage position and grid tile.
+        let files: Vec<(PathBuf, DatasetMeta)> = (0..check.files as usize)
+            .map(|f| {
+                let (p, g) = (f / n_grid, f % n_grid);
+                let name = &prep.name;
+                let stem = match (check.files, sizes.g) {
+                    (1, _) => name.clone(),
+                    (_, 0) => format!("{name}_p{p:03}"),
+                    _ => format!("{name}_p{p:03}_g{g:03}"),
+                };
+                let image_name = plan
+                    .stage_positions
+                    .get(p)
+                    .and_then(|s| s.name.clone())
+                    .map_or_else(|| stem.clone(), |n| format!("{stem} ({n})"));
+                let path = prep.dir.join(format!("{stem}.ome.tiff"));
+                (path, prep.dataset_meta(image_name, &layout))
+            })
+            .collect();
+        let paths = files.iter().map(|(path, _)| path.clone()).collect();
+        let writers = prep.create_files(files)?;
         let plan_json = serde_json::to_string_pretty(&plan.to_useq_json()).unwrap_or_default();
-        if let Err(e) = std::fs::write(dir.join("plan.useq.json"), plan_json) {
+        if let Err(e) = std::fs::write(prep.dir.join("plan.useq.json"), plan_json) {
             warn!(error = %e, "cannot save the plan beside the dataset");
         }
 
-        let ring = self.alloc_ring(setup.shape).await?;
+        let events_total = events.len() as u64;
         let plan_run = Arc::new(PlanRun {
-            events_total: events.len() as u64,
-            folder: dir.clone(),
-            files,
+            events_total,
+            folder: prep.dir.clone(),
+            files: paths,
             paused: watch::channel(false).0,
             progress: Mutex::new(PlanProgress {
                 time_left_s: check.summary.duration_s,
@@ -304,46 +284,21 @@ impl Acquisitions {
             }),
             check,
         });
-        let run = Arc::new(Run {
-            id,
-            owner: owner.to_owned(),
-            name,
-            camera: cam.name().to_owned(),
-            path: dir,
-            frames_planned: Some(events.len() as u64),
-            ring_slots: ring.capacity(),
-            shape: setup.shape,
-            bit_depth: setup.bit_depth,
-            ring: Mutex::new(Some(ring)),
-            stop: Arc::new(AtomicBool::new(false)),
-            bytes: Arc::new(AtomicU64::new(writers.iter().map(|w| w.bytes()).sum())),
-            started: Instant::now(),
-            progress: Mutex::new(Progress {
-                state: RunState::Running,
-                error: None,
-                ended: None,
-                final_counters: None,
-            }),
-            done: watch::channel(false).0,
-            plan: Some(plan_run.clone()),
-        });
-        write_summary(&run, &plan_run);
-        self.runs().push(run.clone());
-        info!(id, name = %run.name, events = events.len(), files = plan_run.files.len(), folder = %run.path.display(), "plan started");
-        self.emit(EventKind::Started, &run);
-        let status = run.status();
-        let lasers: Vec<String> = instrument.lasers.iter().map(|l| l.name.clone()).collect();
-        tokio::spawn(self.clone().supervise_plan(
-            run,
-            plan_run,
-            events,
-            n_grid,
-            cam,
-            claim,
+        let launch = Launch {
+            path: prep.dir.clone(),
+            frames_planned: Some(events_total),
             writers,
-            lasers,
-            setup.exposure_ms,
-        ));
+            indexing: Indexing::Plan,
+            plan: Some(plan_run.clone()),
+        };
+        let (status, started) = self.launch(prep, launch).await?;
+        info!(id = status.id, name = %status.name, events = events_total, files = plan_run.files.len(), folder = %status.path.display(), "plan started");
+        if let Some(started) = started {
+            tokio::spawn(
+                self.clone()
+                    .supervise_plan(started, plan_run, events, n_grid),
+            );
+        }
         Ok(status)
     }
 
@@ -369,35 +324,24 @@ impl Acquisitions {
     }
 
     /// Runs a plan's events, then finishes its files and summary.
-    #[allow(clippy::too_many_arguments)]
     async fn supervise_plan(
         self,
-        run: Arc<Run>,
+        started: Started,
         plan: Arc<PlanRun>,
         events: Vec<MdaEvent>,
         n_grid: usize,
-        cam: DeviceHandle,
-        claim: crate::host::Claim,
-        writers: Vec<OmeTiffWriter>,
-        lasers: Vec<String>,
-        exposure_ms: f64,
     ) {
-        let Some((ring, writer)) = self.start_writer(&run, writers, Indexing::Plan) else {
-            return;
+        let result = match PlanRunner::new(&self, &started, &plan, n_grid, events.len()) {
+            Ok(runner) => runner.run(&events).await,
+            Err(e) => Err(e),
         };
-        let result = self
-            .run_events(
-                &run,
-                &plan,
-                &events,
-                n_grid,
-                &cam,
-                &claim,
-                &ring,
-                &lasers,
-                exposure_ms,
-            )
-            .await;
+        let Started {
+            run,
+            ring,
+            writer,
+            claim,
+            ..
+        } = started;
         drop(claim);
         ring.close();
         if let Some(shutter) = self.0.instrument.shutter.as_ref() {
@@ -424,237 +368,387 @@ impl Acquisitions {
         self.end(&run, state, error);
         write_summary(&run, &plan);
     }
+}
 
-    /// The event loop. `Ok(true)`: every event done; `Ok(false)`: stopped (cancelled, the
-    /// ring closed); `Err`: why it failed, naming the event.
-    #[allow(clippy::too_many_arguments)]
-    async fn run_events(
-        &self,
-        run: &Run,
-        plan: &PlanRun,
-        events: &[MdaEvent],
+/// How often a plan run sends progress events, at most (and once more after its last event).
+const EMIT_EVERY: Duration = Duration::from_millis(100);
+
+/// Why a plan run ends before its last event, from whichever step saw it.
+enum Halt {
+    /// Stopped by request, or the ring closed.
+    Stopped,
+    /// Failed: why, naming the event.
+    Failed(String),
+}
+
+/// The event being run, for naming it in errors.
+#[derive(Clone, Copy)]
+struct At<'e> {
+    /// Its number, from 1.
+    n: usize,
+    /// Events in the plan.
+    total: usize,
+    event: &'e MdaEvent,
+}
+
+impl At<'_> {
+    /// The run fails at this event, because of `err`.
+    fn fail(self, err: impl std::fmt::Display) -> Halt {
+        Halt::Failed(format!(
+            "event {} of {} ({}): {err}",
+            self.n,
+            self.total,
+            describe(self.event)
+        ))
+    }
+}
+
+/// One plan run's event loop, step by step: the devices it drives, and what it remembers
+/// between events so that an event changes only what differs from the one before.
+struct PlanRunner<'a> {
+    acq: &'a Acquisitions,
+    run: &'a Run,
+    plan: &'a PlanRun,
+    cam: &'a DeviceHandle,
+    claim: &'a Claim,
+    ring: &'a Arc<FrameRing>,
+    /// The dataset's lasers, whose power each frame records.
+    lasers: &'a [String],
+    /// Grid tiles per stage position: a frame's file is `p * n_grid + g`.
+    n_grid: usize,
+    /// Events in the plan.
+    total: usize,
+    /// The first XY stage and the first single-axis stage, which events move.
+    xy: Option<DeviceHandle>,
+    z: Option<DeviceHandle>,
+    /// The auto-shutter: light on the sample only while the camera exposes.
+    shutter: Option<DeviceHandle>,
+    /// Stage positions and laser powers, read after the stages settle, for the frames.
+    readback: Mutex<Readback>,
+    paused_rx: watch::Receiver<bool>,
+    shutter_open: bool,
+    /// The channel preset applied last (group, config).
+    channel: Option<(String, String)>,
+    /// The camera's exposure now, in ms.
+    exposure: f64,
+    /// Where the stages were sent last; `None` until an event moves them.
+    at_xy: Option<(f64, f64)>,
+    at_z: Option<f64>,
+    /// What the time plan counts from: the start, shifted by pauses and timer resets.
+    origin: Instant,
+    /// Time spent paused, left out of the time-left estimate.
+    paused_for: Duration,
+    /// The previous event's time point: only a new time point can start late.
+    prev_t: Option<usize>,
+    last_emit: Instant,
+}
+
+impl<'a> PlanRunner<'a> {
+    /// A runner for `total` events of `plan`, run as `started`.
+    fn new(
+        acq: &'a Acquisitions,
+        started: &'a Started,
+        plan: &'a PlanRun,
         n_grid: usize,
-        cam: &DeviceHandle,
-        claim: &crate::host::Claim,
-        ring: &Arc<FrameRing>,
-        lasers: &[String],
-        exposure_ms: f64,
-    ) -> Result<bool, String> {
-        let host = &self.0.host;
-        let xy = host.of_kind(DeviceKind::XYStage).next().cloned();
-        let z = host.of_kind(DeviceKind::Stage).next().cloned();
-        let readback = Mutex::new(Readback::default());
-        // The auto-shutter: light on the sample only while the camera exposes.
-        let shutter = match &self.0.instrument.shutter {
+        total: usize,
+    ) -> Result<Self, String> {
+        let host = &acq.0.host;
+        let shutter = match &acq.0.instrument.shutter {
             Some(name) => Some(host.get(name).map_err(|e| e.to_string())?.clone()),
             None => None,
         };
-        let mut shutter_open = false;
-        let mut paused_rx = plan.paused.subscribe();
-        let mut channel: Option<(String, String)> = None;
-        let mut exposure = exposure_ms;
-        let mut at_xy: Option<(f64, f64)> = None;
-        let mut at_z: Option<f64> = None;
-        let mut origin = Instant::now();
-        let mut paused_for = Duration::ZERO;
-        let mut prev_t = None;
-        let mut last_emit = Instant::now();
-        let total = events.len();
+        Ok(Self {
+            acq,
+            run: &started.run,
+            plan,
+            cam: &started.cam,
+            claim: &started.claim,
+            ring: &started.ring,
+            lasers: &started.lasers,
+            n_grid,
+            total,
+            xy: host.of_kind(DeviceKind::XYStage).next().cloned(),
+            z: host.of_kind(DeviceKind::Stage).next().cloned(),
+            shutter,
+            readback: Mutex::new(Readback::default()),
+            paused_rx: plan.paused.subscribe(),
+            shutter_open: false,
+            channel: None,
+            exposure: started.exposure_ms,
+            at_xy: None,
+            at_z: None,
+            origin: Instant::now(),
+            paused_for: Duration::ZERO,
+            prev_t: None,
+            last_emit: Instant::now(),
+        })
+    }
 
-        for (i, e) in events.iter().enumerate() {
-            let what = |err: &dyn std::fmt::Display| {
-                format!("event {} of {total} ({}): {err}", i + 1, describe(e))
+    /// Runs the events in order. `Ok(true)`: every event done; `Ok(false)`: stopped
+    /// (cancelled, the ring closed); `Err`: why it failed, naming the event.
+    async fn run(mut self, events: &[MdaEvent]) -> Result<bool, String> {
+        for (i, event) in events.iter().enumerate() {
+            let at = At {
+                n: i + 1,
+                total: self.total,
+                event,
             };
-            {
-                let mut p = plan.progress();
-                p.current = Some(e.index);
-                p.channel = e.channel.as_ref().map(|c| c.config.clone());
-                p.position_name = e.pos_name.clone();
+            match self.event(at).await {
+                Ok(()) => {}
+                Err(Halt::Stopped) => return Ok(false),
+                Err(Halt::Failed(why)) => return Err(why),
             }
-            if e.reset_event_timer {
-                origin = Instant::now();
-            }
-            // Pauses and the time plan: wait here, between events, looking at stop and pause.
-            let due = e
-                .min_start_time
-                .map(|s| Duration::from_secs_f64(s.max(0.0)));
-            loop {
-                if run.stop.load(Ordering::Relaxed) {
-                    return Ok(false);
-                }
-                if *paused_rx.borrow_and_update() {
-                    let since = Instant::now();
-                    self.emit(EventKind::Progress, run);
-                    while *paused_rx.borrow_and_update() && !run.stop.load(Ordering::Relaxed) {
-                        let _ = tokio::time::timeout(POLL * 10, paused_rx.changed()).await;
-                    }
-                    // Intervals count from the resume: the time plan shifts by the pause.
-                    origin += since.elapsed();
-                    paused_for += since.elapsed();
-                    self.emit(EventKind::Progress, run);
-                    continue;
-                }
-                match due.map(|d| origin + d) {
-                    Some(at) if Instant::now() < at => {
-                        let left = at - Instant::now();
-                        let _ = tokio::time::timeout(left.min(POLL), paused_rx.changed()).await;
-                    }
-                    Some(at) => {
-                        let late = Instant::now() - at;
-                        if e.index.t != prev_t && late > LATE_TOLERANCE {
-                            let mut p = plan.progress();
-                            p.late_events += 1;
-                            p.max_late_s = p.max_late_s.max(late.as_secs_f64());
-                            if p.late_events == 1 {
-                                warn!(id = run.id, late_s = late.as_secs_f64(), t = ?e.index.t,
-                                    "the plan cannot keep its time intervals: a time point started late (counted in the progress and summary.json)");
-                            }
-                        }
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            prev_t = e.index.t;
+        }
+        Ok(true)
+    }
 
-            if let Some(ch) = &e.channel {
-                let key = (ch.group.clone(), ch.config.clone());
-                if channel.as_ref() != Some(&key) {
-                    let preset = self
-                        .0
-                        .presets
-                        .find(&ch.group, &ch.config)
-                        .map_err(|err| what(&err))?;
-                    Presets::apply(host, preset, Some(claim))
-                        .await
-                        .map_err(|err| what(&format!("applying preset {:?}: {err}", ch.config)))?;
-                    channel = Some(key);
-                    // A preset may set the exposure: read it back for the frames' metadata.
-                    exposure = cam
-                        .run_claimed(claim, |d| match d {
-                            AnyDevice::Camera(c) => c.exposure_ms(),
-                            _ => Err(DeviceError::invalid("not a camera")),
-                        })
-                        .await
-                        .map_err(|err| what(&err))?;
-                }
+    /// One event: wait for its time, set the devices up, take its frame, count it.
+    async fn event(&mut self, at: At<'_>) -> Result<(), Halt> {
+        self.show_current(at.event);
+        self.wait_until_due(at.event).await?;
+        self.apply_settings(at).await?;
+        let moved = self.move_stages(at).await?;
+        self.settle(at, &moved).await?;
+        self.acq.refresh_readback(&self.readback, self.lasers).await;
+        self.acquire_frame(at).await?;
+        self.account(at.n);
+        Ok(())
+    }
+
+    /// Shows the event in the progress as the one being taken.
+    fn show_current(&self, e: &MdaEvent) {
+        let mut p = self.plan.progress();
+        p.current = Some(e.index);
+        p.channel = e.channel.as_ref().map(|c| c.config.clone());
+        p.position_name = e.pos_name.clone();
+    }
+
+    fn check_stop(&self) -> Result<(), Halt> {
+        if self.run.stop.load(Ordering::Relaxed) {
+            Err(Halt::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Pauses and the time plan: waits here, between events, for the event's due time,
+    /// looking at the stop and pause flags meanwhile.
+    async fn wait_until_due(&mut self, e: &MdaEvent) -> Result<(), Halt> {
+        if e.reset_event_timer {
+            self.origin = Instant::now();
+        }
+        let due = e
+            .min_start_time
+            .map(|s| Duration::from_secs_f64(s.max(0.0)));
+        loop {
+            self.check_stop()?;
+            if *self.paused_rx.borrow_and_update() {
+                self.wait_while_paused().await;
+                continue;
             }
-            if let Some(ms) = e.exposure.filter(|ms| (*ms - exposure).abs() > 1e-9) {
-                cam.run_claimed(claim, move |d| match d {
+            match due.map(|d| self.origin + d) {
+                Some(at) if Instant::now() < at => {
+                    let left = at - Instant::now();
+                    let _ = tokio::time::timeout(left.min(POLL), self.paused_rx.changed()).await;
+                }
+                Some(at) => {
+                    self.count_late(e, Instant::now() - at);
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.prev_t = e.index.t;
+        Ok(())
+    }
+
+    /// Waits until resumed or stopped. Intervals count from the resume: the time plan shifts
+    /// by the pause.
+    async fn wait_while_paused(&mut self) {
+        let since = Instant::now();
+        self.acq.emit(EventKind::Progress, self.run);
+        while *self.paused_rx.borrow_and_update() && self.check_stop().is_ok() {
+            let _ = tokio::time::timeout(POLL * 10, self.paused_rx.changed()).await;
+        }
+        let paused = since.elapsed();
+        self.origin += paused;
+        self.paused_for += paused;
+        self.acq.emit(EventKind::Progress, self.run);
+    }
+
+    /// Counts a time point that starts `late` after its due time, if that is beyond the
+    /// tolerance; the first one is logged.
+    fn count_late(&self, e: &MdaEvent, late: Duration) {
+        if e.index.t != self.prev_t && late > LATE_TOLERANCE {
+            let mut p = self.plan.progress();
+            p.late_events += 1;
+            p.max_late_s = p.max_late_s.max(late.as_secs_f64());
+            if p.late_events == 1 {
+                warn!(id = self.run.id, late_s = late.as_secs_f64(), t = ?e.index.t,
+                    "the plan cannot keep its time intervals: a time point started late (counted in the progress and summary.json)");
+            }
+        }
+    }
+
+    /// Applies the event's channel preset (when it changes) and exposure (when it differs).
+    async fn apply_settings(&mut self, at: At<'_>) -> Result<(), Halt> {
+        let e = at.event;
+        if let Some(ch) = &e.channel {
+            let key = (ch.group.clone(), ch.config.clone());
+            if self.channel.as_ref() != Some(&key) {
+                let preset = self
+                    .acq
+                    .0
+                    .presets
+                    .find(&ch.group, &ch.config)
+                    .map_err(|err| at.fail(err))?;
+                Presets::apply(&self.acq.0.host, preset, Some(self.claim))
+                    .await
+                    .map_err(|err| at.fail(format!("applying preset {:?}: {err}", ch.config)))?;
+                self.channel = Some(key);
+                // A preset may set the exposure: read it back for the frames' metadata.
+                self.exposure = self
+                    .cam
+                    .run_claimed(self.claim, |d| match d {
+                        AnyDevice::Camera(c) => c.exposure_ms(),
+                        _ => Err(DeviceError::invalid("not a camera")),
+                    })
+                    .await
+                    .map_err(|err| at.fail(err))?;
+            }
+        }
+        if let Some(ms) = e.exposure.filter(|ms| (*ms - self.exposure).abs() > 1e-9) {
+            self.cam
+                .run_claimed(self.claim, move |d| match d {
                     AnyDevice::Camera(c) => c.set_exposure_ms(ms),
                     _ => Err(DeviceError::invalid("not a camera")),
                 })
                 .await
-                .map_err(|err| what(&format!("setting the exposure to {ms} ms: {err}")))?;
-                exposure = ms;
-            }
+                .map_err(|err| at.fail(format!("setting the exposure to {ms} ms: {err}")))?;
+            self.exposure = ms;
+        }
+        Ok(())
+    }
 
-            let mut moved = Vec::new();
-            if let (Some(stage), true) = (&xy, e.x.is_some() || e.y.is_some()) {
-                let here = match at_xy {
-                    Some(p) => p,
-                    None => stage
-                        .with_xy_stage(|s| s.position_um())
-                        .await
-                        .map_err(|err| what(&err))?,
-                };
-                let target = (e.x.unwrap_or(here.0), e.y.unwrap_or(here.1));
-                if at_xy != Some(target) {
-                    stage
-                        .with_xy_stage(move |s| s.move_absolute_um(target.0, target.1))
-                        .await
-                        .map_err(|err| what(&err))?;
-                    moved.push(stage.clone());
-                    at_xy = Some(target);
-                }
-            }
-            if let (Some(stage), Some(target)) = (&z, e.z) {
-                if at_z != Some(target) {
-                    stage
-                        .with_stage(move |s| s.move_absolute_um(target))
-                        .await
-                        .map_err(|err| what(&err))?;
-                    moved.push(stage.clone());
-                    at_z = Some(target);
-                }
-            }
-            for stage in &moved {
-                stage
-                    .wait_for_idle(SETTLE_LIMIT)
+    /// Sends the stages where the event wants them, if they are not there; returns the stages
+    /// that move.
+    async fn move_stages(&mut self, at: At<'_>) -> Result<Vec<DeviceHandle>, Halt> {
+        let e = at.event;
+        let mut moved = Vec::new();
+        if let (Some(stage), true) = (&self.xy, e.x.is_some() || e.y.is_some()) {
+            let here = match self.at_xy {
+                Some(p) => p,
+                None => stage
+                    .with_xy_stage(|s| s.position_um())
                     .await
-                    .map_err(|err| what(&err))?;
-            }
-            self.refresh_readback(&readback, lasers).await;
-
-            // A plan paces the camera itself: wait for the writer rather than drop a frame.
-            while !ring.has_space() {
-                if run.stop.load(Ordering::Relaxed) {
-                    return Ok(false);
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            if let Some(shutter) = &shutter {
-                if !shutter_open {
-                    shutter
-                        .with_shutter(|s| s.set_open(true))
-                        .await
-                        .map_err(|err| what(&format!("opening the shutter: {err}")))?;
-                    shutter_open = true;
-                }
-            }
-            let file = e.index.p.unwrap_or(0) * n_grid + e.index.g.unwrap_or(0);
-            let index = AcqIndex {
-                t: e.index.t.unwrap_or(0) as u32,
-                p: file as u32,
-                c: e.index.c.unwrap_or(0) as u32,
-                z: e.index.z.unwrap_or(0) as u32,
+                    .map_err(|err| at.fail(err))?,
             };
-            let rb = *readback.lock().unwrap_or_else(|e| e.into_inner());
-            let frame_ring = ring.clone();
-            let produced = cam
-                .run_claimed(claim, move |d| {
-                    let AnyDevice::Camera(c) = d else {
-                        return Err(DeviceError::invalid("not a camera"));
-                    };
-                    frame_ring.produce(|buf| {
-                        let info = c.snap(buf)?;
-                        Ok(frame_meta(&info, &frame_ring, exposure, &rb, index))
-                    })
-                })
-                .await
-                .map_err(|err| what(&err))?;
-            if let (Some(shutter), false) = (&shutter, e.keep_shutter_open) {
-                shutter
-                    .with_shutter(|s| s.set_open(false))
+            let target = (e.x.unwrap_or(here.0), e.y.unwrap_or(here.1));
+            if self.at_xy != Some(target) {
+                stage
+                    .with_xy_stage(move |s| s.move_absolute_um(target.0, target.1))
                     .await
-                    .map_err(|err| what(&format!("closing the shutter: {err}")))?;
-                shutter_open = false;
-            }
-            match produced {
-                Produced::Stored | Produced::Dropped => {}
-                Produced::Closed => return Ok(false),
-                Produced::Full => {
-                    return Err(what(&"the ring was full (storage.overflow = \"stop\")"));
-                }
-            }
-            {
-                let mut p = plan.progress();
-                p.events_done = i as u64 + 1;
-                let active = run
-                    .started
-                    .elapsed()
-                    .saturating_sub(paused_for)
-                    .as_secs_f64();
-                let planned_left = (plan.check.summary.duration_s - active).max(0.0);
-                let paced_left = active / (i as f64 + 1.0) * (total - i - 1) as f64;
-                p.time_left_s = planned_left.max(paced_left);
-            }
-            if last_emit.elapsed() >= Duration::from_millis(100) || i + 1 == total {
-                self.emit(EventKind::Progress, run);
-                last_emit = Instant::now();
+                    .map_err(|err| at.fail(err))?;
+                moved.push(stage.clone());
+                self.at_xy = Some(target);
             }
         }
-        Ok(true)
+        if let (Some(stage), Some(target)) = (&self.z, e.z) {
+            if self.at_z != Some(target) {
+                stage
+                    .with_stage(move |s| s.move_absolute_um(target))
+                    .await
+                    .map_err(|err| at.fail(err))?;
+                moved.push(stage.clone());
+                self.at_z = Some(target);
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Waits for the stages that moved to settle.
+    async fn settle(&self, at: At<'_>, moved: &[DeviceHandle]) -> Result<(), Halt> {
+        for stage in moved {
+            stage
+                .wait_for_idle(SETTLE_LIMIT)
+                .await
+                .map_err(|err| at.fail(err))?;
+        }
+        Ok(())
+    }
+
+    /// Snaps the event's frame into the ring, tagged with its index and file, the shutter
+    /// open only around it (unless the event keeps it open).
+    async fn acquire_frame(&mut self, at: At<'_>) -> Result<(), Halt> {
+        let e = at.event;
+        // A plan paces the camera itself: wait for the writer rather than drop a frame.
+        while !self.ring.has_space() {
+            self.check_stop()?;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let (Some(shutter), false) = (&self.shutter, self.shutter_open) {
+            shutter
+                .with_shutter(|s| s.set_open(true))
+                .await
+                .map_err(|err| at.fail(format!("opening the shutter: {err}")))?;
+            self.shutter_open = true;
+        }
+        let file = e.index.p.unwrap_or(0) * self.n_grid + e.index.g.unwrap_or(0);
+        let index = AcqIndex {
+            t: e.index.t.unwrap_or(0) as u32,
+            p: file as u32,
+            c: e.index.c.unwrap_or(0) as u32,
+            z: e.index.z.unwrap_or(0) as u32,
+        };
+        let rb = *self.readback.lock().unwrap_or_else(|e| e.into_inner());
+        let (frame_ring, exposure) = (self.ring.clone(), self.exposure);
+        let produced = self
+            .cam
+            .run_claimed(self.claim, move |d| {
+                let AnyDevice::Camera(c) = d else {
+                    return Err(DeviceError::invalid("not a camera"));
+                };
+                frame_ring.produce(|buf| {
+                    let info = c.snap(buf)?;
+                    Ok(frame_meta(&info, &frame_ring, exposure, &rb, index))
+                })
+            })
+            .await
+            .map_err(|err| at.fail(err))?;
+        if let (Some(shutter), false) = (&self.shutter, e.keep_shutter_open) {
+            shutter
+                .with_shutter(|s| s.set_open(false))
+                .await
+                .map_err(|err| at.fail(format!("closing the shutter: {err}")))?;
+            self.shutter_open = false;
+        }
+        match produced {
+            Produced::Stored | Produced::Dropped => Ok(()),
+            Produced::Closed => Err(Halt::Stopped),
+            Produced::Full => Err(at.fail("the ring was full (storage.overflow = \"stop\")")),
+        }
+    }
+
+    /// Counts event `n` (from 1) done, re-estimates the time left, and tells the watchers
+    /// (at most every [`EMIT_EVERY`], and after the last event).
+    fn account(&mut self, n: usize) {
+        {
+            let mut p = self.plan.progress();
+            p.events_done = n as u64;
+            let active = self
+                .run
+                .started
+                .elapsed()
+                .saturating_sub(self.paused_for)
+                .as_secs_f64();
+            let planned_left = (self.plan.check.summary.duration_s - active).max(0.0);
+            let paced_left = active / n as f64 * (self.total - n) as f64;
+            p.time_left_s = planned_left.max(paced_left);
+        }
+        if self.last_emit.elapsed() >= EMIT_EVERY || n == self.total {
+            self.acq.emit(EventKind::Progress, self.run);
+            self.last_emit = Instant::now();
+        }
     }
 }
 
@@ -726,7 +820,7 @@ fn free_bytes(path: &Path) -> Option<u64> {
 
 /// Writes `summary.json` beside the files: the check, the progress and the counters. Called
 /// at start and at the end; a failure is logged, never fatal (the data matters more).
-fn write_summary(run: &Run, plan: &PlanRun) {
+pub(super) fn write_summary(run: &Run, plan: &PlanRun) {
     let status = run.status();
     let p = plan.progress().clone();
     let c = status.counters;

@@ -1,0 +1,236 @@
+//! Where a dataset goes and what its files say of it: the dataset name rules, the folder
+//! under the data root, and the instrument as OME describes it.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use microscoped_driver_api::DeviceKind;
+use tracing::warn;
+
+use super::{AcqError, Acquisitions};
+use crate::storage::{InstrumentMeta, LaserMeta, ObjectiveMeta, MAX_LIGHTS};
+
+impl Acquisitions {
+    /// A name for a dataset the client did not name: `prefix`, the time, and a counter if
+    /// taken.
+    pub(super) fn fresh_name(&self, owner: &str, prefix: &str) -> String {
+        let base = format!("{prefix}-{}", utc_stamp(SystemTime::now()));
+        let root = self.0.storage.data_root.join(owner);
+        (0..)
+            .map(|i| {
+                if i == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}-{i}")
+                }
+            })
+            .find(|n| !root.join(n).exists())
+            .unwrap_or(base)
+    }
+
+    /// Makes the dataset's folder, `data_root/<owner>/<name>`; never reuses an existing one.
+    ///
+    /// The owner's folder must be a real folder, not a symbolic link someone planted to send
+    /// datasets elsewhere; the dataset folder is made with a single `mkdir` of that exact path,
+    /// which fails rather than following a link or reusing what is there.
+    pub(super) fn dataset_dir(&self, owner: &str, name: &str) -> Result<PathBuf, AcqError> {
+        // Owner names come from the config, which checks them; checked again because a path
+        // is made of it.
+        validate_dataset_name(owner).map_err(AcqError::Precondition)?;
+        let root = &self.0.storage.data_root;
+        std::fs::create_dir_all(root).map_err(|e| {
+            AcqError::Precondition(format!(
+                "cannot use the data root {}: {e}; fix its permissions or set storage.data_root",
+                root.display()
+            ))
+        })?;
+        let user_dir = root.join(owner);
+        match std::fs::create_dir(&user_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(AcqError::Precondition(format!(
+                    "cannot create the folder {} for {owner}'s datasets: {e}",
+                    user_dir.display()
+                )))
+            }
+        }
+        match std::fs::symlink_metadata(&user_dir) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                warn!(path = %user_dir.display(), "a user's dataset folder is not a real folder; refusing to write there");
+                return Err(AcqError::Precondition(format!(
+                    "{} is not a real folder (a link or a file): the daemon does not write \
+                     datasets there; an admin must remove it",
+                    user_dir.display()
+                )));
+            }
+            Err(e) => {
+                return Err(AcqError::Precondition(format!(
+                    "cannot use the folder {}: {e}",
+                    user_dir.display()
+                )))
+            }
+        }
+        let dir = user_dir.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(AcqError::AlreadyExists(format!(
+                    "dataset {name:?} already exists in {}; choose another name",
+                    user_dir.display()
+                )))
+            }
+            Err(e) => Err(AcqError::Precondition(format!(
+                "cannot create the dataset folder {}: {e}",
+                dir.display()
+            ))),
+        }
+    }
+
+    /// The instrument as OME describes it, read from the devices now; best effort, since a
+    /// faulted laser must not stop an acquisition that does not use it.
+    pub(super) async fn instrument_meta(&self, camera: &str) -> InstrumentMeta {
+        let mut lasers = Vec::new();
+        // Per-plane power is kept for a fixed number of lasers: the frame path stays Copy.
+        for l in self.0.host.of_kind(DeviceKind::Laser).take(MAX_LIGHTS) {
+            if let Ok((wavelength_nm, power_mw)) = l
+                .with_laser(|l| Ok((l.wavelength_nm()?, l.power_setpoint_mw()?)))
+                .await
+            {
+                lasers.push(LaserMeta {
+                    name: l.name().to_owned(),
+                    wavelength_nm,
+                    power_mw,
+                });
+            }
+        }
+        let objective = crate::presets::objective_label(&self.0.instrument, &self.0.host)
+            .await
+            .map(|label| objective_meta(&label));
+        InstrumentMeta {
+            detector_model: camera.to_owned(),
+            lasers,
+            objective,
+        }
+    }
+}
+
+/// Checks a dataset name: it becomes a folder and file name, so it must not be able to reach
+/// outside the data root or mean something special to a file system.
+pub fn validate_dataset_name(name: &str) -> Result<(), String> {
+    const RESERVED: &[&str] = &[
+        "CON", "PRN", "AUX", "NUL", "COM0", "LPT0", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6",
+        "COM7", "COM8", "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8",
+        "LPT9",
+    ];
+    let bad = |why: &str| Err(format!("dataset name {name:?} is not allowed: {why}"));
+    if name.is_empty() || name.chars().count() > 128 {
+        return bad("a name has 1 to 128 characters");
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return bad(&format!(
+            "{c:?} is not allowed; use letters, digits, '_', '-' and '.' (a dataset is named, never given as a path)"
+        ));
+    }
+    if name.starts_with('.') {
+        return bad("it must not start with '.'");
+    }
+    if name.ends_with('.') {
+        // Windows drops a trailing dot, so "a." and "a" would be the same folder.
+        return bad("it must not end with '.'");
+    }
+    let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
+    if RESERVED.contains(&stem.as_str()) {
+        return bad("it is a reserved device name on Windows file systems");
+    }
+    Ok(())
+}
+
+/// An objective as OME describes it, from a turret label such as "60x/1.4 oil".
+fn objective_meta(label: &str) -> ObjectiveMeta {
+    let mut magnification = None;
+    let mut numerical_aperture = None;
+    if let Some((mag, rest)) = label.split_once(['x', 'X']) {
+        magnification = mag.trim().parse().ok();
+        let na = rest
+            .trim_start_matches('/')
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        numerical_aperture = na.parse().ok();
+    }
+    ObjectiveMeta {
+        model: label.to_owned(),
+        magnification,
+        numerical_aperture,
+    }
+}
+
+/// "20261122-134501" in UTC, for dataset names: the file metadata's own ISO-8601 time, with
+/// the characters a name does not allow left out.
+fn utc_stamp(t: SystemTime) -> String {
+    let iso = crate::storage::iso8601(t);
+    let digits = |r: std::ops::Range<usize>| iso[r].replace([':', '-'], "");
+    format!("{}-{}", digits(0..10), digits(11..19))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn hostile_dataset_names_are_refused() {
+        for bad in [
+            "",
+            "a/b",
+            "../x",
+            "..",
+            ".",
+            "/abs",
+            "a\\b",
+            "tab\there",
+            "nul\0",
+            "CON",
+            "nul.txt",
+            "lpt1",
+            ".hidden",
+            "sp ace",
+            "new\nline",
+            "trailing.",
+            "com0",
+            "Aux.tar.gz",
+            "C:x",
+            "a\u{202e}b",
+            "ü",
+            &"x".repeat(129),
+        ] {
+            assert!(validate_dataset_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["run1", "cells_2026-11-22", "a.b", "CONSOLE", "x"] {
+            assert!(validate_dataset_name(good).is_ok(), "{good:?} refused");
+        }
+    }
+
+    #[test]
+    fn objective_labels() {
+        let o = objective_meta("60x/1.4 oil");
+        assert_eq!(
+            (o.magnification, o.numerical_aperture),
+            (Some(60.0), Some(1.4))
+        );
+        let o = objective_meta("custom");
+        assert_eq!((o.magnification, o.numerical_aperture), (None, None));
+    }
+
+    #[test]
+    fn utc_stamps() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_268_701);
+        assert_eq!(utc_stamp(t), "20261121-134501");
+        assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH), "19700101-000000");
+    }
+}
