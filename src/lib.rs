@@ -20,8 +20,8 @@
 //! - [`pb`]: the generated protobuf and gRPC code.
 //! - [`server`]: the gRPC services, authentication, and the conversions between domain and
 //!   protobuf types and from domain errors to statuses.
-//! - [`client`]: the CLI's gRPC client side.
-//! - [`bench`]: `microscoped bench`.
+//! - [`client`]: the client side: a typed [`client::Session`] with a running daemon, which the
+//!   CLI (the binary's `cli/` modules, `bench` among them) uses without seeing prost types.
 //!
 //! [`run`] starts the daemon on a listener the caller made, so tests run the real daemon on
 //! `127.0.0.1:0` with a shutdown future of their own.
@@ -30,7 +30,6 @@ pub use microscoped_core::{
     access, acquire, config, drivers, error, host, limits, plan, presets, ring, storage,
 };
 
-pub mod bench;
 pub mod client;
 pub mod server;
 

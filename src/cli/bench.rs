@@ -15,19 +15,67 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use microscoped_driver_api::PixelType;
+use microscoped::acquire::RunState;
+use microscoped::client::{AcquisitionStatus, Sequence, Session, Target};
+use microscoped::config::Config;
+use microscoped::storage::{Counters, DatasetMeta, InstrumentMeta, OmeTiffWriter, PlaneMeta};
+use microscoped_driver_api::{PixelType, Value};
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
-use crate::config::Config;
-use crate::pb;
-use crate::pb::acquisition_client::AcquisitionClient;
-use crate::pb::microscope_client::MicroscopeClient;
-use crate::storage::{Counters, DatasetMeta, InstrumentMeta, OmeTiffWriter, PlaneMeta};
+/// `microscoped bench`'s flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder on the disk to measure (made and cleaned up).
+    #[arg(long, default_value = "bench-data")]
+    dir: PathBuf,
+    /// Frames per run (2048x2048 u16 frames are 8 MiB each).
+    #[arg(long, default_value_t = 400)]
+    frames: u64,
+    /// Frame width.
+    #[arg(long, default_value_t = 2048)]
+    width: u32,
+    /// Frame height.
+    #[arg(long, default_value_t = 2048)]
+    height: u32,
+    /// Alternating plain/writer run pairs.
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Measure a GenICam camera instead: aravis's fake GigE Vision camera over loopback
+    /// (needs a build with the genicam feature).
+    #[arg(long)]
+    gige: bool,
+    /// With --gige: the camera's frame rate.
+    #[arg(long, default_value_t = 200.0)]
+    gige_rate: f64,
+}
+
+/// Runs what the flags ask for: the disk and pipeline benchmark, or with `--gige` the GigE
+/// Vision one.
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    if a.gige {
+        return gige(a.dir, a.frames, a.gige_rate).await;
+    }
+    disk_and_pipeline(BenchOptions {
+        dir: a.dir,
+        frames: a.frames,
+        width: a.width,
+        height: a.height,
+        runs: a.runs.max(1),
+    })
+    .await
+}
+
+#[cfg(not(feature = "genicam"))]
+async fn gige(_: PathBuf, _: u64, _: f64) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this microscoped was built without GenICam support: build it with \
+         `cargo build --release --features genicam` (needs libaravis-dev)"
+    )
+}
 
 /// What to measure.
 #[derive(Debug, Clone)]
-pub struct BenchOptions {
+struct BenchOptions {
     /// Folder on the disk to measure; files are made and removed there.
     pub dir: PathBuf,
     /// Frames per run.
@@ -165,21 +213,21 @@ where
     })
 }
 
-async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(format!("http://{addr}"))?
-        .tcp_nodelay(true)
-        .initial_stream_window_size(crate::STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(crate::CONNECTION_WINDOW_BYTES)
-        .connect()
-        .await?)
+/// A session with the bench's own daemon (plain TCP, no token: it allows anonymous loopback).
+async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Session> {
+    let target = Target {
+        addr: addr.to_string(),
+        ..Target::default()
+    };
+    Ok(Session::connect(&target).await?)
 }
 
 /// The daemon running in this process on a loopback port, as the benchmark drives it.
 struct InProcess {
     /// Where it listens.
     addr: std::net::SocketAddr,
-    /// A connection to it.
-    channel: Channel,
+    /// A session with it.
+    session: Session,
     /// Completing this starts its orderly shutdown.
     stop: tokio::sync::oneshot::Sender<()>,
     /// The daemon itself.
@@ -192,13 +240,13 @@ impl InProcess {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(crate::run(config, listener, async {
+        let task = tokio::spawn(microscoped::run(config, listener, async {
             let _ = stopped.await;
         }));
-        let channel = connect(addr).await?;
+        let session = connect(addr).await?;
         Ok(Self {
             addr,
-            channel,
+            session,
             stop,
             task,
         })
@@ -217,11 +265,11 @@ fn latency_client(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<anyhow::Result<Vec<Duration>>> {
     on_own_thread(move || async move {
-        let mut c = MicroscopeClient::new(connect(addr).await?);
+        let mut c = connect(addr).await?;
         let mut samples = Vec::new();
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let t = Instant::now();
-            c.get_position(pb::DeviceRef { device: "Z".into() }).await?;
+            c.position("Z").await?;
             samples.push(t.elapsed());
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -240,62 +288,51 @@ fn latency_line(samples: &[Duration]) -> String {
 }
 
 /// Sets the camera's frame period (the ramp pattern ignores exposure otherwise).
-async fn set_period(control: &mut MicroscopeClient<Channel>, period_ms: f64) -> anyhow::Result<()> {
+async fn set_period(control: &mut Session, period_ms: f64) -> anyhow::Result<()> {
     control
-        .set_property(pb::SetPropertyRequest {
-            device: "Camera".into(),
-            property: "exposure_ms".into(),
-            value: Some(pb::Value {
-                kind: Some(pb::value::Kind::FloatValue(period_ms)),
-            }),
-        })
+        .set_property("Camera", "exposure_ms", Value::Float(period_ms))
         .await?;
     Ok(())
 }
 
 /// One sequence through the daemon; returns its final status.
 async fn sequence(
-    acq: &mut AcquisitionClient<Channel>,
+    acq: &mut Session,
     o: &BenchOptions,
     name: &str,
-) -> anyhow::Result<pb::AcquisitionStatus> {
+) -> anyhow::Result<AcquisitionStatus> {
     let s = acq
-        .start_sequence(pb::StartSequenceRequest {
-            camera: String::new(),
+        .start_sequence(Sequence {
             frames: o.frames,
-            until_stopped: false,
             name: name.into(),
+            ..Sequence::default()
         })
-        .await?
-        .into_inner();
+        .await?;
     let done = loop {
-        let s = acq
-            .get_acquisition(pb::AcquisitionRef { id: s.id })
-            .await?
-            .into_inner();
-        if s.state != pb::AcquisitionState::Running as i32 {
+        let s = acq.acquisition(s.id).await?;
+        if s.state != Some(RunState::Running) {
             break s;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     // The daemon's anonymous user is `local`: its datasets are under datasets/local/.
     let _ = std::fs::remove_dir_all(o.dir.join("datasets").join("local").join(name));
-    if done.state != pb::AcquisitionState::Finished as i32 {
+    if done.state != Some(RunState::Finished) {
         anyhow::bail!(
             "acquisition {name} ended in state {}: {}",
-            done.state,
+            super::acquisition::state_name(done.state),
             done.error
         );
     }
     Ok(done)
 }
 
-fn rate(s: &pb::AcquisitionStatus) -> f64 {
+fn rate(s: &AcquisitionStatus) -> f64 {
     gbs(s.bytes as f64, s.elapsed_s)
 }
 
-/// Runs the benchmark and prints its report.
-pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
+/// Runs the disk and pipeline benchmark and prints its report.
+async fn disk_and_pipeline(o: BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&o.dir).with_context(|| format!("cannot use {}", o.dir.display()))?;
     let frame_bytes = o.width as usize * o.height as usize * 2;
     println!(
@@ -337,9 +374,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     println!("  writer {wm:.2} GB/s, plain {pm:.2} GB/s, ratio {:.2} (median of per-run ratios; target >= 0.9)", median(&ratios));
 
     let daemon = InProcess::start(&bench_config(&o)).await?;
-    let (addr, channel) = (daemon.addr, daemon.channel.clone());
-    let mut acq = AcquisitionClient::new(channel.clone());
-    let mut control = MicroscopeClient::new(channel.clone());
+    let addr = daemon.addr;
+    let mut acq = daemon.session.clone();
+    let mut control = daemon.session.clone();
 
     // The reference for control latency: the same client against the idle daemon.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -401,19 +438,12 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let live = {
         let stop = stop.clone();
         on_own_thread(move || async move {
-            let mut client = AcquisitionClient::new(connect(addr).await?)
-                .max_decoding_message_size(crate::MAX_MESSAGE_BYTES);
-            let mut stream = client
-                .live_view(pb::LiveViewRequest {
-                    camera: String::new(),
-                    max_fps: 0.0,
-                })
-                .await?
-                .into_inner();
+            let mut client = connect(addr).await?;
+            let mut stream = client.live_view("", 0.0).await?;
             let (mut bytes, mut frames) = (0u64, 0u64);
             let mut first: Option<Instant> = None;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match tokio::time::timeout(Duration::from_millis(200), stream.message()).await {
+                match tokio::time::timeout(Duration::from_millis(200), stream.next()).await {
                     Ok(Ok(Some(img))) => {
                         first.get_or_insert_with(Instant::now);
                         bytes += img.data.len() as u64;
@@ -451,7 +481,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
 /// loopback, into OME-TIFF through the daemon: the frame rate and MB/s reached, and the frames
 /// dropped (by the camera or the network, and by the ring).
 #[cfg(feature = "genicam")]
-pub async fn gige(dir: PathBuf, frames: u64, frame_rate_hz: f64) -> anyhow::Result<()> {
+async fn gige(dir: PathBuf, frames: u64, frame_rate_hz: f64) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot use {}", dir.display()))?;
     // Holds the fake camera's lock for the whole run, so it stays on this task.
     let fake = microscoped_genicam::testing::start_fake_gige("MSDBENCH")?;
@@ -479,8 +509,7 @@ frame_rate_hz = {frame_rate_hz}
         id = fake.device_id()
     );
     let daemon = InProcess::start(&text).await?;
-    let channel = daemon.channel.clone();
-    let mut acq = AcquisitionClient::new(channel.clone());
+    let mut acq = daemon.session.clone();
     let o = BenchOptions {
         dir: dir.clone(),
         frames,
@@ -489,15 +518,12 @@ frame_rate_hz = {frame_rate_hz}
         runs: 1,
     };
     let s = sequence(&mut acq, &o, "bench-gige").await?;
-    let mut control = MicroscopeClient::new(channel);
+    let mut control = daemon.session.clone();
     let failed = control
-        .get_property(pb::GetPropertyRequest {
-            device: "Camera".into(),
-            property: "frames_failed".into(),
-        })
+        .get_property("Camera", "frames_failed")
         .await
-        .map(|v| crate::client::show_value(&v.into_inner().value))
-        .unwrap_or_else(|e| e.message().to_owned());
+        .map(|v| microscoped::client::show_value(v.as_ref()))
+        .unwrap_or_else(|e| e.message());
     println!(
         "GigE Vision (aravis fake camera over loopback), {}x{} u16 at up to {frame_rate_hz} Hz, {frames} frames:",
         s.width, s.height

@@ -1,0 +1,124 @@
+//! The commands that need no daemon: `serve` (runs one), `check` (a config), `recover` (an
+//! OME-TIFF left by a killed daemon).
+
+use std::path::{Path, PathBuf};
+
+use microscoped::client::Error;
+use microscoped::config::{Config, DRIVERS};
+
+/// `serve`: the daemon, until SIGINT or SIGTERM.
+pub async fn serve(
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let mut config = match config {
+        Some(path) => Config::load(&path).map_err(|e| Error::Other(e.into()))?,
+        None => Config::demo(),
+    };
+    if let Some(addr) = listen {
+        config.listen = addr;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    microscoped::run(config, listener, shutdown_signal())
+        .await
+        .map_err(Error::Other)
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM, so both an operator and a service manager stop the
+/// daemon in order.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// `check FILE`: validates a config and prints the instrument it describes.
+pub fn check(file: &Path) -> Result<(), Error> {
+    let config = Config::load(file).map_err(|e| Error::Other(e.into()))?;
+    println!("{}: valid", config.source);
+    println!(
+        "instrument {:?}{}",
+        config.instrument.name,
+        if config.instrument.description.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", config.instrument.description)
+        }
+    );
+    println!("listens on {}", config.listen);
+    println!("{} device(s):", config.devices.len());
+    let width = config
+        .devices
+        .iter()
+        .map(|d| d.name.len())
+        .max()
+        .unwrap_or(0);
+    for d in &config.devices {
+        let about = DRIVERS
+            .iter()
+            .find(|(n, _)| *n == d.driver)
+            .map_or("", |(_, a)| a);
+        println!(
+            "  {:width$}  {:13} {:13} timeout {} ms  {}",
+            d.name,
+            d.kind().as_str(),
+            d.driver,
+            d.timeout.as_millis(),
+            if d.description.is_empty() {
+                about
+            } else {
+                &d.description
+            },
+        );
+    }
+    Ok(())
+}
+
+/// `recover FILE`: completes an OME-TIFF from its sidecar.
+pub fn recover(path: &Path) -> Result<(), Error> {
+    let r = microscoped::storage::recover(path)
+        .map_err(|e| anyhow::anyhow!("cannot recover {}: {e}", path.display()))?;
+    if r.already_complete {
+        println!(
+            "{}: complete already, nothing to recover ({} planes)",
+            path.display(),
+            r.planes
+        );
+    } else {
+        println!(
+            "{}: recovered {} planes; cut {} bytes past the last complete plane",
+            path.display(),
+            r.planes,
+            r.truncated_bytes
+        );
+    }
+    Ok(())
+}
