@@ -507,6 +507,32 @@ fn slow_reader_loses_frames() {
 }
 
 #[test]
+fn a_renderer_slower_than_the_frame_period_loses_no_frame() {
+    let world = SimWorld::new(1);
+    let mut cam = small_camera(&world); // a 5 ms period
+                                        // Each render takes eight periods, as a big frame in a debug build may: that is the
+                                        // simulator's cost, not the reader being late, so no frame is lost and the timestamps stay
+                                        // on the frame clock.
+    cam.render_delay = Duration::from_millis(40);
+    let mut buf = vec![0u8; cam.frame_shape().unwrap().bytes()];
+    cam.start_sequence().unwrap();
+    for i in 0..6 {
+        let info = cam.next_frame(&mut buf).unwrap();
+        assert_eq!(info.sequence, i, "frame {i} lost");
+        assert!(
+            info.camera_timestamp_us.abs_diff(i * 5_000) <= 1,
+            "frame {i} at {} us",
+            info.camera_timestamp_us
+        );
+    }
+    // A reader that really is late (twelve periods between calls) still loses frames.
+    thread::sleep(Duration::from_millis(60));
+    let info = cam.next_frame(&mut buf).unwrap();
+    assert!(info.sequence > 6, "sequence {}", info.sequence);
+    cam.stop_sequence().unwrap();
+}
+
+#[test]
 fn state_device_labels_positions_and_busy() {
     let world = SimWorld::new(1);
     let mut wheel = SimStateDevice::new(&world, SimStateDeviceSettings::default()).unwrap();
