@@ -896,7 +896,7 @@ async fn a_hung_device_is_faulted_and_the_rest_keep_working() {
                     "{s:?}"
                 );
                 assert!(
-                    start.elapsed() < Duration::from_secs(10),
+                    start.elapsed() < Duration::from_secs(60),
                     "device never came back"
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;
