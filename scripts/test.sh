@@ -6,7 +6,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints how long it took, and the run its total, so a slow step shows in the log.
+started=$SECONDS
+step_name=""
+step_started=$SECONDS
+end_step() {
+    if [ -n "$step_name" ]; then
+        printf '<== %s: %ds\n' "$step_name" $((SECONDS - step_started))
+    fi
+}
+step() {
+    end_step
+    step_name="$*"
+    step_started=$SECONDS
+    printf '\n==> %s\n' "$*"
+}
+trap 'end_step; printf "\n==> total: %ds\n" $((SECONDS - started))' EXIT
+
+if [ "${CI:-}" = true ]; then
+    # A CI run builds once from scratch: incremental state and full debug info would only be
+    # written, never used. Line tables keep file:line in backtraces.
+    export CARGO_INCREMENTAL=0
+    export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+fi
 
 step "Debian packages (aravis for the GenICam driver)"
 # The GenICam driver builds against libaravis through pkg-config; libaravis's .pc file needs
@@ -35,8 +57,22 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy"
-cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+# One build serves clippy and the tests: clippy-driver stands in for rustc on the workspace's own
+# crates (RUSTC_WORKSPACE_WRAPPER), so they are linted while they are compiled for the tests, and
+# the dependencies are compiled once instead of once for `cargo clippy` and again for
+# `cargo test`. `cargo test --all-targets --no-run` builds and lints every target (lib, bins,
+# tests, lib tests, build scripts), as `cargo clippy --all-targets` would; the lints are
+# `-D warnings`, passed the way `cargo clippy -- -D warnings` passes them. The test run keeps
+# the same wrapper and arguments, so it finds everything built.
+step "cargo clippy + build (clippy-driver on the workspace crates, -D warnings)"
+clippy_driver="$(command -v clippy-driver || true)"
+if [ -z "$clippy_driver" ]; then
+    echo "error: clippy-driver not found (rustup component add clippy)" >&2
+    exit 1
+fi
+export RUSTC_WORKSPACE_WRAPPER="$clippy_driver"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+cargo test --workspace --all-targets --all-features --locked --no-run
 
 step "cargo test"
 cargo test --workspace --all-features --locked

@@ -548,7 +548,7 @@ async fn an_expired_lease_leaves_its_acquisition_running() {
         .into_inner();
     assert_eq!(first.state, pb::AcquisitionState::Running as i32);
     let mut rising = false;
-    for _ in 0..200 {
+    for _ in 0..1200 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = tech
             .acq
@@ -1035,7 +1035,7 @@ speed_um_s = 100.0
     let done = wait_done(&mut local, run.id).await;
     assert_eq!(done.state, pb::AcquisitionState::Failed as i32, "{done:?}");
     let mut safe = false;
-    for _ in 0..200 {
+    for _ in 0..1200 {
         let on = local
             .scope
             .get_laser_state(dev("Laser"))
@@ -1062,7 +1062,7 @@ speed_um_s = 100.0
     );
     // Recorded (the entry is written once both are safe, so look again if it is not there yet).
     let mut found = None;
-    for _ in 0..100 {
+    for _ in 0..1200 {
         let log = audit(&mut local).await;
         if let Some(e) = log
             .into_iter()

@@ -405,8 +405,11 @@ async fn two_live_viewers_watch_while_the_writer_writes_every_frame() {
     let d = Daemon::with_config(&config(root.path(), "")).await;
     let mut a = acq(&d);
     let mut viewers = Vec::new();
+    let mut connected = Vec::new();
     for fps in [0.0, 20.0] {
         let mut client = acq(&d);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        connected.push(rx);
         viewers.push(tokio::spawn(async move {
             let mut stream = client
                 .live_view(pb::LiveViewRequest {
@@ -416,6 +419,7 @@ async fn two_live_viewers_watch_while_the_writer_writes_every_frame() {
                 .await
                 .unwrap()
                 .into_inner();
+            let _ = tx.send(());
             let mut frames = Vec::new();
             while frames.len() < 5 {
                 let img = tokio::time::timeout(Duration::from_secs(30), stream.message())
@@ -429,7 +433,9 @@ async fn two_live_viewers_watch_while_the_writer_writes_every_frame() {
         }));
     }
     // Live view stays open across acquisitions: start one after the viewers connected.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    for rx in connected {
+        rx.await.expect("viewer connected");
+    }
     let s = a
         .start_sequence(start(150, "watched"))
         .await
@@ -482,7 +488,19 @@ async fn shutdown_finishes_a_running_acquisition() {
         .await
         .unwrap()
         .into_inner();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shut down once a frame is on disk, however long this machine takes to get there.
+    let t = Instant::now();
+    while a
+        .get_acquisition(pb::AcquisitionRef { id: s.id })
+        .await
+        .unwrap()
+        .into_inner()
+        .written
+        < 1
+    {
+        assert!(t.elapsed() < Duration::from_secs(60), "no frame written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     d.shutdown().await.unwrap();
     let (planes, xml) = read_tiff(Path::new(&s.path));
     assert!(!planes.is_empty());

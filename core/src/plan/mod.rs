@@ -573,22 +573,37 @@ pub fn parse_json(text: &str) -> Result<MdaSequence, PlanError> {
 /// Parses a useq `MDASequence` from YAML text (as `MDASequence.yaml()` writes it) and
 /// checks its values.
 pub fn parse_yaml(text: &str) -> Result<MdaSequence, PlanError> {
-    let de = serde_yaml::Deserializer::from_str(text);
-    let raw = match serde_path_to_error::deserialize(de) {
-        Ok(raw) => raw,
+    let mut path = String::new();
+    let mut options = serde_saphyr::Options::default();
+    // The error is made of its path, message and location; no rendered source excerpt.
+    options.with_snippet = false;
+    let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    match parsed {
+        Ok(raw) => finish(raw),
         Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let location = inner.location().map(|l| (l.line(), l.column()));
-            let mut message = inner.to_string();
-            // serde_yaml appends " at line L column C"; the location is kept apart.
-            if let Some(i) = message.find(" at line ") {
-                message.truncate(i);
-            }
-            return Err(de::path_error(&path, message, location));
+            let e = e.without_snippet();
+            let location = e
+                .location()
+                .filter(|l| l.line() > 0)
+                .map(|l| (l.line() as usize, l.column() as usize));
+            let message = strip_yaml_location(&e.to_string());
+            Err(de::path_error(&path, message, location))
         }
-    };
-    finish(raw)
+    }
+}
+
+/// serde-saphyr may end its messages with " at line L column C"; the location is kept in
+/// [`PlanError::location`] instead.
+fn strip_yaml_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
 }
 
 fn finish(raw: de::RawSequence) -> Result<MdaSequence, PlanError> {

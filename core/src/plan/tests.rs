@@ -177,7 +177,7 @@ fn fixtures_survive_a_round_trip_through_our_json_and_yaml() {
         let json = plan.to_useq_json();
         let again = parse_json(&json.to_string()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(again, plan, "{name}");
-        let yaml = serde_yaml::to_string(&json).expect("yaml");
+        let yaml = serde_saphyr::to_string(&json).expect("yaml");
         let from_yaml = parse_yaml(&yaml).unwrap_or_else(|e| panic!("{name}: {e}\n{yaml}"));
         assert_eq!(from_yaml.events(fov), plan.events(fov), "{name}");
     }

@@ -104,7 +104,13 @@ fn stop_halts_mid_move_and_home_runs_to_the_upper_limit() {
     let shared = port(emu.path());
     let mut stage = xy(shared.clone());
     stage.move_absolute_um(40_000.0, 0.0).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    // Stop once the move is under way, however long this machine took to start it.
+    for _ in 0..12_000 {
+        if stage.position_um().unwrap().0 > 0.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     handle.clear_commands();
     stage.stop().unwrap();
     assert_eq!(handle.commands(), vec!["\\".to_owned()]);

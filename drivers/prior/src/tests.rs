@@ -83,7 +83,12 @@ fn xy_stage_moves_reports_busy_stops_and_homes() {
     xy.move_absolute_um(10_000.0, 20_000.0).unwrap();
     assert_eq!(emu.commands().last().unwrap(), "G,20000,20000");
     assert!(xy.is_busy().unwrap());
-    std::thread::sleep(Duration::from_millis(100));
+    // Stop once the move is under way, however long this machine took to start it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while xy.position_um().map(|(x, y)| x <= 0.0 || y <= 0.0).unwrap() {
+        assert!(Instant::now() < deadline, "the stage never moved");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     xy.stop().unwrap();
     assert_eq!(emu.commands().last().unwrap(), "K");
     assert!(!xy.is_busy().unwrap());

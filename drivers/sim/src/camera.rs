@@ -196,25 +196,45 @@ fn full_scale(bit_depth: u32) -> u32 {
     (1u32 << bit_depth) - 1
 }
 
-/// A running sequence's clock. Frame `n` is exposed from `anchor + (n - anchor_index) * period`
-/// and ready one period later; changing the exposure re-anchors the clock.
+/// A running sequence's clock, in camera time: wall time since the sequence started, less the
+/// time the simulator spent inside `next_frame` past the moment each frame was due (rendering
+/// it, oversleeping). A real camera's frame clock is hardware and costs the host nothing; so
+/// only the reader's own time between calls can make it late and lose frames, however slowly
+/// this machine (or a debug build) renders.
+///
+/// Frame `n` is exposed from `anchor + (n - anchor_index) * period` and ready one period later;
+/// changing the exposure re-anchors the clock.
 #[derive(Debug, Clone, Copy)]
 struct Sequence {
+    /// Wall time the sequence started.
     start: Instant,
-    anchor: Instant,
+    /// The simulator's own time, excluded from the frame clock.
+    charged: Duration,
+    anchor: Duration,
     anchor_index: u64,
     period_s: f64,
     next: u64,
 }
 
 impl Sequence {
+    /// Camera time at wall time `wall`.
+    fn camera_time(&self, wall: Instant) -> Duration {
+        wall.saturating_duration_since(self.start)
+            .saturating_sub(self.charged)
+    }
+
+    /// Wall time at camera time `t`.
+    fn wall_time(&self, t: Duration) -> Instant {
+        self.start + self.charged + t
+    }
+
     /// When frame `n` starts exposing.
-    fn exposure_start(&self, n: u64) -> Instant {
+    fn exposure_start(&self, n: u64) -> Duration {
         self.anchor + Duration::from_secs_f64(self.period_s * (n - self.anchor_index) as f64)
     }
 
     /// When frame `n` is ready.
-    fn ready_at(&self, n: u64) -> Instant {
+    fn ready_at(&self, n: u64) -> Duration {
         self.anchor + Duration::from_secs_f64(self.period_s * (n - self.anchor_index + 1) as f64)
     }
 }
@@ -227,7 +247,10 @@ impl Sequence {
 ///
 /// `snap` takes the exposure time in real time. A sequence runs free at one frame per
 /// max(exposure, readout); the camera holds up to four finished frames, and a reader that falls
-/// further behind loses the oldest, which shows as a jump in `sequence`. While a sequence runs,
+/// further behind loses the oldest, which shows as a jump in `sequence`. Only the reader's time
+/// between `next_frame` calls counts: the simulator's time rendering a frame does not, so a slow
+/// machine or a debug build delivers every frame, later (`camera_timestamp_us` stays on the
+/// frame clock). While a sequence runs,
 /// the exposure may change (the frame clock restarts) but ROI and binning may not, and `snap` is
 /// refused, all with [`ErrorKind::Busy`]. `next_frame` without a running sequence is
 /// [`ErrorKind::InvalidValue`].
@@ -253,6 +276,10 @@ pub struct SimCamera {
     scratch: SpotScratch,
     clock: Instant,
     sequence: Option<Sequence>,
+    /// Extra time each render takes, so tests can make the simulator slower than its frame
+    /// period on any machine.
+    #[cfg(test)]
+    pub(crate) render_delay: Duration,
 }
 
 impl SimCamera {
@@ -295,6 +322,8 @@ impl SimCamera {
             scratch: SpotScratch::default(),
             clock: Instant::now(),
             sequence: None,
+            #[cfg(test)]
+            render_delay: Duration::ZERO,
             settings,
         };
         camera.resize_scratch();
@@ -368,6 +397,8 @@ impl SimCamera {
     /// Renders frame number `frame`, exposed from `at`, into `buf`, which holds at least one
     /// frame.
     fn render(&mut self, at: Instant, frame: u64, buf: &mut [u8]) {
+        #[cfg(test)]
+        thread::sleep(self.render_delay);
         self.render_pattern(at, frame, buf);
         if self.stamp {
             let exposure_ms = self.exposure_ms;
@@ -463,7 +494,7 @@ impl SimCamera {
         let period_s = self.period_s();
         if let Some(seq) = &mut self.sequence {
             // Frames not yet read are from the old timing; the clock restarts now.
-            seq.anchor = Instant::now();
+            seq.anchor = seq.camera_time(Instant::now());
             seq.anchor_index = seq.next;
             seq.period_s = period_s;
         }
@@ -680,10 +711,10 @@ impl Camera for SimCamera {
     fn start_sequence(&mut self) -> Result<()> {
         self.fault.check()?;
         self.refuse_while_running("start a sequence")?;
-        let now = Instant::now();
         self.sequence = Some(Sequence {
-            start: now,
-            anchor: now,
+            start: Instant::now(),
+            charged: Duration::ZERO,
+            anchor: Duration::ZERO,
             anchor_index: 0,
             period_s: self.period_s(),
             next: 0,
@@ -699,25 +730,34 @@ impl Camera for SimCamera {
             ));
         };
         let shape = self.check_buffer(buf)?;
-        let now = Instant::now();
+        let called = Instant::now();
+        let now = seq.camera_time(called);
         let mut n = seq.next;
-        if now < seq.ready_at(n) {
-            sleep_until(seq.ready_at(n));
-        } else if seq.period_s > 0.0 {
-            // The reader is late: frames beyond what the camera's buffer holds are lost.
-            let done = (now.saturating_duration_since(seq.anchor).as_secs_f64() / seq.period_s)
-                .floor() as u64;
-            let newest = seq.anchor_index + done.saturating_sub(1);
-            n = n.max((newest + 1).saturating_sub(FIFO_FRAMES));
-        }
+        // The moment a real camera would hand the frame over: when it is ready, or now if the
+        // reader comes late. Whatever this call takes past it is the simulator's own cost.
+        let due = if now < seq.ready_at(n) {
+            let ready = seq.wall_time(seq.ready_at(n));
+            sleep_until(ready);
+            ready
+        } else {
+            if seq.period_s > 0.0 {
+                // The reader is late: frames beyond what the camera's buffer holds are lost.
+                let done =
+                    (now.saturating_sub(seq.anchor).as_secs_f64() / seq.period_s).floor() as u64;
+                let newest = seq.anchor_index + done.saturating_sub(1);
+                n = n.max((newest + 1).saturating_sub(FIFO_FRAMES));
+            }
+            called
+        };
         let exposed = seq.exposure_start(n);
-        self.render(exposed, n, buf);
+        self.render(seq.wall_time(exposed), n, buf);
+        seq.charged += due.elapsed();
         seq.next = n + 1;
         self.sequence = Some(seq);
         Ok(FrameInfo {
             shape,
             sequence: n,
-            camera_timestamp_us: Self::micros_between(seq.start, exposed),
+            camera_timestamp_us: u64::try_from(exposed.as_micros()).unwrap_or(u64::MAX),
             exposure_ms: self.exposure_ms,
         })
     }

@@ -9,11 +9,16 @@ use microscoped_driver_api::{
 
 use crate::*;
 
-/// Polls `busy` until it reports false, failing the test after two seconds.
+/// Polls `busy` until it reports false; the deadline only keeps a broken test from hanging.
 fn wait_idle(mut busy: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while busy() {
-        assert!(Instant::now() < deadline, "device still busy after 2 s");
+    wait_until("the device to be idle", || !busy());
+}
+
+/// Polls `done` until it holds; the deadline only keeps a broken test from hanging.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 60 s for {what}");
         thread::sleep(Duration::from_millis(2));
     }
 }
@@ -145,7 +150,7 @@ fn xy_stop_freezes_midway() {
     )
     .unwrap();
     xy.move_absolute_um(1000.0, 0.0).unwrap(); // one second
-    thread::sleep(Duration::from_millis(50));
+    wait_until("the stage to leave 0", || xy.position_um().unwrap().0 > 0.0);
     xy.stop().unwrap();
     assert!(!xy.is_busy().unwrap());
     let (x, y) = xy.position_um().unwrap();
@@ -191,7 +196,7 @@ fn focus_stage_moves_stops_and_refuses_out_of_travel() {
     assert_eq!(z.position_um().unwrap(), 10.0);
 
     z.move_absolute_um(200.0).unwrap(); // 1.9 s
-    thread::sleep(Duration::from_millis(30));
+    wait_until("the stage to leave 10", || z.position_um().unwrap() > 10.0);
     z.make_safe().unwrap();
     let p = z.position_um().unwrap();
     assert!(p > 10.0 && p < 200.0, "p = {p}");
@@ -504,6 +509,32 @@ fn slow_reader_loses_frames() {
     assert!(info.camera_timestamp_us >= info.sequence * 4_000);
     cam.make_safe().unwrap();
     assert!(cam.next_frame(&mut buf).is_err());
+}
+
+#[test]
+fn a_renderer_slower_than_the_frame_period_loses_no_frame() {
+    let world = SimWorld::new(1);
+    let mut cam = small_camera(&world); // a 5 ms period
+                                        // Each render takes eight periods, as a big frame in a debug build may: that is the
+                                        // simulator's cost, not the reader being late, so no frame is lost and the timestamps stay
+                                        // on the frame clock.
+    cam.render_delay = Duration::from_millis(40);
+    let mut buf = vec![0u8; cam.frame_shape().unwrap().bytes()];
+    cam.start_sequence().unwrap();
+    for i in 0..6 {
+        let info = cam.next_frame(&mut buf).unwrap();
+        assert_eq!(info.sequence, i, "frame {i} lost");
+        assert!(
+            info.camera_timestamp_us.abs_diff(i * 5_000) <= 1,
+            "frame {i} at {} us",
+            info.camera_timestamp_us
+        );
+    }
+    // A reader that really is late (twelve periods between calls) still loses frames.
+    thread::sleep(Duration::from_millis(60));
+    let info = cam.next_frame(&mut buf).unwrap();
+    assert!(info.sequence > 6, "sequence {}", info.sequence);
+    cam.stop_sequence().unwrap();
 }
 
 #[test]
