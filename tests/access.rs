@@ -727,6 +727,69 @@ async fn safety_limits_refuse_and_the_hardware_does_not_move() {
     audited(&log, "alice", "SetProperty", "denied");
 }
 
+/// A driver that names its power property differently is capped all the same: the limit is on
+/// the quantity the property is tagged with, not on its name.
+#[tokio::test]
+async fn a_power_property_by_another_name_is_capped_too() {
+    let team = Team::new();
+    let root = tempfile::tempdir().unwrap();
+    let text = limited(&team, root.path()).replacen(
+        "limit_power_mw = 50.0\n",
+        "limit_power_mw = 50.0\npower_alias = \"laser_power\"\n",
+        1,
+    );
+    assert!(text.contains("power_alias"), "the limited config changed");
+    let d = Daemon::with_config(&text).await;
+    let mut alice = d.as_user(Some(&team.alice));
+    take(&mut alice, 60).await;
+    let prop = |v: f64| pb::SetPropertyRequest {
+        device: "Laser488".into(),
+        property: "laser_power".into(),
+        value: Some(pb::Value {
+            kind: Some(pb::value::Kind::FloatValue(v)),
+        }),
+    };
+    let setpoint = |c: &mut common::As| {
+        let mut scope = c.scope.clone();
+        async move {
+            scope
+                .get_laser_state(dev("Laser488"))
+                .await
+                .unwrap()
+                .into_inner()
+                .setpoint_mw
+        }
+    };
+    let before = setpoint(&mut alice).await;
+    refused(
+        alice.scope.set_property(prop(80.0)).await,
+        Code::InvalidArgument,
+        &["limit_power_mw", "test.toml:", "50"],
+    );
+    assert_eq!(
+        setpoint(&mut alice).await,
+        before,
+        "nothing reached the laser"
+    );
+    // The second name really sets the power: inside the cap it goes through.
+    alice.scope.set_property(prop(45.0)).await.unwrap();
+    assert_eq!(setpoint(&mut alice).await, 45.0);
+    let specs = alice
+        .scope
+        .list_properties(pb::ListPropertiesRequest {
+            device: "Laser488".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .properties;
+    let alias = specs.iter().find(|s| s.name == "laser_power").unwrap();
+    let Some(pb::property_spec::Type::FloatType(t)) = &alias.r#type else {
+        panic!("{alias:?}")
+    };
+    assert_eq!(t.max, 50.0, "the spec shows the facility limit");
+}
+
 /// Every file and folder under `dir`, relative, sorted.
 fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

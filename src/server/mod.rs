@@ -102,7 +102,7 @@ impl MicroscopeService {
         let value = convert::value_from_pb(value, &format!("{device}.{property}"))?;
         let value = spec.coerce(&value).map_err(|e| {
             // The spec shows the facility limit already; say where it comes from.
-            let note = crate::limits::note_for(d.limits(), property)
+            let note = crate::limits::note_for(d.limits(), spec)
                 .map(|n| format!(" ({n})"))
                 .unwrap_or_default();
             Status::new(

@@ -12,7 +12,9 @@ mod error;
 mod property;
 
 pub use error::{DeviceError, ErrorKind, Result};
-pub use property::{check_write, unknown_property, PropertySpec, PropertyType, Value};
+pub use property::{
+    check_write, unknown_property, Axis, PropertySpec, PropertyType, Quantity, Value,
+};
 
 /// What every device has: properties, a liveness check and a safe state.
 pub trait Device: Send {

@@ -68,6 +68,55 @@ pub enum PropertyType {
     },
 }
 
+/// An axis a stage moves along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Axis {
+    /// The X axis of an XY stage.
+    X,
+    /// The Y axis of an XY stage.
+    Y,
+    /// The one axis of a single-axis stage (a focus drive, mostly).
+    Z,
+}
+
+impl Axis {
+    /// "x", "y" or "z", for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X => "x",
+            Self::Y => "y",
+            Self::Z => "z",
+        }
+    }
+}
+
+/// The physical quantity a property's value is, for the daemon's facility safety limits: a
+/// limit is checked on the quantity, so a property that sets laser power is capped whatever the
+/// driver calls it. A driver tags every property whose value is one of these (with
+/// [`PropertySpec::quantity`]); the value is then in the quantity's [`unit`](Quantity::unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quantity {
+    /// A laser's power setpoint, mW: writing it changes the power the laser emits.
+    LaserPower,
+    /// The highest power setpoint a laser accepts, mW (a cap below it lowers it).
+    MaxLaserPower,
+    /// A camera's exposure time, ms.
+    Exposure,
+    /// A stage's position along one axis, um: writing it moves the stage there.
+    Position(Axis),
+}
+
+impl Quantity {
+    /// The unit a tagged property's value is in.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::LaserPower | Self::MaxLaserPower => "mW",
+            Self::Exposure => "ms",
+            Self::Position(_) => "um",
+        }
+    }
+}
+
 /// What a property is: its name, type, unit and whether it can be written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PropertySpec {
@@ -81,6 +130,8 @@ pub struct PropertySpec {
     pub read_only: bool,
     /// One sentence for people browsing the instrument.
     pub description: String,
+    /// The limited quantity the value is, if any (see [`Quantity`]).
+    pub quantity: Option<Quantity>,
 }
 
 impl PropertySpec {
@@ -91,6 +142,7 @@ impl PropertySpec {
             unit: None,
             read_only: false,
             description: String::new(),
+            quantity: None,
         }
     }
 
@@ -123,6 +175,14 @@ impl PropertySpec {
     /// Sets the unit.
     pub fn unit(mut self, unit: &str) -> Self {
         self.unit = Some(unit.to_owned());
+        self
+    }
+
+    /// Tags the property with the quantity its value is, and sets the unit to the quantity's:
+    /// the daemon's safety limits then apply to it whatever its name.
+    pub fn quantity(mut self, quantity: Quantity) -> Self {
+        self.unit = Some(quantity.unit().to_owned());
+        self.quantity = Some(quantity);
         self
     }
 

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use microscoped_driver_api::{Device, DeviceError, PropertySpec, Result, Stage, Value};
+use microscoped_driver_api::{
+    Axis, Device, DeviceError, PropertySpec, Quantity, Result, Stage, Value,
+};
 use microscoped_serial::Port;
 use serde::Deserialize;
 
@@ -86,7 +88,7 @@ impl Device for AsiStage {
         vec![
             self.axes.speed_spec(),
             PropertySpec::float("position_um", min, max)
-                .unit("um")
+                .quantity(Quantity::Position(Axis::Z))
                 .read_only()
                 .describe("Current position"),
         ]

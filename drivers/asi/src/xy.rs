@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use microscoped_driver_api::{Device, DeviceError, PropertySpec, Result, Value, XYStage};
+use microscoped_driver_api::{
+    Axis, Device, DeviceError, PropertySpec, Quantity, Result, Value, XYStage,
+};
 use microscoped_serial::Port;
 use serde::Deserialize;
 
@@ -99,11 +101,11 @@ impl Device for AsiXYStage {
         vec![
             self.axes.speed_spec(),
             PropertySpec::float("position_x_um", x0, x1)
-                .unit("um")
+                .quantity(Quantity::Position(Axis::X))
                 .read_only()
                 .describe("Current X position"),
             PropertySpec::float("position_y_um", y0, y1)
-                .unit("um")
+                .quantity(Quantity::Position(Axis::Y))
                 .read_only()
                 .describe("Current Y position"),
         ]

@@ -24,7 +24,9 @@ mod protocol;
 
 use std::path::PathBuf;
 
-use microscoped_driver_api::{Device, DeviceError, ErrorKind, Laser, PropertySpec, Result, Value};
+use microscoped_driver_api::{
+    Device, DeviceError, ErrorKind, Laser, PropertySpec, Quantity, Result, Value,
+};
 use microscoped_serial::{Port, PortSettings};
 use serde::Deserialize;
 
@@ -369,14 +371,14 @@ impl Device for CoboltLaser {
         vec![
             PropertySpec::bool("on").describe("Whether emission is on"),
             PropertySpec::float("power_setpoint_mw", 0.0, max)
-                .unit("mW")
+                .quantity(Quantity::LaserPower)
                 .describe("Power the laser emits when on (constant power mode)"),
             PropertySpec::float("power_mw", 0.0, max)
                 .unit("mW")
                 .read_only()
                 .describe("Power the laser reports emitting now (0 when off)"),
             PropertySpec::float("max_power_mw", max, max)
-                .unit("mW")
+                .quantity(Quantity::MaxLaserPower)
                 .read_only()
                 .describe("Highest power setpoint: the laser's maximum or the software cap"),
             PropertySpec::float("wavelength_nm", nm, nm)

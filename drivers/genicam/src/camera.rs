@@ -4,7 +4,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aravis::prelude::*;
 use microscoped_driver_api::{
-    Camera, Device, DeviceError, ErrorKind, FrameInfo, FrameShape, PropertySpec, Result, Roi, Value,
+    Camera, Device, DeviceError, ErrorKind, FrameInfo, FrameShape, PropertySpec, Quantity, Result,
+    Roi, Value,
 };
 
 use crate::error::Context;
@@ -673,7 +674,7 @@ impl Device for GenicamCamera {
         let max_i = |v: u32| i64::from(v);
         let (emin, emax) = info.exposure_range_ms;
         let mut props = vec![PropertySpec::float("exposure_ms", emin, emax)
-            .unit("ms")
+            .quantity(Quantity::Exposure)
             .describe("Exposure time.")];
         if let Some((min, max)) = info.gain_range {
             props.push(

@@ -1,6 +1,8 @@
 //! The ProScan XY stage and focus (Z) drive.
 
-use microscoped_driver_api::{Device, DeviceError, PropertySpec, Result, Stage, Value, XYStage};
+use microscoped_driver_api::{
+    Axis, Device, DeviceError, PropertySpec, Quantity, Result, Stage, Value, XYStage,
+};
 use microscoped_serial::Port;
 use serde::Deserialize;
 
@@ -95,11 +97,11 @@ impl Device for PriorXYStage {
         vec![
             props::speed_spec("SMS"),
             PropertySpec::float("position_x_um", x0, x1)
-                .unit("um")
+                .quantity(Quantity::Position(Axis::X))
                 .read_only()
                 .describe("Current X position"),
             PropertySpec::float("position_y_um", y0, y1)
-                .unit("um")
+                .quantity(Quantity::Position(Axis::Y))
                 .read_only()
                 .describe("Current Y position"),
         ]
@@ -256,7 +258,7 @@ impl Device for PriorZ {
         vec![
             props::speed_spec("SMZ"),
             PropertySpec::float("position_um", lo, hi)
-                .unit("um")
+                .quantity(Quantity::Position(Axis::Z))
                 .read_only()
                 .describe("Current focus position"),
         ]

@@ -4,8 +4,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use microscoped_driver_api::{
-    Camera, Device, DeviceError, ErrorKind, FrameInfo, FrameShape, PixelType, PropertySpec, Result,
-    Roi, Value,
+    Camera, Device, DeviceError, ErrorKind, FrameInfo, FrameShape, PixelType, PropertySpec,
+    Quantity, Result, Roi, Value,
 };
 use serde::Deserialize;
 
@@ -517,7 +517,7 @@ impl Device for SimCamera {
         let full = full_scale(s.bit_depth);
         vec![
             PropertySpec::float("exposure_ms", s.min_exposure_ms, s.max_exposure_ms)
-                .unit("ms")
+                .quantity(Quantity::Exposure)
                 .describe("Exposure time per frame"),
             PropertySpec::int("binning", 1, i64::from(s.max_binning))
                 .describe("Binning factor, same in x and y; binned pixels sum their light"),

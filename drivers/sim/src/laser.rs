@@ -1,6 +1,6 @@
 //! The simulated laser.
 
-use microscoped_driver_api::{Device, Laser, PropertySpec, Result, Value};
+use microscoped_driver_api::{Device, Laser, PropertySpec, Quantity, Result, Value};
 use serde::Deserialize;
 
 use crate::fault::{Fault, FAULT_PROPERTY};
@@ -23,6 +23,9 @@ pub struct SimLaserSettings {
     pub power_mw: f64,
     /// How long an injected hang (`sim_fault = "hang"`) blocks, ms.
     pub hang_ms: u64,
+    /// Test hook: a second property that sets the power, named so, as a driver that names its
+    /// power property differently would have (the facility cap must hold for it too).
+    pub power_alias: Option<String>,
 }
 
 impl Default for SimLaserSettings {
@@ -32,6 +35,7 @@ impl Default for SimLaserSettings {
             max_power_mw: 100.0,
             power_mw: 10.0,
             hang_ms: 5000,
+            power_alias: None,
         }
     }
 }
@@ -42,6 +46,17 @@ impl SimLaserSettings {
         check_range("wavelength_nm", self.wavelength_nm, 200.0, 2000.0)?;
         check_positive("max_power_mw", self.max_power_mw, MAX_POWER_LIMIT_MW)?;
         check_range("power_mw", self.power_mw, 0.0, self.max_power_mw)?;
+        if let Some(alias) = &self.power_alias {
+            if alias.is_empty() || PROPERTIES.contains(&alias.as_str()) {
+                return Err(SettingError::new(
+                    "power_alias",
+                    format!(
+                        "must be a name the laser's other properties do not have ({}), got {alias:?}",
+                        PROPERTIES.join(", ")
+                    ),
+                ));
+            }
+        }
         check_hang(self.hang_ms)
     }
 }
@@ -102,25 +117,40 @@ impl SimLaser {
             0.0
         }
     }
+
+    /// True when `name` is the power setpoint's second name.
+    fn is_alias(&self, name: &str) -> bool {
+        self.settings.power_alias.as_deref() == Some(name)
+    }
 }
 
 const DEVICE: &str = "laser";
+
+/// The names of the laser's own properties, which `power_alias` may not take.
+const PROPERTIES: [&str; 6] = [
+    "on",
+    "power_setpoint_mw",
+    "power_mw",
+    "max_power_mw",
+    "wavelength_nm",
+    FAULT_PROPERTY,
+];
 
 impl Device for SimLaser {
     fn properties(&self) -> Vec<PropertySpec> {
         let max = self.settings.max_power_mw;
         let nm = self.settings.wavelength_nm;
-        vec![
+        let mut specs = vec![
             PropertySpec::bool("on").describe("Whether emission is on"),
             PropertySpec::float("power_setpoint_mw", 0.0, max)
-                .unit("mW")
+                .quantity(Quantity::LaserPower)
                 .describe("Power the laser emits when on"),
             PropertySpec::float("power_mw", 0.0, max)
                 .unit("mW")
                 .read_only()
                 .describe("Power the laser reports emitting now (0 when off)"),
             PropertySpec::float("max_power_mw", max, max)
-                .unit("mW")
+                .quantity(Quantity::MaxLaserPower)
                 .read_only()
                 .describe("Highest power setpoint"),
             PropertySpec::float("wavelength_nm", nm, nm)
@@ -128,7 +158,15 @@ impl Device for SimLaser {
                 .read_only()
                 .describe("Emission wavelength"),
             self.fault.spec(),
-        ]
+        ];
+        if let Some(alias) = &self.settings.power_alias {
+            specs.push(
+                PropertySpec::float(alias, 0.0, max)
+                    .quantity(Quantity::LaserPower)
+                    .describe("The power setpoint under a second name (power_alias, a test hook)"),
+            );
+        }
+        specs
     }
 
     fn get_property(&mut self, name: &str) -> Result<Value> {
@@ -140,6 +178,7 @@ impl Device for SimLaser {
             "max_power_mw" => Value::Float(self.settings.max_power_mw),
             "wavelength_nm" => Value::Float(self.settings.wavelength_nm),
             FAULT_PROPERTY => self.fault.get(),
+            _ if self.is_alias(name) => Value::Float(self.state().power_mw),
             _ => return Err(props::unknown(&self.properties(), name, DEVICE)),
         })
     }
@@ -157,6 +196,7 @@ impl Device for SimLaser {
                 Ok(())
             }
             "power_setpoint_mw" => self.set_power_checked(props::float(name, &value)?),
+            _ if self.is_alias(name) => self.set_power_checked(props::float(name, &value)?),
             _ => Err(props::unknown(&self.properties(), name, DEVICE)),
         }
     }

@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use microscoped_driver_api::{Device, DeviceError, PropertySpec, Result, Stage, Value, XYStage};
+use microscoped_driver_api::{
+    Axis, Device, DeviceError, PropertySpec, Quantity, Result, Stage, Value, XYStage,
+};
 use serde::Deserialize;
 
 use crate::fault::{Fault, FAULT_PROPERTY};
@@ -130,11 +132,11 @@ impl Device for SimXYStage {
         vec![
             speed_spec(),
             PropertySpec::float("position_x_um", x0, x1)
-                .unit("um")
+                .quantity(Quantity::Position(Axis::X))
                 .read_only()
                 .describe("Current X position"),
             PropertySpec::float("position_y_um", y0, y1)
-                .unit("um")
+                .quantity(Quantity::Position(Axis::Y))
                 .read_only()
                 .describe("Current Y position"),
             self.fault.spec(),
@@ -310,7 +312,7 @@ impl Device for SimStage {
         vec![
             speed_spec(),
             PropertySpec::float("position_um", lo, hi)
-                .unit("um")
+                .quantity(Quantity::Position(Axis::Z))
                 .read_only()
                 .describe("Current position"),
             self.fault.spec(),
