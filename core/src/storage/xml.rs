@@ -428,7 +428,6 @@ pub(crate) fn new_uuid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn escapes_markup_and_non_ascii() {
