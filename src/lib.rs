@@ -27,7 +27,8 @@
 //! `127.0.0.1:0` with a shutdown future of their own.
 
 pub use microscoped_core::{
-    access, acquire, config, drivers, error, host, limits, plan, presets, ring, storage,
+    access, acquire, config, drivers, error, host, limits, names, plan, presets, ring, role,
+    storage, time, token,
 };
 
 pub mod client;

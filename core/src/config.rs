@@ -41,7 +41,7 @@ use toml::Spanned;
 
 pub use crate::ring::OverflowPolicy;
 
-pub use crate::access::Role;
+pub use crate::role::Role;
 
 /// The simulated instrument, embedded so `microscoped serve` runs with no file at all.
 pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
@@ -912,7 +912,7 @@ impl<'a> Parser<'a> {
             let name_span = name.span();
             let name = name.into_inner().into_owned();
             let prefix = format!("users.{name}");
-            if let Err(why) = crate::acquire::validate_dataset_name(&name) {
+            if let Err(why) = crate::names::validate_dataset_name(&name) {
                 // The name is a folder under the data root: the dataset rules apply.
                 return Err(self.error(
                     Some(name_span),
@@ -949,8 +949,8 @@ impl<'a> Parser<'a> {
                     ),
                 )
             })?;
-            let token_sha256 = crate::access::token::parse_sha256_hex(&raw.token_sha256)
-                .ok_or_else(|| {
+            let token_sha256 =
+                crate::token::parse_sha256_hex(&raw.token_sha256).ok_or_else(|| {
                     at(
                         "token_sha256",
                         "must be the SHA-256 of the user's token as 64 hex digits \
@@ -1210,7 +1210,7 @@ impl<'a> Parser<'a> {
         )? {
             let group_name = group.get_ref().to_string();
             let gkey = format!("presets.{group_name}");
-            if !valid_device_name(&group_name) {
+            if !crate::names::valid_device_name(&group_name) {
                 return Err(self.error(
                     Some(group.span()),
                     Some(gkey),
@@ -1361,7 +1361,7 @@ impl<'a> Parser<'a> {
         let name_span = name.span();
         let name = name.into_inner().into_owned();
         let prefix = format!("devices.{name}");
-        if !valid_device_name(&name) {
+        if !crate::names::valid_device_name(&name) {
             return Err(self.error(
                 Some(name_span),
                 Some(prefix),
@@ -1769,13 +1769,6 @@ fn driver_names() -> String {
         .map(|(n, _)| *n)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn valid_device_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// 1-based line and column of a byte offset.

@@ -16,6 +16,12 @@
 //! - [`plan`]: useq-schema plans: parsed, expanded into events, validated, written back.
 //! - [`presets`]: the config's presets, checked against the drivers and applied.
 //! - [`storage`]: the streaming OME-TIFF writer, its sidecar and crash recovery.
+//!
+//! Leaves (they import nothing of the crate, so every module may use them):
+//! - [`names`]: dataset, user and device name rules.
+//! - [`role`]: what a user may do.
+//! - [`time`]: microseconds since the epoch and ISO-8601.
+//! - [`token`]: bearer tokens and their SHA-256.
 
 pub mod access;
 pub mod acquire;
@@ -24,7 +30,11 @@ pub mod drivers;
 pub mod error;
 pub mod host;
 pub mod limits;
+pub mod names;
 pub mod plan;
 pub mod presets;
 pub mod ring;
+pub mod role;
 pub mod storage;
+pub mod time;
+pub mod token;

@@ -108,8 +108,8 @@ impl Audit {
     pub fn record(&self, r: Record) {
         let now = SystemTime::now();
         let entry = AuditEntry {
-            time: crate::storage::iso8601(now),
-            time_unix_us: crate::storage::unix_us(now),
+            time: crate::time::iso8601(now),
+            time_unix_us: crate::time::unix_us(now),
             user: r.user,
             role: r.role,
             peer: r.peer,

@@ -49,7 +49,7 @@ impl Lease {
 
     /// "leased to alice until 14:03:12 UTC (47 s left)"
     pub fn describe(&self) -> String {
-        let iso = crate::storage::iso8601(self.expires);
+        let iso = crate::time::iso8601(self.expires);
         format!(
             "leased to {} until {} UTC ({} s left)",
             self.user,

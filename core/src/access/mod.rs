@@ -8,7 +8,6 @@
 
 pub mod audit;
 pub mod lease;
-pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,37 +17,9 @@ use crate::error::{Error, Kind};
 use audit::{Audit, Record};
 use lease::Leases;
 
-/// What a user may do. Ordered: each role may do what the ones before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    /// Reads state, watches live view and progress; changes nothing.
-    Observer,
-    /// Runs the instrument while holding the control lease.
-    Operator,
-    /// The technician: everything, including breaking leases and reading the audit log.
-    Admin,
-}
-
-impl Role {
-    /// The role called `name` in the config.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "observer" => Some(Self::Observer),
-            "operator" => Some(Self::Operator),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
-    }
-
-    /// The role's name in the config and in messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Observer => "observer",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
-        }
-    }
-}
+// Roles and tokens are leaves (no config), so config reads them without a cycle.
+pub use crate::role::Role;
+pub use crate::token;
 
 /// Who a request comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

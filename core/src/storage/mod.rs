@@ -34,7 +34,8 @@ pub use ometiff::OmeTiffWriter;
 pub use read::{read_plane, PlaneData};
 pub use recover::{recover, RecoverReport};
 pub use sidecar::sidecar_path;
-pub use xml::{iso8601, unix_us};
+// Re-exported from their leaf module for the callers that name them through storage.
+pub use crate::time::{iso8601, unix_us};
 
 use std::path::PathBuf;
 use std::time::SystemTime;

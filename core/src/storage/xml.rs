@@ -178,7 +178,7 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
     x.push_str("<Image ID=\"Image:0\"");
     attr(&mut x, "Name", &meta.name);
     x.push_str(">\n<AcquisitionDate>");
-    x.push_str(&iso8601(meta.acquisition_date));
+    x.push_str(&crate::time::iso8601(meta.acquisition_date));
     x.push_str("</AcquisitionDate>\n<InstrumentRef ID=\"Instrument:0\"/>\n");
     if inst.objective.is_some() {
         x.push_str("<ObjectiveSettings ID=\"Objective:0\"/>\n");
@@ -390,44 +390,6 @@ pub(crate) fn escape_into(x: &mut String, s: &str) {
     }
 }
 
-/// ISO-8601 UTC with microseconds, e.g. "2024-05-01T12:34:56.123456Z". Times before 1970 are
-/// clamped to the epoch (a camera clock that wrong is not worth a failure).
-/// Microseconds since the Unix epoch (0 for a time before it), as the API and the audit log
-/// carry times.
-pub fn unix_us(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
-pub fn iso8601(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, day) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_micros()
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// A random (version 4) UUID as a URN. Reads /dev/urandom; if that fails, falls back to std's
 /// randomly seeded hasher mixed with the time and pid (unique is what matters here, not secret).
 pub(crate) fn new_uuid() -> String {
@@ -466,23 +428,12 @@ pub(crate) fn new_uuid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn escapes_markup_and_non_ascii() {
         let mut s = String::new();
         escape_into(&mut s, "a<b>&\"c' µm\tx\u{1}");
         assert_eq!(s, "a&lt;b&gt;&amp;&quot;c&apos; &#xB5;m&#9;x&#xFFFD;");
-    }
-
-    #[test]
-    fn dates_are_iso8601_utc() {
-        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
-        // 2024-02-29T23:59:59.5Z (a leap day).
-        let t = UNIX_EPOCH + Duration::from_millis(1_709_251_199_500);
-        assert_eq!(iso8601(t), "2024-02-29T23:59:59.500000Z");
-        let t = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(&iso8601(t)[..10], "2000-02-29");
     }
 
     #[test]
