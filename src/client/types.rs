@@ -329,6 +329,8 @@ pub(super) fn property_spec(s: pb::PropertySpec) -> PropertySpec {
         unit: Some(s.unit).filter(|u| !u.is_empty()),
         read_only: s.read_only,
         description: s.description,
+        // The API does not carry which limited quantity a property sets: the daemon checks it.
+        quantity: None,
     }
 }
 
