@@ -44,7 +44,7 @@ pub use crate::ring::OverflowPolicy;
 pub use crate::role::Role;
 
 /// The simulated instrument, embedded so `microscoped serve` runs with no file at all.
-pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+pub const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
 /// The name the embedded demo config goes by in messages.
 pub const DEMO_CONFIG_NAME: &str = "<embedded demo config>";
 
@@ -2125,16 +2125,16 @@ mod tests {
         let cfg = dir.path().join("inst.toml");
         let file = cfg.display().to_string();
         for (name, pem) in [
-            ("cert.pem", include_str!("../testdata/tls/cert.pem")),
-            ("key.pem", include_str!("../testdata/tls/key.pem")),
+            ("cert.pem", include_str!("../../testdata/tls/cert.pem")),
+            ("key.pem", include_str!("../../testdata/tls/key.pem")),
             (
                 "other_key.pem",
-                include_str!("../testdata/tls/other_key.pem"),
+                include_str!("../../testdata/tls/other_key.pem"),
             ),
         ] {
             std::fs::write(dir.path().join(name), pem).unwrap();
         }
-        let mangled = include_str!("../testdata/tls/cert.pem").replacen("MII", "M!I", 1);
+        let mangled = include_str!("../../testdata/tls/cert.pem").replacen("MII", "M!I", 1);
         std::fs::write(dir.path().join("mangled.pem"), mangled).unwrap();
         let head = format!("{HEAD}[server]\nanonymous_loopback_admin = true\n");
         let server =
