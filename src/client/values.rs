@@ -47,6 +47,7 @@ mod tests {
             unit: None,
             read_only: false,
             description: String::new(),
+            quantity: None,
         };
         let b = spec(PropertyType::Bool);
         assert_eq!(parse_value("on", Some(&b)).unwrap(), Value::Bool(true));
