@@ -33,6 +33,7 @@ pub mod limits;
 pub mod names;
 pub mod plan;
 pub mod presets;
+pub mod registry;
 pub mod ring;
 pub mod role;
 pub mod storage;

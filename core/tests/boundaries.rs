@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 /// Modules anyone may use, which use nothing of the crate themselves.
 const LEAVES: &[&str] = &["names", "role", "time", "token"];
 
-/// What config may use besides the leaves: the ring's overflow policy (the ring uses only
+/// What config may use besides the leaves: the driver registry (which uses only the driver
+/// crates) and the ring's overflow policy (the ring uses only
 /// storage's constants, which use only time).
-const CONFIG_MAY_USE: &[&str] = &["ring", "storage"];
+const CONFIG_MAY_USE: &[&str] = &["registry", "ring", "storage"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use microscoped::client::Error;
-use microscoped::config::{Config, DRIVERS};
+use microscoped::config::Config;
 
 /// `serve`: the daemon, until SIGINT or SIGTERM.
 pub async fn serve(
@@ -82,10 +82,7 @@ pub fn check(file: &Path) -> Result<(), Error> {
         .max()
         .unwrap_or(0);
     for d in &config.devices {
-        let about = DRIVERS
-            .iter()
-            .find(|(n, _)| *n == d.driver)
-            .map_or("", |(_, a)| a);
+        let about = d.settings.driver().description;
         println!(
             "  {:width$}  {:13} {:13} timeout {} ms  {}",
             d.name,

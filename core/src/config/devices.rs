@@ -3,15 +3,11 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use microscoped_asi as asi;
-use microscoped_cobolt as cobolt;
 use microscoped_driver_api::DeviceKind;
-use microscoped_obis as obis;
-use microscoped_prior as prior;
-use microscoped_sim as sim;
-use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+
+pub use crate::registry::{DriverSettings, DRIVERS};
 
 use super::limits::LIMIT_KEYS;
 use super::ports::port_names;
@@ -46,168 +42,8 @@ impl DeviceConfig {
     }
 }
 
-/// The settings of each driver the daemon knows.
-#[derive(Debug, Clone)]
-pub enum DriverSettings {
-    /// `sim.camera`
-    SimCamera(sim::SimCameraSettings),
-    /// `sim.xy_stage`
-    SimXYStage(sim::SimXYStageSettings),
-    /// `sim.stage`
-    SimStage(sim::SimStageSettings),
-    /// `sim.laser`
-    SimLaser(sim::SimLaserSettings),
-    /// `sim.state`
-    SimState(sim::SimStateDeviceSettings),
-    /// `sim.shutter`
-    SimShutter(sim::SimShutterSettings),
-    /// `asi.xy_stage`
-    AsiXYStage(asi::AsiXYStageSettings),
-    /// `asi.stage`
-    AsiStage(asi::AsiStageSettings),
-    /// `prior.xy_stage`
-    PriorXYStage(prior::PriorXYStageSettings),
-    /// `prior.stage`
-    PriorZ(prior::PriorZSettings),
-    /// `prior.filter_wheel`
-    PriorFilterWheel(prior::PriorFilterWheelSettings),
-    /// `prior.shutter`
-    PriorShutter(prior::PriorShutterSettings),
-    /// `obis.laser`
-    Obis(obis::ObisSettings),
-    /// `cobolt.laser`
-    Cobolt(cobolt::CoboltSettings),
-    /// `genicam.camera`
-    #[cfg(feature = "genicam")]
-    Genicam(microscoped_genicam::GenicamSettings),
-}
-
-impl DriverSettings {
-    /// The kind of device these settings make.
-    pub fn kind(&self) -> DeviceKind {
-        match self {
-            Self::SimCamera(_) => DeviceKind::Camera,
-            Self::SimXYStage(_) => DeviceKind::XYStage,
-            Self::SimStage(_) => DeviceKind::Stage,
-            Self::SimLaser(_) => DeviceKind::Laser,
-            Self::SimState(_) => DeviceKind::State,
-            Self::SimShutter(_) => DeviceKind::Shutter,
-            Self::AsiXYStage(_) | Self::PriorXYStage(_) => DeviceKind::XYStage,
-            Self::AsiStage(_) | Self::PriorZ(_) => DeviceKind::Stage,
-            Self::PriorFilterWheel(_) => DeviceKind::State,
-            Self::PriorShutter(_) => DeviceKind::Shutter,
-            Self::Obis(_) | Self::Cobolt(_) => DeviceKind::Laser,
-            #[cfg(feature = "genicam")]
-            Self::Genicam(_) => DeviceKind::Camera,
-        }
-    }
-
-    /// A state device's labels, when its settings list them.
-    pub fn labels(&self) -> Option<&[String]> {
-        match self {
-            Self::SimState(s) => Some(&s.labels),
-            Self::PriorFilterWheel(s) => Some(&s.labels),
-            _ => None,
-        }
-    }
-
-    /// Whether the driver talks through a serial port.
-    pub fn needs_port(&self) -> bool {
-        #[cfg(feature = "genicam")]
-        if matches!(self, Self::Genicam(_)) {
-            return false;
-        }
-        !matches!(
-            self,
-            Self::SimCamera(_)
-                | Self::SimXYStage(_)
-                | Self::SimStage(_)
-                | Self::SimLaser(_)
-                | Self::SimState(_)
-                | Self::SimShutter(_)
-        )
-    }
-}
-
-/// The drivers a config may name, with one line each for `check` and error messages.
-pub const DRIVERS: &[(&str, &str)] = &[
-    (
-        "sim.camera",
-        "simulated camera (noise, gradient or fluorescent beads)",
-    ),
-    ("sim.xy_stage", "simulated XY stage"),
-    ("sim.stage", "simulated single-axis stage (focus)"),
-    ("sim.laser", "simulated laser"),
-    ("sim.state", "simulated filter wheel or turret"),
-    ("sim.shutter", "simulated shutter"),
-    ("asi.xy_stage", "ASI MS-2000 / Tiger XY stage (serial)"),
-    (
-        "asi.stage",
-        "ASI MS-2000 / Tiger single axis, e.g. Z focus (serial)",
-    ),
-    ("prior.xy_stage", "Prior ProScan III XY stage (serial)"),
-    ("prior.stage", "Prior ProScan III Z drive (serial)"),
-    (
-        "prior.filter_wheel",
-        "Prior ProScan III filter wheel (serial)",
-    ),
-    ("prior.shutter", "Prior ProScan III shutter (serial)"),
-    ("obis.laser", "Coherent OBIS laser (serial, SCPI)"),
-    ("cobolt.laser", "Cobolt 06-series laser (serial)"),
-    (
-        "genicam.camera",
-        "GenICam / GigE Vision camera through aravis (needs the genicam feature)",
-    ),
-];
-
 /// Keys every device table has, whatever its driver.
 const COMMON_DEVICE_KEYS: &[&str] = &["driver", "description", "timeout_ms", "port"];
-
-/// Lets the parser validate driver settings the same way for every driver: the offending
-/// key and what is wrong with it.
-trait Validate {
-    fn check(&self) -> Result<(), (String, String)>;
-}
-
-macro_rules! validate_sim {
-    ($($t:ty),*) => {$(
-        impl Validate for $t {
-            fn check(&self) -> Result<(), (String, String)> {
-                self.validate().map_err(|e| (e.key, e.message))
-            }
-        }
-    )*};
-}
-validate_sim!(
-    sim::SimCameraSettings,
-    sim::SimXYStageSettings,
-    sim::SimStageSettings,
-    sim::SimLaserSettings,
-    sim::SimStateDeviceSettings,
-    sim::SimShutterSettings
-);
-
-macro_rules! validate_serial {
-    ($($t:ty),*) => {$(
-        impl Validate for $t {
-            fn check(&self) -> Result<(), (String, String)> {
-                self.validate().map_err(|(k, m)| (k.to_owned(), m))
-            }
-        }
-    )*};
-}
-validate_serial!(
-    asi::AsiXYStageSettings,
-    asi::AsiStageSettings,
-    prior::PriorXYStageSettings,
-    prior::PriorZSettings,
-    prior::PriorFilterWheelSettings,
-    prior::PriorShutterSettings,
-    obis::ObisSettings,
-    cobolt::CoboltSettings
-);
-#[cfg(feature = "genicam")]
-validate_serial!(microscoped_genicam::GenicamSettings);
 
 impl<'a> Parser<'a> {
     pub(super) fn device(
@@ -281,74 +117,17 @@ impl<'a> Parser<'a> {
             .collect();
         let (driver_span, driver) = driver;
         let rest = DeValue::Table(table.clone());
-        let settings = match driver.as_str() {
-            "sim.camera" => {
-                DriverSettings::SimCamera(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "sim.xy_stage" => {
-                DriverSettings::SimXYStage(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "sim.stage" => {
-                DriverSettings::SimStage(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "sim.laser" => {
-                DriverSettings::SimLaser(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "sim.state" => {
-                DriverSettings::SimState(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "sim.shutter" => {
-                DriverSettings::SimShutter(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "asi.xy_stage" => {
-                DriverSettings::AsiXYStage(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "asi.stage" => {
-                DriverSettings::AsiStage(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "prior.xy_stage" => {
-                DriverSettings::PriorXYStage(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "prior.stage" => {
-                DriverSettings::PriorZ(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "prior.filter_wheel" => DriverSettings::PriorFilterWheel(self.settings(
-                &prefix,
-                &table,
-                span.clone(),
-                rest,
-            )?),
-            "prior.shutter" => {
-                DriverSettings::PriorShutter(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "obis.laser" => {
-                DriverSettings::Obis(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            "cobolt.laser" => {
-                DriverSettings::Cobolt(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            #[cfg(feature = "genicam")]
-            "genicam.camera" => {
-                DriverSettings::Genicam(self.settings(&prefix, &table, span.clone(), rest)?)
-            }
-            #[cfg(not(feature = "genicam"))]
-            "genicam.camera" => {
-                return Err(self.error(
-                    Some(driver_span),
-                    Some(format!("{prefix}.driver")),
-                    "this microscoped was built without GenICam support: build it with \
-                     `cargo build --release --features genicam` (needs libaravis-dev)"
-                        .into(),
-                ))
-            }
-            other => {
-                return Err(self.error(
-                    Some(driver_span),
-                    Some(format!("{prefix}.driver")),
-                    format!("unknown driver {other:?}: choose one of {}", driver_names()),
-                ))
-            }
+        let Some(entry) = crate::registry::driver(&driver) else {
+            return Err(self.error(
+                Some(driver_span),
+                Some(format!("{prefix}.driver")),
+                format!(
+                    "unknown driver {driver:?}: choose one of {}",
+                    driver_names()
+                ),
+            ));
         };
+        let settings = self.settings(entry, &prefix, &table, span.clone(), driver_span, rest)?;
         let port = match (settings.needs_port(), port) {
             (true, Some((pspan, p))) => {
                 if !ports.iter().any(|q| q.name == p) {
@@ -394,44 +173,51 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// Reads a driver's settings from what is left of the device table, then validates them.
-    fn settings<T: DeserializeOwned + Validate>(
+    /// Reads a driver's settings from what is left of the device table, then validates them,
+    /// through the driver's registry entry.
+    fn settings(
         &self,
+        entry: &'static crate::registry::Driver,
         prefix: &str,
         table: &DeTable<'a>,
         span: Range<usize>,
+        driver_span: Range<usize>,
         rest: DeValue<'a>,
-    ) -> Result<T, ConfigError> {
-        let settings: T = self
-            .deserialize(prefix, span.clone(), rest)
-            .map_err(|mut e| {
-                if e.message.starts_with("unknown field") {
-                    e.message = format!(
-                        "{}; every device also takes {}",
-                        e.message,
-                        COMMON_DEVICE_KEYS.join(", ")
-                    );
+    ) -> Result<DriverSettings, ConfigError> {
+        use crate::registry::Decoded;
+        entry
+            .decode(Spanned::new(span.clone(), rest))
+            .map_err(|e| match e {
+                Decoded::Serde(e) => {
+                    let mut e = self.serde_error(prefix, span, e);
+                    if e.message.starts_with("unknown field") {
+                        e.message = format!(
+                            "{}; every device also takes {}",
+                            e.message,
+                            COMMON_DEVICE_KEYS.join(", ")
+                        );
+                    }
+                    e
                 }
-                e
-            })?;
-        settings.check().map_err(|(key, message)| {
-            let at = table
-                .iter()
-                .find(|(k, _)| k.get_ref().as_ref() == key)
-                .map(|(_, v)| v.span())
-                .unwrap_or(span);
-            self.error(Some(at), Some(format!("{prefix}.{key}")), message)
-        })?;
-        Ok(settings)
+                Decoded::Invalid(e) => {
+                    let at = table
+                        .iter()
+                        .find(|(k, _)| k.get_ref().as_ref() == e.key)
+                        .map(|(_, v)| v.span())
+                        .unwrap_or(span);
+                    self.error(Some(at), Some(format!("{prefix}.{}", e.key)), e.message)
+                }
+                Decoded::Missing(why) => self.error(
+                    Some(driver_span),
+                    Some(format!("{prefix}.driver")),
+                    why.to_owned(),
+                ),
+            })
     }
 }
 
 fn driver_names() -> String {
-    DRIVERS
-        .iter()
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::registry::driver_names()
 }
 
 #[cfg(test)]

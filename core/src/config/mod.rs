@@ -49,7 +49,7 @@ pub use self::audit::{AuditConfig, DEFAULT_AUDIT_KEEP, DEFAULT_AUDIT_MB};
 pub use self::devices::{DeviceConfig, DriverSettings, DEFAULT_DEVICE_TIMEOUT, DRIVERS};
 pub use self::instrument::{InstrumentInfo, PixelSize};
 pub use self::limits::{DeviceLimits, Limit};
-pub use self::ports::{Emulator, PortConfig};
+pub use self::ports::{EmulatorEntry, PortConfig};
 pub use self::presets::{Preset, PresetGroup, PresetSetting};
 pub use self::storage::{StorageConfig, DEFAULT_MIN_SLOTS, DEFAULT_RING_MB};
 pub use self::tls::TlsFiles;

@@ -1,8 +1,11 @@
 //! `[ports.NAME]`: the serial ports devices share, real or emulated.
 
+use microscoped_driver_api::SettingError;
 use microscoped_serial::PortSettings;
 use toml::de::DeValue;
 use toml::Spanned;
+
+pub use crate::registry::EmulatorEntry;
 
 use super::{remove_key, ConfigError, Parser};
 
@@ -14,34 +17,7 @@ pub struct PortConfig {
     /// How to open it. With `emulate`, the path is the emulator's, filled in at start.
     pub settings: PortSettings,
     /// Run a built-in protocol emulator instead of opening real hardware.
-    pub emulate: Option<Emulator>,
-}
-
-/// The protocol emulators a port can run, for trying the real drivers with no hardware.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Emulator {
-    /// An ASI MS-2000 with X, Y and Z.
-    Asi,
-    /// A Prior ProScan III with XY, Z, filter wheels and shutters.
-    Prior,
-    /// A Coherent OBIS laser.
-    Obis,
-    /// A Cobolt 06-series laser.
-    Cobolt,
-}
-
-impl Emulator {
-    const NAMES: &'static str = "asi, prior, obis, cobolt";
-
-    fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "asi" => Some(Self::Asi),
-            "prior" => Some(Self::Prior),
-            "obis" => Some(Self::Obis),
-            "cobolt" => Some(Self::Cobolt),
-            _ => None,
-        }
-    }
+    pub emulate: Option<&'static EmulatorEntry>,
 }
 
 impl<'a> Parser<'a> {
@@ -64,11 +40,14 @@ impl<'a> Parser<'a> {
             None => None,
             Some(v) => {
                 let (espan, text) = self.string(&prefix, "emulate", v)?;
-                Some(Emulator::from_name(&text).ok_or_else(|| {
+                Some(crate::registry::emulator(&text).ok_or_else(|| {
                     self.error(
                         Some(espan),
                         Some(format!("{prefix}.emulate")),
-                        format!("no emulator {text:?}: choose one of {}", Emulator::NAMES),
+                        format!(
+                            "no emulator {text:?}: choose one of {}",
+                            crate::registry::emulator_names()
+                        ),
                     )
                 })?)
             }
@@ -77,9 +56,10 @@ impl<'a> Parser<'a> {
             self.deserialize(&prefix, span.clone(), DeValue::Table(table.clone()))?;
         let checked = match emulate {
             // The emulator makes the path; everything else still has to make sense.
-            Some(_) if !settings.path.as_os_str().is_empty() => {
-                Err(("path", "give either a path or emulate, not both".to_owned()))
-            }
+            Some(_) if !settings.path.as_os_str().is_empty() => Err(SettingError::new(
+                "path",
+                "give either a path or emulate, not both",
+            )),
             Some(_) => PortSettings {
                 path: "/emulated".into(),
                 ..settings.clone()
@@ -87,13 +67,13 @@ impl<'a> Parser<'a> {
             .validate(),
             None => settings.validate(),
         };
-        checked.map_err(|(key, message)| {
+        checked.map_err(|e| {
             let at = table
                 .iter()
-                .find(|(k, _)| k.get_ref().as_ref() == key)
+                .find(|(k, _)| k.get_ref().as_ref() == e.key)
                 .map(|(_, v)| v.span())
                 .unwrap_or(span);
-            self.error(Some(at), Some(format!("{prefix}.{key}")), message)
+            self.error(Some(at), Some(format!("{prefix}.{}", e.key)), e.message)
         })?;
         Ok(PortConfig {
             name,

@@ -10,11 +10,13 @@
 
 mod error;
 mod property;
+mod settings;
 
 pub use error::{DeviceError, ErrorKind, Result};
 pub use property::{
     check_write, unknown_property, Axis, PropertySpec, PropertyType, Quantity, Value,
 };
+pub use settings::{SettingError, Settings};
 
 /// What every device has: properties, a liveness check and a safe state.
 pub trait Device: Send {

@@ -290,14 +290,14 @@ impl Axes {
 /// Shared setting checks; each returns the offending key.
 pub(crate) mod check {
     /// A setting error: the key and what is wrong.
-    pub(crate) type SettingError = (&'static str, String);
+    pub(crate) use microscoped_driver_api::SettingError;
 
     /// An ASI axis letter: one ASCII letter A-Z.
     pub(crate) fn axis(key: &'static str, value: &str) -> Result<char, SettingError> {
         let mut chars = value.chars();
         match (chars.next(), chars.next()) {
             (Some(c), None) if c.is_ascii_uppercase() => Ok(c),
-            _ => Err((
+            _ => Err(SettingError::new(
                 key,
                 format!("must be one upper-case axis letter A-Z, got {value:?}"),
             )),
@@ -308,7 +308,7 @@ pub(crate) mod check {
     pub(crate) fn card(value: Option<char>) -> Result<(), SettingError> {
         match value {
             None | Some('1'..='9') => Ok(()),
-            Some(c) => Err((
+            Some(c) => Err(SettingError::new(
                 "card",
                 format!("must be a Tiger card address \"1\" to \"9\", got {c:?}"),
             )),
@@ -319,7 +319,7 @@ pub(crate) mod check {
     pub(crate) fn travel(key: &'static str, value: [f64; 2]) -> Result<(), SettingError> {
         let [min, max] = value;
         if !min.is_finite() || !max.is_finite() || min >= max {
-            return Err((
+            return Err(SettingError::new(
                 key,
                 format!("must be [min, max] um with min < max, got [{min}, {max}]"),
             ));
@@ -330,7 +330,7 @@ pub(crate) mod check {
     /// The speed settings.
     pub(crate) fn speeds(speed: Option<f64>, max: f64) -> Result<(), SettingError> {
         if !(super::MIN_SPEED_MM_S..=super::SPEED_CEILING_MM_S).contains(&max) {
-            return Err((
+            return Err(SettingError::new(
                 "max_speed_mm_s",
                 format!(
                     "must be {}..={} mm/s, got {max}",
@@ -341,7 +341,7 @@ pub(crate) mod check {
         }
         if let Some(s) = speed {
             if !s.is_finite() || s < super::MIN_SPEED_MM_S || s > max {
-                return Err((
+                return Err(SettingError::new(
                     "speed_mm_s",
                     format!(
                         "must be {}..={max} mm/s (max_speed_mm_s), got {s}",
@@ -356,7 +356,7 @@ pub(crate) mod check {
     /// The HOME acknowledgement timeout.
     pub(crate) fn home_timeout(ms: u64) -> Result<(), SettingError> {
         if !(1..=600_000).contains(&ms) {
-            return Err((
+            return Err(SettingError::new(
                 "home_timeout_ms",
                 format!("must be 1 to 600000 ms, got {ms}"),
             ));

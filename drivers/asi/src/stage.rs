@@ -5,6 +5,7 @@ use std::time::Duration;
 use microscoped_driver_api::{
     Axis, Device, DeviceError, PropertySpec, Quantity, Result, Stage, Value,
 };
+use microscoped_driver_api::{SettingError, Settings};
 use microscoped_serial::Port;
 use serde::Deserialize;
 
@@ -42,9 +43,9 @@ impl Default for AsiStageSettings {
     }
 }
 
-impl AsiStageSettings {
+impl Settings for AsiStageSettings {
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         check::axis("axis", &self.axis)?;
         check::card(self.card)?;
         check::travel("travel_um", self.travel_um)?;
@@ -65,7 +66,7 @@ impl AsiStage {
     pub fn new(port: Port, settings: AsiStageSettings) -> Result<Self> {
         settings
             .validate()
-            .map_err(|(key, why)| DeviceError::invalid(format!("ASI stage: {key}: {why}")))?;
+            .map_err(|e| DeviceError::invalid(format!("ASI stage: {}: {}", e.key, e.message)))?;
         // Validated above: one letter.
         let axis = settings.axis.chars().next().unwrap_or('Z');
         let axes = Axes {

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use microscoped_driver_api::Settings as _;
 use microscoped_driver_api::{Device, ErrorKind, Stage, Value, XYStage};
 use microscoped_serial::emulate::{Emulated, Emulator, Fault};
 use microscoped_serial::{Port, PortSettings};
@@ -414,37 +415,37 @@ fn settings_are_checked() {
         x_axis: "x1".into(),
         ..Default::default()
     };
-    assert_eq!(s.validate().unwrap_err().0, "x_axis");
+    assert_eq!(s.validate().unwrap_err().key, "x_axis");
     let s = AsiXYStageSettings {
         y_axis: "X".into(),
         ..Default::default()
     };
-    assert_eq!(s.validate().unwrap_err().0, "y_axis");
+    assert_eq!(s.validate().unwrap_err().key, "y_axis");
     let s = AsiXYStageSettings {
         card: Some('A'),
         ..Default::default()
     };
-    assert_eq!(s.validate().unwrap_err().0, "card");
+    assert_eq!(s.validate().unwrap_err().key, "card");
     let s = AsiXYStageSettings {
         y_travel_um: [5.0, 5.0],
         ..Default::default()
     };
-    assert_eq!(s.validate().unwrap_err().0, "y_travel_um");
+    assert_eq!(s.validate().unwrap_err().key, "y_travel_um");
     let s = AsiStageSettings {
         speed_mm_s: Some(10.0),
         ..Default::default()
     };
-    assert_eq!(s.validate().unwrap_err().0, "speed_mm_s");
+    assert_eq!(s.validate().unwrap_err().key, "speed_mm_s");
     let s = AsiStageSettings {
         home_timeout_ms: 0,
         ..Default::default()
     };
-    assert_eq!(s.validate().unwrap_err().0, "home_timeout_ms");
+    assert_eq!(s.validate().unwrap_err().key, "home_timeout_ms");
     let s = AsiStageSettings {
         travel_um: [0.0, f64::INFINITY],
         ..Default::default()
     };
-    assert_eq!(s.validate().unwrap_err().0, "travel_um");
+    assert_eq!(s.validate().unwrap_err().key, "travel_um");
 
     // A bad setting is refused before the port is used.
     let (emu, handle) = emulator(EmulatorConfig::default());

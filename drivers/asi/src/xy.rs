@@ -5,6 +5,7 @@ use std::time::Duration;
 use microscoped_driver_api::{
     Axis, Device, DeviceError, PropertySpec, Quantity, Result, Value, XYStage,
 };
+use microscoped_driver_api::{SettingError, Settings};
 use microscoped_serial::Port;
 use serde::Deserialize;
 
@@ -48,13 +49,16 @@ impl Default for AsiXYStageSettings {
     }
 }
 
-impl AsiXYStageSettings {
+impl Settings for AsiXYStageSettings {
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         let x = check::axis("x_axis", &self.x_axis)?;
         let y = check::axis("y_axis", &self.y_axis)?;
         if x == y {
-            return Err(("y_axis", format!("must differ from x_axis, both are {x:?}")));
+            return Err(SettingError::new(
+                "y_axis",
+                format!("must differ from x_axis, both are {x:?}"),
+            ));
         }
         check::card(self.card)?;
         check::travel("x_travel_um", self.x_travel_um)?;
@@ -76,7 +80,7 @@ impl AsiXYStage {
     pub fn new(port: Port, settings: AsiXYStageSettings) -> Result<Self> {
         settings
             .validate()
-            .map_err(|(key, why)| DeviceError::invalid(format!("ASI XY stage: {key}: {why}")))?;
+            .map_err(|e| DeviceError::invalid(format!("ASI XY stage: {}: {}", e.key, e.message)))?;
         // Validated above: each is one letter.
         let x = settings.x_axis.chars().next().unwrap_or('X');
         let y = settings.y_axis.chars().next().unwrap_or('Y');

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use microscoped_driver_api::{
     Device, DeviceError, ErrorKind, Laser, PropertySpec, Quantity, Result, Value,
 };
+use microscoped_driver_api::{SettingError, Settings};
 use microscoped_serial::{Port, PortSettings};
 use serde::Deserialize;
 
@@ -141,12 +142,12 @@ impl Default for CoboltSettings {
     }
 }
 
-impl CoboltSettings {
+impl Settings for CoboltSettings {
     /// Checks the settings; the error names the offending key.
-    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         if let Some(max) = self.max_power_mw {
             if !(max.is_finite() && max > 0.0 && max <= MAX_POWER_LIMIT_MW) {
-                return Err((
+                return Err(SettingError::new(
                     "max_power_mw",
                     format!("must be above 0 and at most {MAX_POWER_LIMIT_MW}, got {max}"),
                 ));
@@ -155,12 +156,15 @@ impl CoboltSettings {
         if let Some(p) = self.power_mw {
             let max = self.max_power_mw.unwrap_or(MAX_POWER_LIMIT_MW);
             if !(p.is_finite() && p >= 0.0 && p <= max) {
-                return Err(("power_mw", format!("must be within 0..={max}, got {p}")));
+                return Err(SettingError::new(
+                    "power_mw",
+                    format!("must be within 0..={max}, got {p}"),
+                ));
             }
         }
         if let Some(nm) = self.wavelength_nm {
             if !(nm.is_finite() && (200.0..=2000.0).contains(&nm)) {
-                return Err((
+                return Err(SettingError::new(
                     "wavelength_nm",
                     format!("must be within 200..=2000, got {nm}"),
                 ));
@@ -201,9 +205,9 @@ impl CoboltLaser {
     /// `settings`, reads serial number, maximum power and model, then applies what `settings`
     /// asks for at connect.
     pub fn new(port: Port, settings: CoboltSettings) -> Result<Self> {
-        settings
-            .validate()
-            .map_err(|(key, msg)| DeviceError::invalid(format!("Cobolt setting {key}: {msg}")))?;
+        settings.validate().map_err(|e| {
+            DeviceError::invalid(format!("Cobolt setting {}: {}", e.key, e.message))
+        })?;
         let mut laser = Self {
             port,
             settings,

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use microscoped_driver_api::Settings as _;
 use microscoped_driver_api::{Device, ErrorKind, Laser, Value};
 use microscoped_serial::emulate::{Emulated, Emulator, Fault};
 use microscoped_serial::{Port, PortSettings};
@@ -366,7 +367,7 @@ fn connect_applies_the_settings() {
 #[test]
 fn settings_are_checked_and_read_from_config() {
     assert!(CoboltSettings::default().validate().is_ok());
-    let bad = |s: CoboltSettings| s.validate().unwrap_err().0;
+    let bad = |s: CoboltSettings| s.validate().unwrap_err().key;
     assert_eq!(
         bad(CoboltSettings {
             max_power_mw: Some(-5.0),

@@ -11,6 +11,7 @@ use microscoped_driver_api::{
 use crate::error::Context;
 use crate::frames::FrameCounter;
 use crate::settings::{GenicamPixelFormat, GenicamSettings, MAX_PACKET_SIZE, MIN_PACKET_SIZE};
+use microscoped_driver_api::Settings as _;
 
 /// Largest binning factor offered, whatever the camera claims.
 const MAX_BINNING: u32 = 64;
@@ -188,9 +189,9 @@ impl GenicamCamera {
     /// discovery did find in the message; invalid settings are [`ErrorKind::InvalidValue`], and
     /// values outside the camera's limits [`ErrorKind::OutOfRange`].
     pub fn new(settings: GenicamSettings) -> Result<Self> {
-        settings
-            .validate()
-            .map_err(|(key, msg)| DeviceError::invalid(format!("genicam setting {key}: {msg}")))?;
+        settings.validate().map_err(|e| {
+            DeviceError::invalid(format!("genicam setting {}: {}", e.key, e.message))
+        })?;
         let camera = crate::open(settings.device_id.as_deref())?;
         let info = read_info(&camera, settings.device_id.as_deref())?;
         let mut cam = GenicamCamera {

@@ -1,5 +1,6 @@
 //! Settings of a [`GenicamCamera`](crate::GenicamCamera), as they appear in the daemon's config.
 
+use microscoped_driver_api::{SettingError, Settings};
 use serde::Deserialize;
 
 /// The pixel formats the driver delivers: unpacked monochrome only, because the daemon's frame
@@ -125,21 +126,21 @@ const MAX_EXPOSURE_MS: f64 = 1e6;
 /// Longest frame timeout accepted, ms (one hour).
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
-impl GenicamSettings {
+impl Settings for GenicamSettings {
     /// Checks every setting that can be checked without the camera; the error names the first
     /// key at fault and says why. Limits that depend on the camera (exposure range, trigger
     /// sources) are checked when it opens.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         if let Some(id) = &self.device_id {
             if id.trim().is_empty() {
-                return Err((
+                return Err(SettingError::new(
                     "device_id",
-                    "must not be empty: leave it out to open the first camera found".into(),
+                    "must not be empty: leave it out to open the first camera found",
                 ));
             }
         }
         if !(MIN_PACKET_SIZE..=MAX_PACKET_SIZE).contains(&self.packet_size) {
-            return Err((
+            return Err(SettingError::new(
                 "packet_size",
                 format!(
                     "must be within {MIN_PACKET_SIZE}..={MAX_PACKET_SIZE} bytes, got {}",
@@ -148,7 +149,7 @@ impl GenicamSettings {
             ));
         }
         if !BUFFERS.contains(&self.buffers) {
-            return Err((
+            return Err(SettingError::new(
                 "buffers",
                 format!(
                     "must be within {}..={}, got {}",
@@ -162,7 +163,7 @@ impl GenicamSettings {
             && self.exposure_ms > 0.0
             && self.exposure_ms <= MAX_EXPOSURE_MS)
         {
-            return Err((
+            return Err(SettingError::new(
                 "exposure_ms",
                 format!(
                     "must be above 0 and at most {MAX_EXPOSURE_MS} ms, got {}",
@@ -172,25 +173,28 @@ impl GenicamSettings {
         }
         if let Some(gain) = self.gain {
             if !gain.is_finite() {
-                return Err(("gain", format!("must be a finite number, got {gain}")));
+                return Err(SettingError::new(
+                    "gain",
+                    format!("must be a finite number, got {gain}"),
+                ));
             }
         }
         if let Some(rate) = self.frame_rate_hz {
             if !(rate.is_finite() && rate > 0.0) {
-                return Err((
+                return Err(SettingError::new(
                     "frame_rate_hz",
                     format!("must be a positive number of Hz, got {rate}"),
                 ));
             }
         }
         if self.trigger.trim().is_empty() {
-            return Err((
+            return Err(SettingError::new(
                 "trigger",
-                "must be \"off\", \"software\" or a trigger source of the camera".into(),
+                "must be \"off\", \"software\" or a trigger source of the camera",
             ));
         }
         if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
-            return Err((
+            return Err(SettingError::new(
                 "timeout_ms",
                 format!(
                     "must be within 1..={MAX_TIMEOUT_MS} ms, got {}",
@@ -235,7 +239,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let keys: Vec<_> = bad.iter().map(|s| s.validate().unwrap_err().0).collect();
+        let keys: Vec<_> = bad.iter().map(|s| s.validate().unwrap_err().key).collect();
         assert_eq!(
             keys,
             [

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use microscoped_driver_api::{
     Device, DeviceError, ErrorKind, Laser, PropertySpec, Quantity, Result, Value,
 };
+use microscoped_driver_api::{SettingError, Settings};
 use microscoped_serial::{Port, PortSettings};
 use serde::Deserialize;
 
@@ -160,12 +161,12 @@ impl Default for ObisSettings {
     }
 }
 
-impl ObisSettings {
+impl Settings for ObisSettings {
     /// Checks the settings; the error names the offending key.
-    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         if let Some(max) = self.max_power_mw {
             if !(max.is_finite() && max > 0.0 && max <= MAX_POWER_LIMIT_MW) {
-                return Err((
+                return Err(SettingError::new(
                     "max_power_mw",
                     format!("must be above 0 and at most {MAX_POWER_LIMIT_MW}, got {max}"),
                 ));
@@ -174,12 +175,15 @@ impl ObisSettings {
         if let Some(p) = self.power_mw {
             let max = self.max_power_mw.unwrap_or(MAX_POWER_LIMIT_MW);
             if !(p.is_finite() && p >= 0.0 && p <= max) {
-                return Err(("power_mw", format!("must be within 0..={max}, got {p}")));
+                return Err(SettingError::new(
+                    "power_mw",
+                    format!("must be within 0..={max}, got {p}"),
+                ));
             }
         }
         if let Some(i) = self.device_index {
             if i > MAX_DEVICE_INDEX {
-                return Err((
+                return Err(SettingError::new(
                     "device_index",
                     format!("must be 0 to {MAX_DEVICE_INDEX}, got {i}"),
                 ));
@@ -187,7 +191,7 @@ impl ObisSettings {
         }
         if let Some(nm) = self.expected_wavelength_nm {
             if !(nm.is_finite() && (200.0..=2000.0).contains(&nm)) {
-                return Err((
+                return Err(SettingError::new(
                     "expected_wavelength_nm",
                     format!("must be within 200..=2000, got {nm}"),
                 ));
@@ -231,7 +235,7 @@ impl ObisLaser {
     pub fn new(port: Port, settings: ObisSettings) -> Result<Self> {
         settings
             .validate()
-            .map_err(|(key, msg)| DeviceError::invalid(format!("OBIS setting {key}: {msg}")))?;
+            .map_err(|e| DeviceError::invalid(format!("OBIS setting {}: {}", e.key, e.message)))?;
         let suffix = settings
             .device_index
             .map(|i| i.to_string())

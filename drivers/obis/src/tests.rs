@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use microscoped_driver_api::Settings as _;
 use microscoped_driver_api::{Device, ErrorKind, Laser, Value};
 use microscoped_serial::emulate::{Emulated, Emulator, Fault};
 use microscoped_serial::{Port, PortSettings};
@@ -419,7 +420,7 @@ fn connect_applies_the_settings() {
 #[test]
 fn settings_are_checked_and_read_from_config() {
     assert!(ObisSettings::default().validate().is_ok());
-    let bad = |s: ObisSettings| s.validate().unwrap_err().0;
+    let bad = |s: ObisSettings| s.validate().unwrap_err().key;
     assert_eq!(
         bad(ObisSettings {
             max_power_mw: Some(0.0),

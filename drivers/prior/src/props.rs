@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use microscoped_driver_api::{DeviceError, PropertySpec, Result, Value};
 
 /// A settings error: the key at fault and what is wrong with it.
-pub type SettingError = (&'static str, String);
+pub use microscoped_driver_api::SettingError;
 
 /// The error for a property name the device does not have, listing the ones it has.
 pub(crate) fn unknown(specs: &[PropertySpec], name: &str, device: &str) -> DeviceError {
@@ -47,8 +47,8 @@ pub(crate) fn speed_spec(command: &str) -> PropertySpec {
 }
 
 /// Turns a settings error into the constructor's error.
-pub(crate) fn setting_error(device: &str, (key, message): SettingError) -> DeviceError {
-    DeviceError::invalid(format!("Prior {device} setting {key}: {message}"))
+pub(crate) fn setting_error(device: &str, e: SettingError) -> DeviceError {
+    DeviceError::invalid(format!("Prior {device} setting {}: {}", e.key, e.message))
 }
 
 /// Checks a `[min, max]` travel.
@@ -58,7 +58,7 @@ pub(crate) fn check_interval(
 ) -> std::result::Result<(), SettingError> {
     let [min, max] = range;
     if !min.is_finite() || !max.is_finite() || min >= max {
-        return Err((
+        return Err(SettingError::new(
             key,
             format!("must be [min, max] with finite min below max, got [{min}, {max}]"),
         ));
@@ -71,7 +71,7 @@ pub(crate) fn check_step(key: &'static str, value: f64) -> std::result::Result<(
     if value.is_finite() && value > 0.0 && value <= 1000.0 {
         Ok(())
     } else {
-        Err((
+        Err(SettingError::new(
             key,
             format!("must be above 0 and at most 1000 um, got {value}"),
         ))
@@ -87,7 +87,7 @@ pub(crate) fn check_inside(
     if value.is_finite() && value >= range[0] && value <= range[1] {
         Ok(())
     } else {
-        Err((
+        Err(SettingError::new(
             key,
             format!(
                 "must lie inside the travel [{}, {}] um, got {value}",
@@ -106,8 +106,7 @@ pub(crate) fn check_units(
 ) -> std::result::Result<(), SettingError> {
     let limit = f64::from(i32::MAX);
     if range.iter().any(|v| (v / um_per_step).abs() > limit) {
-        return Err((
-            key,
+        return Err(SettingError::new(key,
             format!("[{}, {}] um does not fit the controller's position counter at {um_per_step} um per unit", range[0], range[1]),
         ));
     }
@@ -123,7 +122,10 @@ pub(crate) fn check_number(
     if (1..=max).contains(&value) {
         Ok(())
     } else {
-        Err((key, format!("must be 1 to {max}, got {value}")))
+        Err(SettingError::new(
+            key,
+            format!("must be 1 to {max}, got {value}"),
+        ))
     }
 }
 
@@ -131,18 +133,21 @@ pub(crate) fn check_number(
 pub(crate) fn check_labels(labels: &[String]) -> std::result::Result<(), SettingError> {
     let n = labels.len();
     if !(2..=64).contains(&n) {
-        return Err(("labels", format!("must have 2..=64 entries, got {n}")));
+        return Err(SettingError::new(
+            "labels",
+            format!("must have 2..=64 entries, got {n}"),
+        ));
     }
     let mut seen = HashSet::new();
     for (i, label) in labels.iter().enumerate() {
         if label.trim().is_empty() {
-            return Err((
+            return Err(SettingError::new(
                 "labels",
                 format!("label {i} is empty: every position needs a name"),
             ));
         }
         if !seen.insert(label.as_str()) {
-            return Err((
+            return Err(SettingError::new(
                 "labels",
                 format!("label {label:?} appears more than once: labels must be unique"),
             ));

@@ -1,5 +1,6 @@
 //! The ProScan XY stage and focus (Z) drive.
 
+use microscoped_driver_api::Settings;
 use microscoped_driver_api::{
     Axis, Device, DeviceError, PropertySpec, Quantity, Result, Stage, Value, XYStage,
 };
@@ -39,9 +40,9 @@ impl Default for PriorXYStageSettings {
     }
 }
 
-impl PriorXYStageSettings {
+impl Settings for PriorXYStageSettings {
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), SettingError> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         props::check_interval("x_range_um", self.x_range_um)?;
         props::check_interval("y_range_um", self.y_range_um)?;
         props::check_step("x_um_per_step", self.x_um_per_step)?;
@@ -214,9 +215,9 @@ impl Default for PriorZSettings {
     }
 }
 
-impl PriorZSettings {
+impl Settings for PriorZSettings {
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), SettingError> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         props::check_interval("range_um", self.range_um)?;
         props::check_step("um_per_step", self.um_per_step)?;
         props::check_units("range_um", self.range_um, self.um_per_step)?;

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use microscoped_driver_api::Settings as _;
 use microscoped_driver_api::{Device, ErrorKind, Shutter, Stage, StateDevice, Value, XYStage};
 use microscoped_serial::emulate::{Emulated, Emulator, Fault, Framing, Reply, Responder};
 use microscoped_serial::{Port, PortSettings};
@@ -573,37 +574,37 @@ fn settings_are_checked_and_deserialised_strictly() {
         x_range_um: [10.0, -10.0],
         ..Default::default()
     };
-    assert_eq!(xy.validate().unwrap_err().0, "x_range_um");
+    assert_eq!(xy.validate().unwrap_err().key, "x_range_um");
     let xy = PriorXYStageSettings {
         y_um_per_step: 0.0,
         ..Default::default()
     };
-    assert_eq!(xy.validate().unwrap_err().0, "y_um_per_step");
+    assert_eq!(xy.validate().unwrap_err().key, "y_um_per_step");
     let xy = PriorXYStageSettings {
         home_um: [0.0, 40_000.0],
         ..Default::default()
     };
-    assert_eq!(xy.validate().unwrap_err().0, "home_um");
+    assert_eq!(xy.validate().unwrap_err().key, "home_um");
     let z = PriorZSettings {
         range_um: [0.0, 1e12],
         ..Default::default()
     };
-    assert_eq!(z.validate().unwrap_err().0, "range_um");
+    assert_eq!(z.validate().unwrap_err().key, "range_um");
     let w = PriorFilterWheelSettings {
         wheel: 4,
         ..Default::default()
     };
-    assert_eq!(w.validate().unwrap_err().0, "wheel");
+    assert_eq!(w.validate().unwrap_err().key, "wheel");
     let w = PriorFilterWheelSettings {
         labels: vec!["a".into(), "a".into()],
         ..Default::default()
     };
-    assert_eq!(w.validate().unwrap_err().0, "labels");
+    assert_eq!(w.validate().unwrap_err().key, "labels");
     assert_eq!(
         PriorShutterSettings { shutter: 0 }
             .validate()
             .unwrap_err()
-            .0,
+            .key,
         "shutter"
     );
 

@@ -1,5 +1,6 @@
 //! ProScan filter wheels and shutters.
 
+use microscoped_driver_api::Settings;
 use microscoped_driver_api::{
     Device, DeviceError, PropertySpec, Result, Shutter, StateDevice, Value,
 };
@@ -29,9 +30,13 @@ impl Default for PriorFilterWheelSettings {
     }
 }
 
-impl PriorFilterWheelSettings {
+impl Settings for PriorFilterWheelSettings {
+    fn labels(&self) -> Option<&[String]> {
+        Some(&self.labels)
+    }
+
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), SettingError> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         props::check_number("wheel", self.wheel, 3)?;
         props::check_labels(&self.labels)
     }
@@ -190,9 +195,9 @@ impl Default for PriorShutterSettings {
     }
 }
 
-impl PriorShutterSettings {
+impl Settings for PriorShutterSettings {
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), SettingError> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         props::check_number("shutter", self.shutter, 3)
     }
 }

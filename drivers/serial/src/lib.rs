@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use microscoped_driver_api::{DeviceError, ErrorKind, Result};
+use microscoped_driver_api::{DeviceError, ErrorKind, Result, SettingError};
 use serde::Deserialize;
 use serialport::{SerialPort as _, TTYPort};
 
@@ -79,39 +79,39 @@ impl Default for PortSettings {
 
 impl PortSettings {
     /// Checks the settings; the error names the offending key.
-    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> std::result::Result<(), SettingError> {
         if self.path.as_os_str().is_empty() {
-            return Err((
+            return Err(SettingError::new(
                 "path",
-                "a serial port needs a path, e.g. \"/dev/ttyUSB0\"".into(),
+                "a serial port needs a path, e.g. \"/dev/ttyUSB0\"",
             ));
         }
         if !(50..=4_000_000).contains(&self.baud) {
-            return Err((
+            return Err(SettingError::new(
                 "baud",
                 format!("{} is not a baud rate this daemon drives", self.baud),
             ));
         }
         if !(5..=8).contains(&self.data_bits) {
-            return Err((
+            return Err(SettingError::new(
                 "data_bits",
                 format!("must be 5 to 8, got {}", self.data_bits),
             ));
         }
         if !(1..=2).contains(&self.stop_bits) {
-            return Err((
+            return Err(SettingError::new(
                 "stop_bits",
                 format!("must be 1 or 2, got {}", self.stop_bits),
             ));
         }
         if self.read_terminator.is_empty() {
-            return Err((
+            return Err(SettingError::new(
                 "read_terminator",
-                "must not be empty: replies end with it".into(),
+                "must not be empty: replies end with it",
             ));
         }
         if !(1..=60_000).contains(&self.timeout_ms) {
-            return Err((
+            return Err(SettingError::new(
                 "timeout_ms",
                 format!("must be 1 to 60000, got {}", self.timeout_ms),
             ));

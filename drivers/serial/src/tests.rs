@@ -179,9 +179,9 @@ fn an_emulator_frames_its_replies_and_says_how() {
 #[test]
 fn settings_are_checked() {
     let mut s = PortSettings::default();
-    assert_eq!(s.validate().unwrap_err().0, "path");
+    assert_eq!(s.validate().unwrap_err().key, "path");
     s.path = "/dev/ttyS0".into();
     assert!(s.validate().is_ok());
     s.data_bits = 9;
-    assert_eq!(s.validate().unwrap_err().0, "data_bits");
+    assert_eq!(s.validate().unwrap_err().key, "data_bits");
 }

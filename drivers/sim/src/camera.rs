@@ -3,6 +3,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use microscoped_driver_api::Settings;
 use microscoped_driver_api::{
     Camera, Device, DeviceError, ErrorKind, FrameInfo, FrameShape, PixelType, PropertySpec,
     Quantity, Result, Roi, Value,
@@ -132,9 +133,9 @@ const MAX_BEAD_COUNT: u32 = 1_000_000;
 /// Frames the simulated camera holds for a slow reader before the oldest is overwritten.
 const FIFO_FRAMES: u64 = 4;
 
-impl SimCameraSettings {
+impl Settings for SimCameraSettings {
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), SettingError> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         for (key, v) in [("width", self.width), ("height", self.height)] {
             if v == 0 || v > MAX_SENSOR_PX {
                 return Err(SettingError::new(

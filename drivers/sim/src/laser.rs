@@ -1,5 +1,6 @@
 //! The simulated laser.
 
+use microscoped_driver_api::Settings;
 use microscoped_driver_api::{Device, Laser, PropertySpec, Quantity, Result, Value};
 use serde::Deserialize;
 
@@ -40,9 +41,9 @@ impl Default for SimLaserSettings {
     }
 }
 
-impl SimLaserSettings {
+impl Settings for SimLaserSettings {
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), SettingError> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         check_range("wavelength_nm", self.wavelength_nm, 200.0, 2000.0)?;
         check_positive("max_power_mw", self.max_power_mw, MAX_POWER_LIMIT_MW)?;
         check_range("power_mw", self.power_mw, 0.0, self.max_power_mw)?;

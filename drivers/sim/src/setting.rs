@@ -1,33 +1,8 @@
-//! The error a settings struct reports from `validate`, and the checks the settings share.
+//! The checks the simulated devices' settings share; the error is the driver API's
+//! [`SettingError`].
 
-use std::fmt;
-
-/// A setting that cannot be used, named by its key so the daemon can point at the config line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingError {
-    /// The settings key at fault, as written in the config ("x_range", "labels").
-    pub key: String,
-    /// What is wrong with it and what would be accepted.
-    pub message: String,
-}
-
-impl SettingError {
-    /// An error about `key`.
-    pub fn new(key: &str, message: impl Into<String>) -> Self {
-        Self {
-            key: key.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for SettingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
-
-impl std::error::Error for SettingError {}
+// One setting-error type for every driver, from the driver API.
+pub use microscoped_driver_api::SettingError;
 
 /// Checks that a float setting is finite and within `min..=max`.
 pub(crate) fn check_range(key: &str, value: f64, min: f64, max: f64) -> Result<(), SettingError> {

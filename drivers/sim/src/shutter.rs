@@ -3,6 +3,7 @@
 use std::thread;
 use std::time::Duration;
 
+use microscoped_driver_api::Settings;
 use microscoped_driver_api::{Device, PropertySpec, Result, Shutter, Value};
 use serde::Deserialize;
 
@@ -36,9 +37,9 @@ impl Default for SimShutterSettings {
     }
 }
 
-impl SimShutterSettings {
+impl Settings for SimShutterSettings {
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), SettingError> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         check_range("switch_ms", self.switch_ms, 0.0, MAX_SWITCH_MS)?;
         check_hang(self.hang_ms)
     }

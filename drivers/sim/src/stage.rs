@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use microscoped_driver_api::Settings;
 use microscoped_driver_api::{
     Axis, Device, DeviceError, PropertySpec, Quantity, Result, Stage, Value, XYStage,
 };
@@ -67,9 +68,9 @@ impl Default for SimXYStageSettings {
     }
 }
 
-impl SimXYStageSettings {
+impl Settings for SimXYStageSettings {
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), SettingError> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         check_interval("x_range", self.x_range)?;
         check_interval("y_range", self.y_range)?;
         check_range("speed_um_s", self.speed_um_s, MIN_SPEED, MAX_SPEED)?;
@@ -247,9 +248,9 @@ impl Default for SimStageSettings {
     }
 }
 
-impl SimStageSettings {
+impl Settings for SimStageSettings {
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), SettingError> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         check_interval("range", self.range)?;
         check_range("speed_um_s", self.speed_um_s, MIN_SPEED, MAX_SPEED)?;
         check_inside("home", self.home, "range", self.range)?;

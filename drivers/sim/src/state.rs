@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use microscoped_driver_api::Settings;
 use microscoped_driver_api::{Device, DeviceError, PropertySpec, Result, StateDevice, Value};
 use serde::Deserialize;
 
@@ -57,9 +58,13 @@ impl Default for SimStateDeviceSettings {
     }
 }
 
-impl SimStateDeviceSettings {
+impl Settings for SimStateDeviceSettings {
+    fn labels(&self) -> Option<&[String]> {
+        Some(&self.labels)
+    }
+
     /// Checks every setting; the error names the first key at fault.
-    pub fn validate(&self) -> std::result::Result<(), SettingError> {
+    fn validate(&self) -> std::result::Result<(), SettingError> {
         let n = self.labels.len();
         if !(MIN_POSITIONS..=MAX_POSITIONS).contains(&n) {
             return Err(SettingError::new(

@@ -3,6 +3,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use microscoped_driver_api::Settings as _;
 use microscoped_driver_api::{
     Camera, Device, ErrorKind, Laser, PixelType, Roi, Shutter, Stage, StateDevice, Value, XYStage,
 };

@@ -1,0 +1,534 @@
+//! The drivers the daemon knows, one entry each: the name a config gives, what it makes, whether
+//! it talks through a serial port, how its settings are read and checked, and how it is built.
+//! The protocol emulators a port can run are listed here too. Adding a driver family is a new
+//! crate under `drivers/`, its dependency in `core/Cargo.toml`, and its lines here; config
+//! parsing (`config`), `microscoped check` and the device builder (`drivers`) all read this
+//! table.
+//!
+//! It uses nothing of the crate (config reads it; see `core/tests/boundaries.rs`).
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use microscoped_asi as asi;
+use microscoped_cobolt as cobolt;
+use microscoped_driver_api::{AnyDevice, DeviceError, DeviceKind, SettingError, Settings};
+use microscoped_obis as obis;
+use microscoped_prior as prior;
+use microscoped_serial::emulate::Emulated;
+use microscoped_serial::Port;
+use microscoped_sim as sim;
+use serde::de::DeserializeOwned;
+
+/// One driver: what a config's `driver = "..."` names.
+pub struct Driver {
+    /// The name a config gives (`"sim.camera"`).
+    pub name: &'static str,
+    /// For people, in `microscoped check` and error messages.
+    pub description: &'static str,
+    /// The kind of device it makes.
+    pub kind: DeviceKind,
+    /// Whether the device talks through one of the config's `[ports.NAME]`.
+    pub needs_port: bool,
+    /// Reads the settings from the device's table (less the keys every device has) and checks
+    /// them; `None` when this build cannot make the driver (a cargo feature left out).
+    decode: Option<Decode>,
+    /// Builds the device from its checked settings.
+    build: Build,
+    /// Why this build cannot make the driver, when `decode` is `None`.
+    missing: &'static str,
+}
+
+/// Reads and checks one driver's settings from a deserializer of the device's table.
+type Decode = fn(Table<'_>) -> Result<Arc<dyn AnySettings>, Decoded>;
+
+/// Builds one device from the settings `decode` made.
+type Build = fn(&DriverSettings, &mut Resources<'_>) -> Result<AnyDevice, BuildError>;
+
+/// The deserializer config hands a driver's `decode`: the device's table, with spans.
+pub type Table<'a> = toml::Spanned<toml::de::DeValue<'a>>;
+
+/// Why a driver's settings were not accepted.
+pub enum Decoded {
+    /// The table does not deserialize into the settings (unknown or missing key, wrong type);
+    /// the path says where.
+    Serde(serde_path_to_error::Error<toml::de::Error>),
+    /// The settings deserialize but one of them cannot be used.
+    Invalid(SettingError),
+    /// This build cannot make the driver.
+    Missing(&'static str),
+}
+
+/// What building a device may need besides its settings.
+pub struct Resources<'a> {
+    /// The simulated instrument the simulated devices share.
+    pub world: &'a sim::SimWorld,
+    /// The device's serial port, opened, for drivers that need one.
+    pub port: Option<Port>,
+}
+
+impl Resources<'_> {
+    fn port(&mut self) -> Result<Port, BuildError> {
+        self.port.take().ok_or(BuildError::NoPort)
+    }
+}
+
+/// Why a device could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    /// A setting the driver refuses when it builds the device.
+    Setting(SettingError),
+    /// The device did not start (no answer, wrong firmware, ...).
+    Start(DeviceError),
+    /// A serial driver was given no port.
+    NoPort,
+}
+
+impl From<SettingError> for BuildError {
+    fn from(e: SettingError) -> Self {
+        Self::Setting(e)
+    }
+}
+
+impl From<DeviceError> for BuildError {
+    fn from(e: DeviceError) -> Self {
+        Self::Start(e)
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Setting(e) => write!(f, "invalid setting {}: {}", e.key, e.message),
+            Self::Start(e) => write!(f, "could not be started: {}", e.message),
+            Self::NoPort => f.write_str("no serial port was opened for it"),
+        }
+    }
+}
+
+/// A driver's checked settings, of the driver's own type, with the entry that reads them.
+#[derive(Clone)]
+pub struct DriverSettings {
+    driver: &'static Driver,
+    settings: Arc<dyn AnySettings>,
+}
+
+/// Settings the registry can hold without knowing their type.
+trait AnySettings: Settings + fmt::Debug + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Settings + fmt::Debug + Send + Sync + 'static> AnySettings for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl fmt::Debug for DriverSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple(self.driver.name)
+            .field(&self.settings)
+            .finish()
+    }
+}
+
+impl DriverSettings {
+    /// The driver these settings are for.
+    pub fn driver(&self) -> &'static Driver {
+        self.driver
+    }
+
+    /// The kind of device these settings make.
+    pub fn kind(&self) -> DeviceKind {
+        self.driver.kind
+    }
+
+    /// Whether the driver talks through a serial port.
+    pub fn needs_port(&self) -> bool {
+        self.driver.needs_port
+    }
+
+    /// A state device's labels, when its settings list them.
+    pub fn labels(&self) -> Option<&[String]> {
+        self.settings.labels()
+    }
+
+    /// Builds the device.
+    pub fn build(&self, resources: &mut Resources<'_>) -> Result<AnyDevice, BuildError> {
+        (self.driver.build)(self, resources)
+    }
+
+    /// The settings as the driver's own type. Only the entry's `build` asks, with its own type.
+    fn get<T: Clone + 'static>(&self) -> T {
+        self.settings
+            .as_any()
+            .downcast_ref::<T>()
+            .cloned()
+            .expect("a driver's build reads the settings type its decode made")
+    }
+}
+
+impl Driver {
+    /// Reads and checks this driver's settings from the device's table.
+    pub fn decode(&'static self, table: Table<'_>) -> Result<DriverSettings, Decoded> {
+        match self.decode {
+            Some(decode) => decode(table).map(|settings| DriverSettings {
+                driver: self,
+                settings,
+            }),
+            None => Err(Decoded::Missing(self.missing)),
+        }
+    }
+}
+
+/// The generic half of every entry's `decode`: deserialize into `T` (the path names the key at
+/// fault), then the driver's own checks.
+fn decode<T>(table: Table<'_>) -> Result<Arc<dyn AnySettings>, Decoded>
+where
+    T: DeserializeOwned + Settings + fmt::Debug + Send + Sync + 'static,
+{
+    use serde::de::IntoDeserializer;
+    let settings: T =
+        serde_path_to_error::deserialize(table.into_deserializer()).map_err(Decoded::Serde)?;
+    settings.validate().map_err(Decoded::Invalid)?;
+    Ok(Arc::new(settings))
+}
+
+/// An entry whose settings are `T`.
+const fn entry<T>(
+    name: &'static str,
+    description: &'static str,
+    kind: DeviceKind,
+    needs_port: bool,
+    build: Build,
+) -> Driver
+where
+    T: DeserializeOwned + Settings + fmt::Debug + Send + Sync + 'static,
+{
+    Driver {
+        name,
+        description,
+        kind,
+        needs_port,
+        decode: Some(decode::<T>),
+        build,
+        missing: "",
+    }
+}
+
+/// Every driver, in the order `microscoped check` lists them.
+pub static DRIVERS: &[Driver] = &[
+    entry::<sim::SimCameraSettings>(
+        "sim.camera",
+        "simulated camera (noise, gradient or fluorescent beads)",
+        DeviceKind::Camera,
+        false,
+        |s, r| {
+            Ok(AnyDevice::Camera(Box::new(sim::SimCamera::new(
+                r.world,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<sim::SimXYStageSettings>(
+        "sim.xy_stage",
+        "simulated XY stage",
+        DeviceKind::XYStage,
+        false,
+        |s, r| {
+            Ok(AnyDevice::XYStage(Box::new(sim::SimXYStage::new(
+                r.world,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<sim::SimStageSettings>(
+        "sim.stage",
+        "simulated single-axis stage (focus)",
+        DeviceKind::Stage,
+        false,
+        |s, r| {
+            Ok(AnyDevice::Stage(Box::new(sim::SimStage::new(
+                r.world,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<sim::SimLaserSettings>(
+        "sim.laser",
+        "simulated laser",
+        DeviceKind::Laser,
+        false,
+        |s, r| {
+            Ok(AnyDevice::Laser(Box::new(sim::SimLaser::new(
+                r.world,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<sim::SimStateDeviceSettings>(
+        "sim.state",
+        "simulated filter wheel or turret",
+        DeviceKind::State,
+        false,
+        |s, r| {
+            Ok(AnyDevice::State(Box::new(sim::SimStateDevice::new(
+                r.world,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<sim::SimShutterSettings>(
+        "sim.shutter",
+        "simulated shutter",
+        DeviceKind::Shutter,
+        false,
+        |s, r| {
+            Ok(AnyDevice::Shutter(Box::new(sim::SimShutter::new(
+                r.world,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<asi::AsiXYStageSettings>(
+        "asi.xy_stage",
+        "ASI MS-2000 / Tiger XY stage (serial)",
+        DeviceKind::XYStage,
+        true,
+        |s, r| {
+            Ok(AnyDevice::XYStage(Box::new(asi::AsiXYStage::new(
+                r.port()?,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<asi::AsiStageSettings>(
+        "asi.stage",
+        "ASI MS-2000 / Tiger single axis, e.g. Z focus (serial)",
+        DeviceKind::Stage,
+        true,
+        |s, r| {
+            Ok(AnyDevice::Stage(Box::new(asi::AsiStage::new(
+                r.port()?,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<prior::PriorXYStageSettings>(
+        "prior.xy_stage",
+        "Prior ProScan III XY stage (serial)",
+        DeviceKind::XYStage,
+        true,
+        |s, r| {
+            Ok(AnyDevice::XYStage(Box::new(prior::PriorXYStage::new(
+                r.port()?,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<prior::PriorZSettings>(
+        "prior.stage",
+        "Prior ProScan III Z drive (serial)",
+        DeviceKind::Stage,
+        true,
+        |s, r| {
+            Ok(AnyDevice::Stage(Box::new(prior::PriorZ::new(
+                r.port()?,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<prior::PriorFilterWheelSettings>(
+        "prior.filter_wheel",
+        "Prior ProScan III filter wheel (serial)",
+        DeviceKind::State,
+        true,
+        |s, r| {
+            Ok(AnyDevice::State(Box::new(prior::PriorFilterWheel::new(
+                r.port()?,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<prior::PriorShutterSettings>(
+        "prior.shutter",
+        "Prior ProScan III shutter (serial)",
+        DeviceKind::Shutter,
+        true,
+        |s, r| {
+            Ok(AnyDevice::Shutter(Box::new(prior::PriorShutter::new(
+                r.port()?,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<obis::ObisSettings>(
+        "obis.laser",
+        "Coherent OBIS laser (serial, SCPI)",
+        DeviceKind::Laser,
+        true,
+        |s, r| {
+            Ok(AnyDevice::Laser(Box::new(obis::ObisLaser::new(
+                r.port()?,
+                s.get(),
+            )?)))
+        },
+    ),
+    entry::<cobolt::CoboltSettings>(
+        "cobolt.laser",
+        "Cobolt 06-series laser (serial)",
+        DeviceKind::Laser,
+        true,
+        |s, r| {
+            Ok(AnyDevice::Laser(Box::new(cobolt::CoboltLaser::new(
+                r.port()?,
+                s.get(),
+            )?)))
+        },
+    ),
+    #[cfg(feature = "genicam")]
+    entry::<microscoped_genicam::GenicamSettings>(
+        "genicam.camera",
+        "GenICam / GigE Vision camera through aravis (needs the genicam feature)",
+        DeviceKind::Camera,
+        false,
+        |s, _| {
+            Ok(AnyDevice::Camera(Box::new(
+                microscoped_genicam::GenicamCamera::new(s.get())?,
+            )))
+        },
+    ),
+    #[cfg(not(feature = "genicam"))]
+    Driver {
+        name: "genicam.camera",
+        description: "GenICam / GigE Vision camera through aravis (needs the genicam feature)",
+        kind: DeviceKind::Camera,
+        needs_port: false,
+        decode: None,
+        build: |_, _| unreachable!("a driver without decode has no settings to build from"),
+        missing: "this microscoped was built without GenICam support: build it with \
+                  `cargo build --release --features genicam` (needs libaravis-dev)",
+    },
+];
+
+/// The driver a config names.
+pub fn driver(name: &str) -> Option<&'static Driver> {
+    DRIVERS.iter().find(|d| d.name == name)
+}
+
+/// Every driver's name, for messages.
+pub fn driver_names() -> String {
+    DRIVERS
+        .iter()
+        .map(|d| d.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A protocol emulator a port can run (`emulate = "asi"`), for trying the real drivers with no
+/// hardware.
+pub struct EmulatorEntry {
+    /// The name a config gives.
+    pub name: &'static str,
+    /// For people.
+    pub description: &'static str,
+    /// Starts it; the emulated device speaks its own framing ([`Emulated::framing`]).
+    pub start: fn() -> std::io::Result<Emulated>,
+}
+
+impl fmt::Debug for EmulatorEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for EmulatorEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+/// Every protocol emulator.
+pub static EMULATORS: &[EmulatorEntry] = &[
+    EmulatorEntry {
+        name: "asi",
+        description: "an ASI MS-2000 with X, Y and Z",
+        start: || asi::emulator::start(Default::default()),
+    },
+    EmulatorEntry {
+        name: "prior",
+        description: "a Prior ProScan III with XY, Z, filter wheels and shutters",
+        start: || prior::emulator::start(Default::default()),
+    },
+    EmulatorEntry {
+        name: "obis",
+        description: "a Coherent OBIS laser",
+        start: || obis::emulator::start(Default::default()),
+    },
+    EmulatorEntry {
+        name: "cobolt",
+        description: "a Cobolt 06-series laser",
+        start: || cobolt::emulator::start(Default::default()),
+    },
+];
+
+/// The emulator a config names.
+pub fn emulator(name: &str) -> Option<&'static EmulatorEntry> {
+    EMULATORS.iter().find(|e| e.name == name)
+}
+
+/// Every emulator's name, for messages.
+pub fn emulator_names() -> String {
+    EMULATORS
+        .iter()
+        .map(|e| e.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_listed_once_and_found() {
+        for (i, d) in DRIVERS.iter().enumerate() {
+            assert!(
+                DRIVERS[i + 1..].iter().all(|o| o.name != d.name),
+                "driver {} listed twice",
+                d.name
+            );
+            assert!(std::ptr::eq(driver(d.name).unwrap(), d));
+            // A config names a driver family first: `sim.camera`, `asi.stage`.
+            assert!(d.name.contains('.'), "{}", d.name);
+        }
+        for (i, e) in EMULATORS.iter().enumerate() {
+            assert!(EMULATORS[i + 1..].iter().all(|o| o.name != e.name));
+            assert_eq!(emulator(e.name), Some(e));
+        }
+        assert!(driver("sim.cmaera").is_none());
+    }
+
+    #[test]
+    fn settings_come_back_as_the_drivers_type() {
+        let table: Table<'_> = toml::Spanned::new(
+            0..0,
+            toml::de::DeValue::Table(
+                toml::de::DeTable::parse("labels = [\"a\", \"b\"]")
+                    .unwrap()
+                    .into_inner(),
+            ),
+        );
+        let s = driver("sim.state").unwrap().decode(table).ok().unwrap();
+        assert_eq!(s.kind(), DeviceKind::State);
+        assert!(!s.needs_port());
+        assert_eq!(s.labels(), Some(&["a".to_owned(), "b".to_owned()][..]));
+        let world = sim::SimWorld::new(1);
+        let mut r = Resources {
+            world: &world,
+            port: None,
+        };
+        assert!(matches!(s.build(&mut r), Ok(AnyDevice::State(_))));
+    }
+}
