@@ -49,6 +49,33 @@ pub mod pb {
     /// The encoded descriptor set of the API, for gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/microscoped_descriptor.bin"));
+
+    // The one conversion of property values, for the server and the client alike.
+    impl From<microscoped_driver_api::Value> for Value {
+        fn from(v: microscoped_driver_api::Value) -> Self {
+            use microscoped_driver_api::Value as V;
+            let kind = match v {
+                V::Bool(b) => value::Kind::BoolValue(b),
+                V::Int(i) => value::Kind::IntValue(i),
+                V::Float(f) => value::Kind::FloatValue(f),
+                V::String(s) => value::Kind::StringValue(s),
+            };
+            Value { kind: Some(kind) }
+        }
+    }
+
+    impl Value {
+        /// The domain value, or `None` when the message carries none.
+        pub fn into_domain(self) -> Option<microscoped_driver_api::Value> {
+            use microscoped_driver_api::Value as V;
+            Some(match self.kind? {
+                value::Kind::BoolValue(b) => V::Bool(b),
+                value::Kind::IntValue(i) => V::Int(i),
+                value::Kind::FloatValue(f) => V::Float(f),
+                value::Kind::StringValue(s) => V::String(s),
+            })
+        }
+    }
 }
 
 /// The largest gRPC message either side accepts: a full-frame 16-bit image from a large sCMOS

@@ -105,7 +105,7 @@ impl Session {
             .set_property(pb::SetPropertyRequest {
                 device: device.into(),
                 property: property.into(),
-                value: Some(types::value_to_pb(value)),
+                value: Some(value.into()),
             })
             .await?;
         Ok(types::value(v.into_inner().value))

@@ -267,24 +267,7 @@ pub(super) fn role(r: i32) -> Option<Role> {
 }
 
 pub(super) fn value(v: Option<pb::Value>) -> Option<Value> {
-    use pb::value::Kind;
-    Some(match v?.kind? {
-        Kind::BoolValue(b) => Value::Bool(b),
-        Kind::IntValue(i) => Value::Int(i),
-        Kind::FloatValue(f) => Value::Float(f),
-        Kind::StringValue(s) => Value::String(s),
-    })
-}
-
-pub(super) fn value_to_pb(v: Value) -> pb::Value {
-    use pb::value::Kind;
-    let kind = match v {
-        Value::Bool(b) => Kind::BoolValue(b),
-        Value::Int(i) => Kind::IntValue(i),
-        Value::Float(f) => Kind::FloatValue(f),
-        Value::String(s) => Kind::StringValue(s),
-    };
-    pb::Value { kind: Some(kind) }
+    v?.into_domain()
 }
 
 impl From<pb::Instrument> for Instrument {

@@ -88,14 +88,7 @@ pub fn property_spec(s: &PropertySpec) -> pb::PropertySpec {
 
 /// A property value for the API.
 pub fn value_to_pb(v: Value) -> pb::Value {
-    use pb::value::Kind;
-    let kind = match v {
-        Value::Bool(b) => Kind::BoolValue(b),
-        Value::Int(i) => Kind::IntValue(i),
-        Value::Float(f) => Kind::FloatValue(f),
-        Value::String(s) => Kind::StringValue(s),
-    };
-    pb::Value { kind: Some(kind) }
+    v.into()
 }
 
 /// A property value as JSON, for the audit log (null when absent).
@@ -112,16 +105,11 @@ pub fn value_json(v: &Option<pb::Value>) -> serde_json::Value {
 
 /// A property value from the API; an absent value is the client's mistake.
 pub fn value_from_pb(v: Option<pb::Value>, what: &str) -> Result<Value, Status> {
-    use pb::value::Kind;
-    match v.and_then(|v| v.kind) {
-        Some(Kind::BoolValue(b)) => Ok(Value::Bool(b)),
-        Some(Kind::IntValue(i)) => Ok(Value::Int(i)),
-        Some(Kind::FloatValue(f)) => Ok(Value::Float(f)),
-        Some(Kind::StringValue(s)) => Ok(Value::String(s)),
-        None => Err(Status::invalid_argument(format!(
+    v.and_then(pb::Value::into_domain).ok_or_else(|| {
+        Status::invalid_argument(format!(
             "{what}: a value is required (bool_value, int_value, float_value or string_value)"
-        ))),
-    }
+        ))
+    })
 }
 
 #[cfg(test)]

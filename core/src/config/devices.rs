@@ -199,14 +199,7 @@ impl<'a> Parser<'a> {
                     }
                     e
                 }
-                Decoded::Invalid(e) => {
-                    let at = table
-                        .iter()
-                        .find(|(k, _)| k.get_ref().as_ref() == e.key)
-                        .map(|(_, v)| v.span())
-                        .unwrap_or(span);
-                    self.error(Some(at), Some(format!("{prefix}.{}", e.key)), e.message)
-                }
+                Decoded::Invalid(e) => self.setting_error(prefix, table, span, e),
                 Decoded::Missing(why) => self.error(
                     Some(driver_span),
                     Some(format!("{prefix}.driver")),

@@ -177,6 +177,23 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// A driver's or port's refused setting, placed at its key in `table` (or at the table
+    /// when the key is not written there).
+    fn setting_error(
+        &self,
+        prefix: &str,
+        table: &DeTable<'a>,
+        span: Range<usize>,
+        e: microscoped_driver_api::SettingError,
+    ) -> ConfigError {
+        let at = table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == e.key)
+            .map(|(_, v)| v.span())
+            .unwrap_or(span);
+        self.error(Some(at), Some(format!("{prefix}.{}", e.key)), e.message)
+    }
+
     fn error(
         &self,
         span: Option<Range<usize>>,

@@ -67,14 +67,7 @@ impl<'a> Parser<'a> {
             .validate(),
             None => settings.validate(),
         };
-        checked.map_err(|e| {
-            let at = table
-                .iter()
-                .find(|(k, _)| k.get_ref().as_ref() == e.key)
-                .map(|(_, v)| v.span())
-                .unwrap_or(span);
-            self.error(Some(at), Some(format!("{prefix}.{}", e.key)), e.message)
-        })?;
+        checked.map_err(|e| self.setting_error(&prefix, &table, span, e))?;
         Ok(PortConfig {
             name,
             settings,
