@@ -111,6 +111,11 @@ pub async fn run(
         presets.clone(),
     );
     acquisitions.on_failure(safe_after_failure(host.clone(), audit.clone()));
+    // Yesterday's datasets are listed and read like today's: indexed before serving.
+    let indexing = acquisitions.clone();
+    tokio::task::spawn_blocking(move || indexing.index_data_root())
+        .await
+        .map_err(|e| anyhow::anyhow!("indexing the data root panicked: {e}"))?;
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(access.leases().clone().watch_expiry(stopping.clone()));
     let acquisition = server::acquisition::AcquisitionService::new(

@@ -305,6 +305,193 @@ fn acquire_prints_the_file_and_counters() {
     assert!(text(&o).1.contains("at least 1"), "{:?}", text(&o));
 }
 
+/// The demo instrument with its datasets under `root`, as a config file in `dir`.
+fn demo_config(dir: &Path, root: &Path) -> std::path::PathBuf {
+    let config = dir.join("demo.toml");
+    std::fs::write(
+        &config,
+        microscoped::config::DEMO_CONFIG.replace(
+            "data_root = \"data\"",
+            &format!("data_root = \"{}\"", root.display()),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Runs `args` against `d` until its output contains `want` (bounded); returns that output.
+fn cli_until(d: &Served, args: &[&str], want: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let out = text(&d.cli(args)).0;
+        if out.contains(want) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{args:?} never said {want:?}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Plane `index` of a TIFF as the `tiff` crate reads it.
+fn tiff_plane(path: &Path, index: usize) -> Vec<u16> {
+    use tiff::decoder::{Decoder, DecodingResult};
+    let mut dec = Decoder::new(std::fs::File::open(path).unwrap()).unwrap();
+    for _ in 0..index {
+        dec.next_image().unwrap();
+    }
+    let DecodingResult::U16(px) = dec.read_image().unwrap() else {
+        panic!("expected 16-bit pixels");
+    };
+    px
+}
+
+#[test]
+fn acquisitions_a_script_started_are_listed_paused_resumed_watched_stopped_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let config = demo_config(dir.path(), &root);
+    let d = Served::with_config(&config, "");
+    let plan = dir.path().join("long.yaml");
+    std::fs::write(
+        &plan,
+        "axis_order: tcz\nchannels:\n  - {config: DAPI, exposure: 5}\n  - {config: GFP, exposure: 5}\nz_plan: {range: 2, step: 1}\ntime_plan: {interval: 0.5, loops: 1000}\n",
+    )
+    .unwrap();
+    // Someone else's run: another process started it and follows it.
+    let script = Command::new(BIN)
+        .args([
+            "acquire",
+            plan.to_str().unwrap(),
+            "--name",
+            "scripted",
+            "--addr",
+            &d.addr,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = cli_until(&d, &["acquisitions"], "local/scripted");
+    let line = out.lines().find(|l| l.contains("local/scripted")).unwrap();
+    let id = line.split_whitespace().next().unwrap().to_owned();
+    assert!(
+        line.contains("running") && line.contains("images"),
+        "{line}"
+    );
+
+    let o = d.cli(&["pause", &id]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("paused"), "{:?}", text(&o));
+    cli_until(&d, &["acquisitions"], "paused");
+    let o = d.cli(&["resume", &id]);
+    assert!(text(&o).0.contains("running"), "{:?}", text(&o));
+
+    // Watching: no terminal here, so one line per update; the axes the plan does not use
+    // (p, g) are left out, the others show where it stands of their size.
+    let watch = Command::new(BIN)
+        .args(["watch", &id, "--addr", &d.addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    cli_until(&d, &["acquisitions"], "t 2/1000");
+
+    // One plane back, by (t, c, z) and by index, as the file holds it.
+    let tiff = dir.path().join("plane.tiff");
+    let o = d.cli(&[
+        "read",
+        &id,
+        "--t",
+        "0",
+        "--c",
+        "1",
+        "--z",
+        "2",
+        "-o",
+        tiff.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("t=0 c=1 z=2"), "{:?}", text(&o));
+    let file = root.join("local/scripted/scripted.ome.tiff");
+    // tcz: z innermost, then c.
+    assert_eq!(tiff_plane(&tiff, 0), tiff_plane(&file, 5));
+    let o = d.cli(&["read", &id, "--plane", "3", "-o", tiff.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(tiff_plane(&tiff, 0), tiff_plane(&file, 3));
+    let o = d.cli(&["read", &id, "--position", "1", "-o", tiff.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains("INVALID_ARGUMENT") && text(&o).1.contains("no position 1"),
+        "{:?}",
+        text(&o)
+    );
+
+    let o = d.cli(&["stop", &id]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("stopped") && out.contains("local/scripted"),
+        "{out}"
+    );
+    let watched = watch.wait_with_output().unwrap();
+    let (wout, werr) = text(&watched);
+    assert!(watched.status.success(), "{werr}");
+    assert!(wout.contains("stopped: received"), "{wout}");
+    let updates: Vec<&str> = werr
+        .lines()
+        .filter(|l| l.contains("local/scripted") && l.contains("images"))
+        .collect();
+    assert!(!updates.is_empty(), "{werr}");
+    for l in &updates {
+        assert!(
+            l.contains(" c ") && l.contains(" z ") && l.contains("/1000"),
+            "{l}"
+        );
+        assert!(!l.contains(" p ") && !l.contains(" g "), "{l}");
+    }
+    assert!(updates.iter().any(|l| l.contains("t 2/1000")), "{werr}");
+    let followed = script.wait_with_output().unwrap();
+    assert!(
+        text(&followed).0.contains("stopped: received"),
+        "{:?}",
+        text(&followed)
+    );
+
+    // Pausing a sequence, or something that is not there: a clear refusal.
+    let o = d.cli(&["pause", "999"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("NOT_FOUND"), "{:?}", text(&o));
+
+    // After a restart the run is still listed, and read.
+    drop(d);
+    let d = Served::with_config(&config, "");
+    let out = d.cli(&["acquisitions"]);
+    let (out, err) = text(&out);
+    let line = out
+        .lines()
+        .find(|l| l.contains("local/scripted"))
+        .unwrap_or_else(|| panic!("{out}{err}"));
+    assert!(line.contains("stopped"), "{line}");
+    let id = line.split_whitespace().next().unwrap().to_owned();
+    let o = d.cli(&[
+        "read",
+        &id,
+        "--t",
+        "0",
+        "--c",
+        "1",
+        "--z",
+        "2",
+        "-o",
+        tiff.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(tiff_plane(&tiff, 0), tiff_plane(&file, 5));
+}
+
 #[test]
 fn a_disk_that_fills_up_mid_run_fails_cleanly_and_keeps_what_was_written() {
     let dir = tempfile::tempdir().unwrap();

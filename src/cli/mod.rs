@@ -240,6 +240,73 @@ pub enum RemoteCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// List the acquisitions you may read, oldest first: the datasets in the data root when
+    /// the daemon started, then every run since.
+    #[command(display_order = 16)]
+    Acquisitions {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Follow an acquisition (yours, or one a script started) to its end with a progress bar;
+    /// Ctrl-C stops watching, not the acquisition.
+    #[command(display_order = 17)]
+    Watch {
+        /// The acquisition's id (see `acquisitions`); 0: the most recent.
+        id: u64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Pause a plan between two events.
+    #[command(display_order = 18)]
+    Pause {
+        /// The acquisition's id.
+        id: u64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Resume a paused plan.
+    #[command(display_order = 19)]
+    Resume {
+        /// The acquisition's id.
+        id: u64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop an acquisition early and wait until its files are finished; what was taken is kept.
+    #[command(display_order = 20)]
+    Stop {
+        /// The acquisition's id.
+        id: u64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Save one plane of a dataset to a file (.tiff raw, .png auto-contrast preview), by its
+    /// index in the file or by --t/--c/--z.
+    #[command(display_order = 21)]
+    Read {
+        /// The acquisition's id (see `acquisitions`); 0: the most recent.
+        id: u64,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The plane's index in its file, from 0 (default 0).
+        #[arg(long, conflicts_with_all = ["t", "c", "z"])]
+        plane: Option<u64>,
+        /// Time point, from 0 (with --c and --z; those left out are 0).
+        #[arg(long)]
+        t: Option<u32>,
+        /// Channel, from 0.
+        #[arg(long)]
+        c: Option<u32>,
+        /// Z slice, from 0.
+        #[arg(long)]
+        z: Option<u32>,
+        /// A plan's position file, from 0: its index in the plan's files.
+        #[arg(long, default_value_t = 0)]
+        position: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// `microscoped lease ...`.
@@ -296,6 +363,12 @@ impl RemoteCommand {
             | Self::Presets { remote }
             | Self::Preset { remote, .. }
             | Self::Reset { remote, .. }
+            | Self::Acquisitions { remote }
+            | Self::Watch { remote, .. }
+            | Self::Pause { remote, .. }
+            | Self::Resume { remote, .. }
+            | Self::Stop { remote, .. }
+            | Self::Read { remote, .. }
             | Self::Lease {
                 command:
                     L::Take { remote, .. }
@@ -383,5 +456,31 @@ pub async fn dispatch(command: Command) -> Result<(), Error> {
             acquisition::sequence(s, sequence).await
         }
         RemoteCommand::Lease { command } => access::lease(s, command).await,
+        RemoteCommand::Acquisitions { .. } => acquisition::list(s).await,
+        RemoteCommand::Watch { id, .. } => acquisition::watch(s, id).await,
+        RemoteCommand::Pause { id, .. } => acquisition::set_paused(s, id, true).await,
+        RemoteCommand::Resume { id, .. } => acquisition::set_paused(s, id, false).await,
+        RemoteCommand::Stop { id, .. } => acquisition::stop(s, id).await,
+        RemoteCommand::Read {
+            id,
+            output,
+            plane,
+            t,
+            c,
+            z,
+            position,
+            ..
+        } => {
+            let address = if t.is_some() || c.is_some() || z.is_some() {
+                client::PlaneAddress::Coords {
+                    t: t.unwrap_or(0),
+                    c: c.unwrap_or(0),
+                    z: z.unwrap_or(0),
+                }
+            } else {
+                client::PlaneAddress::Index(plane.unwrap_or(0))
+            };
+            acquisition::read(s, id, position, address, &output).await
+        }
     }
 }

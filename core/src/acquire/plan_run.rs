@@ -304,6 +304,12 @@ impl Acquisitions {
 
     /// Pauses (`true`) or resumes a plan.
     pub fn set_paused(&self, id: u64, paused: bool) -> Result<Status, AcqError> {
+        if let Some(s) = self.find_past(id) {
+            return Err(AcqError::Precondition(format!(
+                "acquisition {} ({}) ended before the daemon started",
+                s.id, s.name
+            )));
+        }
         let run = self.find(id)?;
         let Some(plan) = &run.plan else {
             return Err(AcqError::Precondition(format!(
@@ -366,7 +372,6 @@ impl Acquisitions {
             p.time_left_s = 0.0;
         }
         self.end(&run, state, error);
-        write_summary(&run, &plan);
     }
 }
 
@@ -540,6 +545,12 @@ impl<'a> PlanRunner<'a> {
         let due = e
             .min_start_time
             .map(|s| Duration::from_secs_f64(s.max(0.0)));
+        if due.is_some_and(|d| Instant::now() < self.origin + d) {
+            // About to wait for a time point: the watchers see where the run stands (the last
+            // event done, the one waited for), not an update the rate limit held back.
+            self.acq.emit(EventKind::Progress, self.run);
+            self.last_emit = Instant::now();
+        }
         loop {
             self.check_stop()?;
             if *self.paused_rx.borrow_and_update() {
@@ -818,30 +829,28 @@ fn free_bytes(path: &Path) -> Option<u64> {
     Some(s.f_bavail as u64 * s.f_frsize as u64)
 }
 
-/// Writes `summary.json` beside the files: the check, the progress and the counters. Called
-/// at start and at the end; a failure is logged, never fatal (the data matters more).
-pub(super) fn write_summary(run: &Run, plan: &PlanRun) {
-    let status = run.status();
-    let p = plan.progress().clone();
-    let c = status.counters;
-    let summary = serde_json::json!({
-        "name": status.name,
-        "camera": status.camera,
-        "state": format!("{:?}", status.state).to_lowercase(),
-        "error": status.error,
-        "elapsed_s": status.elapsed.as_secs_f64(),
-        "plan": plan.check.summary,
-        "estimated_bytes": plan.check.bytes,
-        "events_total": plan.events_total,
-        "events_done": p.events_done,
-        "late_time_points": p.late_events,
-        "max_late_s": p.max_late_s,
-        "frames": {"received": c.received, "written": c.written, "dropped": c.dropped},
-        "files": plan.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>(),
-    });
-    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    if let Err(e) = std::fs::write(plan.folder.join("summary.json"), text) {
-        warn!(error = %e, folder = %plan.folder.display(), "cannot write the plan summary");
+impl PlanRun {
+    /// The plan's part of the dataset's `summary.json`: the check, the progress, the files.
+    pub(super) fn summary_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let p = self.progress().clone();
+        let json = serde_json::json!({
+            "plan": self.check.summary,
+            "estimated_bytes": self.check.bytes,
+            "events_total": self.events_total,
+            "events_done": p.events_done,
+            "late_time_points": p.late_events,
+            "max_late_s": p.max_late_s,
+            "files": self.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+        });
+        match json {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    /// The dataset folder.
+    pub(super) fn folder(&self) -> &Path {
+        &self.folder
     }
 }
 

@@ -295,9 +295,7 @@ impl Acquisitions {
             done: watch::channel(false).0,
             plan,
         });
-        if let Some(plan) = &run.plan {
-            plan_run::write_summary(&run, plan);
-        }
+        super::stored::write_summary(&run);
         self.runs().push(run.clone());
         self.emit(EventKind::Started, &run);
         let status = run.status();

@@ -1,4 +1,5 @@
-//! Storage: the streaming OME-TIFF writer, its crash-recovery sidecar, and `recover`.
+//! Storage: the streaming OME-TIFF writer, its crash-recovery sidecar, `recover`, and reading
+//! planes back (`read.rs`: one entry point per operation, dispatching on the image's format).
 //!
 //! [`OmeTiffWriter`] writes one image series as an uncompressed little-endian BigTIFF
 //! (`.ome.tiff`), one strip and one IFD per plane, OME-XML (2016-06) in IFD 0's
@@ -31,7 +32,7 @@ mod xml;
 mod tests;
 
 pub use ometiff::OmeTiffWriter;
-pub use read::{read_plane, PlaneData};
+pub use read::{describe, read_plane, Format, ImageInfo, PlaneAddress, PlaneData, ReadError};
 pub use recover::{recover, RecoverReport};
 pub use sidecar::sidecar_path;
 // Re-exported from their leaf module for the callers that name them through storage.
