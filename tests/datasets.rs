@@ -621,6 +621,90 @@ async fn the_index_shows_each_user_only_what_they_may_read() {
     d.shutdown().await.unwrap();
 }
 
+/// A finished two-channel file whose (t=0, c=1) plane was never taken (a dropped frame).
+fn write_with_a_hole(root: &Path) -> PathBuf {
+    let dir = root.join("local").join("holes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("holes.ome.tiff");
+    let meta = DatasetMeta {
+        name: "holes".into(),
+        width: 8,
+        height: 4,
+        pixel_type: PixelType::U16,
+        significant_bits: 12,
+        size_t: 2,
+        size_c: 2,
+        size_z: 1,
+        dimension_order: "XYCZT".into(),
+        physical_size_um: None,
+        channels: vec!["DAPI".into(), "GFP".into()],
+        instrument: InstrumentMeta::default(),
+        acquisition_date: SystemTime::now(),
+    };
+    let mut w = OmeTiffWriter::create(&path, meta).unwrap();
+    for (t, c) in [(0u32, 0u32), (1, 0), (1, 1)] {
+        let v = (10 * t + c) as u16;
+        let px: Vec<u8> = (0..32).flat_map(|_| v.to_le_bytes()).collect();
+        let plane = PlaneMeta {
+            the_t: t,
+            the_c: c,
+            ..Default::default()
+        };
+        w.write_plane(&px, &plane).unwrap();
+    }
+    w.finish(Counters {
+        received: 4,
+        written: 3,
+        dropped: 1,
+    })
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_plane_never_taken_is_not_found_and_only_a_damaged_file_is_data_loss() {
+    let root = tempfile::tempdir().unwrap();
+    write_with_a_hole(root.path());
+    let broken = write_dataset(root.path(), "local", "broken", 2, false);
+    // Garbage where the first IFD's offset is: the file no longer holds together.
+    let mut bytes = std::fs::read(&broken).unwrap();
+    bytes[8..16].copy_from_slice(&7u64.to_le_bytes());
+    std::fs::write(&broken, bytes).unwrap();
+
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let list = a
+        .list_acquisitions(pb::ListAcquisitionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .acquisitions;
+    let find = |n: &str| list.iter().find(|s| s.name == n).unwrap().clone();
+    let holes = find("holes");
+    let value = |img: pb::Image| u16::from_le_bytes([img.data[0], img.data[1]]);
+    assert_eq!(
+        value(read(&mut a, at_coords(holes.id, 0, 1, 1, 0)).await),
+        11
+    );
+    assert_eq!(
+        value(read(&mut a, at_coords(holes.id, 0, 1, 0, 0)).await),
+        10
+    );
+    refused(
+        &mut a,
+        at_coords(holes.id, 0, 0, 1, 0),
+        Code::NotFound,
+        &["t=0 c=1 z=0", "dropped"],
+    )
+    .await;
+
+    let b = find("broken");
+    assert_eq!(b.state, pb::AcquisitionState::Failed as i32, "{b:?}");
+    assert!(b.error.contains("damaged"), "{}", b.error);
+    refused(&mut a, at_plane(b.id, 0, 0), Code::DataLoss, &["damaged"]).await;
+    d.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_watcher_sees_where_a_plan_waits_between_time_points() {
     let root = tempfile::tempdir().unwrap();

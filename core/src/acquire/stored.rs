@@ -189,15 +189,27 @@ fn stored_status(owner: &str, name: &str, dir: &Path) -> Option<(SystemTime, Sta
     if files.is_empty() {
         return None;
     }
-    // Only regular files are read: a link planted in the folder is not followed.
+    // Only regular files are read: a link planted in the folder is not followed. A position
+    // without a file took no frame; a damaged file is listed, failed, saying so.
+    let mut damaged = None;
     let infos: Vec<Option<ImageInfo>> = files
         .iter()
         .map(|f| {
-            let regular = std::fs::symlink_metadata(f).is_ok_and(|m| m.is_file());
-            regular.then(|| storage::describe(f).ok()).flatten()
+            if !std::fs::symlink_metadata(f).is_ok_and(|m| m.is_file()) {
+                return None;
+            }
+            match storage::describe(f) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    if matches!(e, storage::ReadError::Corrupt(_)) {
+                        damaged.get_or_insert(e.to_string());
+                    }
+                    None
+                }
+            }
         })
         .collect();
-    if summary.is_none() && infos.iter().all(Option::is_none) {
+    if summary.is_none() && damaged.is_none() && infos.iter().all(Option::is_none) {
         return None;
     }
     let changed = std::fs::metadata(dir)
@@ -226,6 +238,8 @@ fn stored_status(owner: &str, name: &str, dir: &Path) -> Option<(SystemTime, Sta
                 if unfinished.len() > 1 { "each" } else { "it" }
             )),
         )
+    } else if let Some(why) = damaged {
+        (RunState::Failed, Some(why))
     } else {
         match said {
             Some("finished") => (RunState::Finished, None),
