@@ -189,8 +189,9 @@ class AcquisitionServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def WatchAcquisition(self, request, context):
-        """One acquisition's progress: its status now, then at each change (at most 4 per second),
-        ending with its final status once it has ended.
+        """One acquisition's progress: its status now, then at each change (at most 4 per second; a
+        change held back by that limit is sent once it allows, so a run that goes quiet shows where
+        it stands), ending with its final status once it has ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
