@@ -718,3 +718,44 @@ fn token_new_refuses_the_name_reserved_for_anonymous_access() {
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).0.contains("[users.alice]"));
 }
+
+#[test]
+fn a_plan_whose_daemon_was_killed_is_recovered_by_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let d = Served::with_config(&ramp_config(dir.path(), &root), "");
+    // One frame, then a minute's wait for the next time point: the daemon dies in between.
+    let plan = dir.path().join("slow.yaml");
+    std::fs::write(&plan, "time_plan: {interval: 60, loops: 3}\n").unwrap();
+    let (cli, lines, folder) =
+        acquire_in_background(&d, &[plan.to_str().unwrap(), "--name", "slow"]);
+    assert_eq!(Path::new(&folder), root.join("local/slow").as_path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let sidecar = loop {
+        let written = std::fs::read_dir(&folder).unwrap().find_map(|e| {
+            let p = e.unwrap().path();
+            let lines = std::fs::read_to_string(&p).map_or(0, |s| s.lines().count());
+            (p.to_string_lossy().ends_with(".frames.jsonl") && lines >= 2).then_some(p)
+        });
+        if let Some(p) = written {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "no frame written");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (status, _) = kill_daemon_and_wait(d, cli);
+    let err = lines.iter().collect::<Vec<_>>().join("\n");
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("`microscoped recover {folder}`")),
+        "{err}"
+    );
+
+    let o = run(&["recover", &folder]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("recovered 1 planes"), "{out}");
+    assert!(!sidecar.exists());
+    let file = sidecar.to_str().unwrap().trim_end_matches(".frames.jsonl");
+    assert_eq!(tiff_planes(Path::new(file)).0, 1);
+}
