@@ -16,7 +16,9 @@ pub async fn sequence(s: &mut Session, sequence: Sequence) -> Result<(), Error> 
     let started = s.start_sequence(sequence).await?;
     let bar = progress_bar(&started, "Ctrl-C stops");
     eprintln!("acquisition {} started: {}", started.id, started.path);
-    let last = follow(s, started.id, &bar, true).await?;
+    let last = follow(s, started.id, &bar, true)
+        .await
+        .map_err(|e| went_away(e, &started))?;
     println!("{}", last.path);
     report_end(&last)
 }
@@ -142,6 +144,32 @@ async fn follow(
     Ok(last)
 }
 
+/// The error for a daemon that went away while we followed `started`: what it wrote stays on
+/// disk, and `recover` (which takes the file, or a plan's folder) makes it a complete OME-TIFF.
+fn went_away(e: Error, started: &AcquisitionStatus) -> Error {
+    let Error::Connect(why) = e else { return e };
+    let path = shell_word(&started.path);
+    Error::Connect(format!(
+        "{why}\nacquisition {} was running: what it wrote is in {path}. If the daemon was \
+         killed, `microscoped recover {path}` makes a complete OME-TIFF of it; a daemon that is \
+         still running (the network failed) or stopped in order finishes it itself.",
+        started.id
+    ))
+}
+
+/// `text` as one word for a shell: as it is when it is plain, else in single quotes.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,@%".contains(c))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 /// A state as the API names it, as `acquire` has always printed it.
 pub(super) fn state_name(state: Option<RunState>) -> &'static str {
     match state {
@@ -217,7 +245,9 @@ pub async fn plan(
     let started = s.start_plan(&plan).await?;
     let bar = progress_bar(&started, "Ctrl-C cancels");
     eprintln!("plan {} started: {}", started.id, started.path);
-    let last = follow(s, started.id, &bar, true).await?;
+    let last = follow(s, started.id, &bar, true)
+        .await
+        .map_err(|e| went_away(e, &started))?;
     println!("{}", last.path);
     if let Some(p) = &last.plan {
         for f in &p.files {
@@ -280,7 +310,9 @@ pub async fn watch(s: &mut Session, id: u64) -> Result<(), Error> {
         "watching acquisition {} ({}/{})",
         now.id, now.owner, now.name
     );
-    let last = follow(s, now.id, &bar, false).await?;
+    let last = follow(s, now.id, &bar, false)
+        .await
+        .map_err(|e| went_away(e, &now))?;
     println!("{}", last.path);
     report_end(&last)
 }

@@ -295,7 +295,12 @@ impl Acquisitions {
             done: watch::channel(false).0,
             plan,
         });
-        super::stored::write_summary(&run);
+        // A plan's summary says what it will do from the start; a sequence's is written at its
+        // end, so that a sequence killed before its first frame leaves only what `recover`
+        // cleans up.
+        if run.plan.is_some() {
+            super::stored::write_summary(&run);
+        }
         self.runs().push(run.clone());
         self.emit(EventKind::Started, &run);
         let status = run.status();

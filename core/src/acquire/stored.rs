@@ -21,8 +21,9 @@ use crate::storage::{self, ImageInfo, PlaneAddress, PlaneData};
 const SUMMARY: &str = "summary.json";
 
 /// Writes `summary.json` beside a run's files: what it is, its state, counters and, for a
-/// plan, the check, progress and files. Called at start and at the end; a failure is logged,
-/// never fatal (the data matters more).
+/// plan, the check, progress and files. Called at a plan's start and at every run's end; a
+/// failure is logged, never fatal (the data matters more). A run that took no frame and left
+/// no folder gets none.
 pub(super) fn write_summary(run: &Run) {
     let status = run.status();
     let c = status.counters;
@@ -51,6 +52,9 @@ pub(super) fn write_summary(run: &Run) {
         }
         _ => return,
     };
+    if !folder.is_dir() {
+        return;
+    }
     let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
     if let Err(e) = std::fs::write(folder.join(SUMMARY), text) {
         warn!(error = %e, folder = %folder.display(), "cannot write the dataset summary");

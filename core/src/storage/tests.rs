@@ -489,11 +489,37 @@ fn recover_rejects_other_files() {
     let e = recover(&other).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidData);
 
-    // Killed before the first plane: nothing to keep.
-    let early = d.path().join("early.ome.tiff");
-    drop(OmeTiffWriter::create(&early, meta(4, 4, PixelType::U8, 1, 1, 1)).unwrap());
-    let e = recover(&early).unwrap_err();
+    // A BigTIFF header with no image and no sidecar is not something we leave behind.
+    let bare = d.path().join("bare.ome.tiff");
+    fs::write(&bare, b"II\x2b\x00\x08\x00\x00\x00\0\0\0\0\0\0\0\0").unwrap();
+    let e = recover(&bare).unwrap_err();
     assert!(e.to_string().contains("holds no image"), "{e}");
+}
+
+#[test]
+fn recover_removes_a_file_killed_before_its_first_plane() {
+    let d = dir();
+    // In a folder of its own, named as the dataset (as the daemon lays it out): all of it goes.
+    let folder = d.path().join("img");
+    fs::create_dir(&folder).unwrap();
+    let early = folder.join("img.ome.tiff");
+    let mut m = meta(4, 4, PixelType::U8, 1, 1, 1);
+    m.name = "img".into();
+    drop(OmeTiffWriter::create(&early, m).unwrap());
+    let r = recover(&early).unwrap();
+    assert!(r.empty && r.planes == 0 && !r.already_complete);
+    assert_eq!(
+        r.removed,
+        [early.clone(), sidecar_path(&early), folder.clone()]
+    );
+    assert!(!folder.exists());
+
+    // Beside other files, or in a folder not named as the dataset: the folder stays.
+    let kept = d.path().join("img2.ome.tiff");
+    drop(OmeTiffWriter::create(&kept, meta(4, 4, PixelType::U8, 1, 1, 1)).unwrap());
+    let r = recover(&kept).unwrap();
+    assert_eq!(r.removed, [kept.clone(), sidecar_path(&kept)]);
+    assert!(d.path().exists() && !kept.exists());
 }
 
 #[test]
