@@ -464,6 +464,15 @@ fn acquisitions_a_script_started_are_listed_paused_resumed_watched_stopped_and_r
     let o = d.cli(&["pause", "999"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).1.contains("NOT_FOUND"), "{:?}", text(&o));
+    let o = d.cli(&["stop", "local/nothing"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o)
+            .1
+            .contains("no acquisition you may read has a dataset called \"local/nothing\""),
+        "{:?}",
+        text(&o)
+    );
 
     // After a restart the run is still listed, and read.
     drop(d);
@@ -475,10 +484,10 @@ fn acquisitions_a_script_started_are_listed_paused_resumed_watched_stopped_and_r
         .find(|l| l.contains("local/scripted"))
         .unwrap_or_else(|| panic!("{out}{err}"));
     assert!(line.contains("stopped"), "{line}");
-    let id = line.split_whitespace().next().unwrap().to_owned();
+    // Named by its dataset, which outlives the daemon's ids.
     let o = d.cli(&[
         "read",
-        &id,
+        "scripted",
         "--t",
         "0",
         "--c",

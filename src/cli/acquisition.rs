@@ -285,6 +285,38 @@ fn status_line(st: &AcquisitionStatus) -> String {
     line
 }
 
+/// The id of the acquisition `which` names: an id as it is, else the most recent one you may
+/// read whose dataset is called `which` (NAME, or OWNER/NAME).
+pub async fn resolve(s: &mut Session, which: &str) -> Result<u64, Error> {
+    if let Ok(id) = which.parse() {
+        return Ok(id);
+    }
+    let (owner, name) = match which.split_once('/') {
+        Some((owner, name)) => (Some(owner), name),
+        None => (None, which),
+    };
+    let all = s.acquisitions().await?;
+    let found: Vec<_> = all
+        .iter()
+        .filter(|st| st.name == name && owner.is_none_or(|o| st.owner == o))
+        .collect();
+    match found.as_slice() {
+        [] => Err(Error::Other(anyhow::anyhow!(
+            "no acquisition you may read has a dataset called {which:?}; `microscoped acquisitions` lists them"
+        ))),
+        [one] => Ok(one.id),
+        [.., last] if owner.is_some() => Ok(last.id),
+        many => Err(Error::Other(anyhow::anyhow!(
+            "{} datasets are called {name:?} ({}): name one as OWNER/NAME",
+            many.len(),
+            many.iter()
+                .map(|st| format!("{}/{}", st.owner, st.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 /// `acquisitions`: every acquisition you may read, oldest first, with the datasets the
 /// daemon found in its data root when it started.
 pub async fn list(s: &mut Session) -> Result<(), Error> {

@@ -259,32 +259,33 @@ pub enum RemoteCommand {
     /// Ctrl-C stops watching, not the acquisition.
     #[command(display_order = 17)]
     Watch {
-        /// The acquisition's id (see `acquisitions`); 0: the most recent.
-        id: u64,
+        /// The acquisition: its id (see `acquisitions`; 0: the most recent), or its dataset's
+        /// name (NAME or OWNER/NAME).
+        id: String,
         #[command(flatten)]
         remote: Remote,
     },
     /// Pause a plan between two events.
     #[command(display_order = 18)]
     Pause {
-        /// The acquisition's id.
-        id: u64,
+        /// The acquisition: its id, or its dataset's name (NAME or OWNER/NAME).
+        id: String,
         #[command(flatten)]
         remote: Remote,
     },
     /// Resume a paused plan.
     #[command(display_order = 19)]
     Resume {
-        /// The acquisition's id.
-        id: u64,
+        /// The acquisition: its id, or its dataset's name (NAME or OWNER/NAME).
+        id: String,
         #[command(flatten)]
         remote: Remote,
     },
     /// Stop an acquisition early and wait until its files are finished; what was taken is kept.
     #[command(display_order = 20)]
     Stop {
-        /// The acquisition's id.
-        id: u64,
+        /// The acquisition: its id, or its dataset's name (NAME or OWNER/NAME).
+        id: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -292,8 +293,9 @@ pub enum RemoteCommand {
     /// index in the file or by --t/--c/--z.
     #[command(display_order = 21)]
     Read {
-        /// The acquisition's id (see `acquisitions`); 0: the most recent.
-        id: u64,
+        /// The acquisition: its id (see `acquisitions`; 0: the most recent), or its dataset's
+        /// name (NAME or OWNER/NAME).
+        id: String,
         /// Output file.
         #[arg(short, long)]
         output: PathBuf,
@@ -465,10 +467,22 @@ pub async fn dispatch(command: Command) -> Result<(), Error> {
         }
         RemoteCommand::Lease { command } => access::lease(s, command).await,
         RemoteCommand::Acquisitions { .. } => acquisition::list(s).await,
-        RemoteCommand::Watch { id, .. } => acquisition::watch(s, id).await,
-        RemoteCommand::Pause { id, .. } => acquisition::set_paused(s, id, true).await,
-        RemoteCommand::Resume { id, .. } => acquisition::set_paused(s, id, false).await,
-        RemoteCommand::Stop { id, .. } => acquisition::stop(s, id).await,
+        RemoteCommand::Watch { id, .. } => {
+            let id = acquisition::resolve(s, &id).await?;
+            acquisition::watch(s, id).await
+        }
+        RemoteCommand::Pause { id, .. } => {
+            let id = acquisition::resolve(s, &id).await?;
+            acquisition::set_paused(s, id, true).await
+        }
+        RemoteCommand::Resume { id, .. } => {
+            let id = acquisition::resolve(s, &id).await?;
+            acquisition::set_paused(s, id, false).await
+        }
+        RemoteCommand::Stop { id, .. } => {
+            let id = acquisition::resolve(s, &id).await?;
+            acquisition::stop(s, id).await
+        }
         RemoteCommand::Read {
             id,
             output,
@@ -488,6 +502,7 @@ pub async fn dispatch(command: Command) -> Result<(), Error> {
             } else {
                 client::PlaneAddress::Index(plane.unwrap_or(0))
             };
+            let id = acquisition::resolve(s, &id).await?;
             acquisition::read(s, id, position, address, &output).await
         }
     }
