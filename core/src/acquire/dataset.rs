@@ -191,13 +191,12 @@ impl Acquisitions {
         lasers: Vec<(String, f64)>,
         label: Option<String>,
     ) -> ChannelMeta {
-        let (laser, excitation_nm) = match <[_; 1]>::try_from(lasers) {
-            Ok([(laser, nm)]) => (Some(laser), Some(nm)),
-            Err(_) => (None, None),
+        let excitation_nm = match lasers.as_slice() {
+            [(_, nm)] => Some(*nm),
+            _ => None,
         };
         ChannelMeta {
             name: name.to_owned(),
-            laser,
             excitation_nm,
             emission_nm: label.and_then(|l| self.0.instrument.emission_nm(&l)),
         }

@@ -86,9 +86,7 @@ pub struct DatasetMeta {
 pub struct ChannelMeta {
     /// The channel's name (a plan's channel preset, or the camera for a sequence).
     pub name: String,
-    /// The laser that excites it (a device of `instrument.lasers`), when exactly one does.
-    pub laser: Option<String>,
-    /// Excitation wavelength in nm: the laser's.
+    /// Excitation wavelength in nm: the laser's, when exactly one excites the channel.
     pub excitation_nm: Option<f64>,
     /// Emission wavelength in nm: the centre of the emission filter's band.
     pub emission_nm: Option<f64>,
@@ -112,8 +110,6 @@ enum RawChannel {
     Full {
         name: String,
         #[serde(default)]
-        laser: Option<String>,
-        #[serde(default)]
         excitation_nm: Option<f64>,
         #[serde(default)]
         emission_nm: Option<f64>,
@@ -126,12 +122,10 @@ impl From<RawChannel> for ChannelMeta {
             RawChannel::Name(name) => ChannelMeta::named(name),
             RawChannel::Full {
                 name,
-                laser,
                 excitation_nm,
                 emission_nm,
             } => ChannelMeta {
                 name,
-                laser,
                 excitation_nm,
                 emission_nm,
             },

@@ -369,7 +369,6 @@ fn channel_light_z_step_and_stage_label_survive_a_crash_in_schema_order() {
     let mut m = meta(8, 4, PixelType::U16, 1, 2, 3);
     m.channels[0] = ChannelMeta {
         name: "GFP".into(),
-        laser: Some("laser488".into()),
         excitation_nm: Some(488.0),
         emission_nm: Some(525.0),
     };
@@ -405,8 +404,7 @@ fn channel_light_z_step_and_stage_label_survive_a_crash_in_schema_order() {
         xml.contains(
             "<Channel ID=\"Channel:0:0\" Name=\"GFP\" SamplesPerPixel=\"1\" \
              ExcitationWavelength=\"488\" ExcitationWavelengthUnit=\"nm\" \
-             EmissionWavelength=\"525\" EmissionWavelengthUnit=\"nm\">\
-             <LightSourceSettings ID=\"LightSource:0\"/></Channel>"
+             EmissionWavelength=\"525\" EmissionWavelengthUnit=\"nm\"/>"
         ),
         "{xml}"
     );
@@ -429,7 +427,7 @@ fn channel_light_z_step_and_stage_label_survive_a_crash_in_schema_order() {
         &serde_json::to_string(&meta(8, 4, PixelType::U16, 1, 2, 1))
             .unwrap()
             .replace(
-                r#"{"name":"ch0","laser":null,"excitation_nm":null,"emission_nm":null}"#,
+                r#"{"name":"ch0","excitation_nm":null,"emission_nm":null}"#,
                 r#""ch0""#,
             ),
     )

@@ -287,20 +287,10 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
                 }
             }
         }
-        // Channel: LightSourceSettings?, LightPath?, ... (schema); it refers to the laser's
-        // element in the Instrument.
-        let laser = channel
-            .and_then(|ch| ch.laser.as_deref())
-            .and_then(|name| meta.instrument.lasers.iter().position(|l| l.name == name));
-        match laser {
-            Some(i) => {
-                let _ = writeln!(
-                    x,
-                    "><LightSourceSettings ID=\"LightSource:{i}\"/></Channel>"
-                );
-            }
-            None => x.push_str("/>\n"),
-        }
+        // No LightSourceSettings pointing at the Laser: xmlschema (which ome-types validates
+        // with) refuses that valid reference, as it misreads the schema's key over a union of
+        // light source kinds; the wavelength is what readers use.
+        x.push_str("/>\n");
     }
     match &written {
         None => {
