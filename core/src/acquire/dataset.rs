@@ -123,7 +123,7 @@ impl Acquisitions {
         let mut on = Vec::new();
         for l in self.0.host.of_kind(DeviceKind::Laser) {
             if let Ok((true, nm)) = l.with_laser(|l| Ok((l.is_on()?, l.wavelength_nm()?))).await {
-                on.push((l.name().to_owned(), nm));
+                on.push(nm);
             }
         }
         let label = match &self.0.instrument.emission_filter {
@@ -171,28 +171,28 @@ impl Acquisitions {
                 _ => {}
             }
         }
-        let mut lasers = Vec::with_capacity(on.len());
+        let mut wavelengths = Vec::with_capacity(on.len());
         for name in on {
             if let Ok(l) = host.get(&name) {
                 if let Ok(nm) = l.with_laser(|l| l.wavelength_nm()).await {
-                    lasers.push((name, nm));
+                    wavelengths.push(nm);
                 }
             }
         }
-        self.channel_meta(config, lasers, label)
+        self.channel_meta(config, wavelengths, label)
     }
 
-    /// A channel lit by `lasers` (name, nm) through the emission filter `label`. OME gives a
-    /// channel one excitation wavelength: with several lasers it is left out (each plane's
-    /// laser powers are in its annotation).
+    /// A channel lit by lasers of `wavelengths` (nm) through the emission filter `label`. OME
+    /// gives a channel one excitation wavelength: with several lasers it is left out (each
+    /// plane's laser powers are in its annotation).
     fn channel_meta(
         &self,
         name: &str,
-        lasers: Vec<(String, f64)>,
+        wavelengths: Vec<f64>,
         label: Option<String>,
     ) -> ChannelMeta {
-        let excitation_nm = match lasers.as_slice() {
-            [(_, nm)] => Some(*nm),
+        let excitation_nm = match wavelengths.as_slice() {
+            [nm] => Some(*nm),
             _ => None,
         };
         ChannelMeta {
