@@ -1108,3 +1108,26 @@ async fn absurd_numbers_are_refused_not_panicked_on() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_demo_objective_changes_what_the_camera_sees() {
+    let mut d = Daemon::demo().await;
+    assert_eq!(
+        get(&mut d, "Camera", "pixel_size_um").await,
+        Kind::FloatValue(0.65)
+    );
+    d.client
+        .set_property(set(
+            "Objective",
+            "label",
+            Kind::StringValue("60x/1.4 oil".into()),
+        ))
+        .await
+        .unwrap();
+    // The simulated camera's pixels now cover a sixth of the sample they did, as the config's
+    // pixel size for that objective says.
+    let Kind::FloatValue(um) = get(&mut d, "Camera", "pixel_size_um").await else {
+        panic!("pixel_size_um is a float");
+    };
+    assert!((um - 0.65 / 6.0).abs() < 1e-9, "{um}");
+}

@@ -23,7 +23,11 @@ fn meta(w: u32, h: u32, pixel_type: PixelType, t: u32, c: u32, z: u32) -> Datase
         size_z: z,
         dimension_order: "XYZCT".into(),
         physical_size_um: Some(0.108),
-        channels: (0..c).map(|i| format!("ch{i}")).collect(),
+        channels: (0..c)
+            .map(|i| ChannelMeta::named(format!("ch{i}")))
+            .collect(),
+        physical_size_z_um: None,
+        stage_label: None,
         instrument: InstrumentMeta {
             detector_model: "SimCam".into(),
             lasers: vec![
@@ -356,6 +360,80 @@ fn multidimensional_runs_map_every_plane() {
     assert!(xml.contains(" SizeZ=\"2\" SizeC=\"2\" SizeT=\"3\" "));
     assert!(xml.contains("<TiffData IFD=\"0\" PlaneCount=\"12\"/>"));
     assert_eq!(xml.matches("<TiffData ").count(), 1);
+}
+
+#[test]
+fn channel_light_z_step_and_stage_label_survive_a_crash_in_schema_order() {
+    let d = dir();
+    let path = d.path().join("lit.ome.tiff");
+    let mut m = meta(8, 4, PixelType::U16, 1, 2, 3);
+    m.channels[0] = ChannelMeta {
+        name: "GFP".into(),
+        excitation_nm: Some(488.0),
+        emission_nm: Some(525.0),
+    };
+    m.physical_size_z_um = Some(0.300_000_000_000_000_04);
+    m.stage_label = Some(StageLabel {
+        name: "left <1>".into(),
+        x_um: Some(100.000_000_1),
+        y_um: Some(-5.0),
+        z_um: None,
+    });
+    let mut w = OmeTiffWriter::create(&path, m.clone()).unwrap();
+    let mut i = 0;
+    for c in 0..2 {
+        for z in 0..3 {
+            let p = PlaneMeta {
+                delta_t_s: 0.123_456_789_123,
+                exposure_ms: 10.000_000_2,
+                ..multi_plane(0, c, z)
+            };
+            w.write_plane(&frame(&m, i), &p).unwrap();
+            i += 1;
+        }
+    }
+    // A kill, then recovery: everything comes back from the sidecar.
+    drop(w);
+    recover(&path).unwrap();
+    let xml = description(&path);
+    assert!(
+        xml.contains(" PhysicalSizeZ=\"0.3\" PhysicalSizeZUnit=\"&#xB5;m\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(
+            "<Channel ID=\"Channel:0:0\" Name=\"GFP\" SamplesPerPixel=\"1\" \
+             ExcitationWavelength=\"488\" ExcitationWavelengthUnit=\"nm\" \
+             EmissionWavelength=\"525\" EmissionWavelengthUnit=\"nm\"/>"
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains("<Channel ID=\"Channel:0:1\" Name=\"ch1\" SamplesPerPixel=\"1\"/>"));
+    // Image: ObjectiveSettings, StageLabel, Pixels, in that order.
+    let label = "<StageLabel Name=\"left &lt;1&gt;\" X=\"100\" XUnit=\"&#xB5;m\" Y=\"-5\" YUnit=\"&#xB5;m\"/>";
+    let (objective, at, pixels) = (
+        xml.find("<ObjectiveSettings").unwrap(),
+        xml.find(label).expect("the stage label"),
+        xml.find("<Pixels").unwrap(),
+    );
+    assert!(objective < at && at < pixels, "{xml}");
+    assert!(
+        xml.contains(" DeltaT=\"0.123457\" DeltaTUnit=\"s\" ExposureTime=\"10\" "),
+        "{xml}"
+    );
+
+    // A sidecar from before channels had light names them only; it still reads.
+    let old: DatasetMeta = serde_json::from_str(
+        &serde_json::to_string(&meta(8, 4, PixelType::U16, 1, 2, 1))
+            .unwrap()
+            .replace(
+                r#"{"name":"ch0","excitation_nm":null,"emission_nm":null}"#,
+                r#""ch0""#,
+            ),
+    )
+    .unwrap();
+    assert_eq!(old.channels[0], ChannelMeta::named("ch0"));
+    assert_eq!(old.physical_size_z_um, None);
 }
 
 #[test]
