@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{shared_demo, Daemon, Team};
 use microscoped::pb;
-use microscoped::storage::{Counters, DatasetMeta, InstrumentMeta, OmeTiffWriter, PlaneMeta};
+use microscoped::storage::{
+    ChannelMeta, Counters, DatasetMeta, InstrumentMeta, OmeTiffWriter, PlaneMeta,
+};
 use microscoped_driver_api::PixelType;
 use microscoped_sim::{Stamp, STAMP_PIXELS};
 use pb::acquisition_client::AcquisitionClient;
@@ -405,7 +407,9 @@ fn write_dataset(root: &Path, owner: &str, name: &str, planes: u32, crashed: boo
         size_z: 1,
         dimension_order: "XYCZT".into(),
         physical_size_um: None,
-        channels: vec!["Cam".into()],
+        physical_size_z_um: None,
+        stage_label: None,
+        channels: vec![ChannelMeta::named("Cam")],
         instrument: InstrumentMeta {
             detector_model: "OldCamera".into(),
             ..Default::default()
@@ -637,7 +641,9 @@ fn write_with_a_hole(root: &Path) -> PathBuf {
         size_z: 1,
         dimension_order: "XYCZT".into(),
         physical_size_um: None,
-        channels: vec!["DAPI".into(), "GFP".into()],
+        physical_size_z_um: None,
+        stage_label: None,
+        channels: vec![ChannelMeta::named("DAPI"), ChannelMeta::named("GFP")],
         instrument: InstrumentMeta::default(),
         acquisition_date: SystemTime::now(),
     };
