@@ -60,9 +60,12 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// `check FILE`: validates a config and prints the instrument it describes.
+/// `check FILE`: checks a config as `serve` would, as far as it can without the hardware (see
+/// `microscoped::check`), prints the instrument it describes, and says what only `serve` can
+/// check.
 pub fn check(file: &Path) -> Result<(), Error> {
     let config = Config::load(file).map_err(|e| Error::Other(e.into()))?;
+    let report = microscoped::check::check(&config).map_err(Error::Other)?;
     println!("{}: valid", config.source);
     println!(
         "instrument {:?}{}",
@@ -94,6 +97,22 @@ pub fn check(file: &Path) -> Result<(), Error> {
             } else {
                 &d.description
             },
+        );
+    }
+    if !report.built.is_empty() {
+        println!(
+            "built as serve builds them, limits and presets checked: {}",
+            report.built.join(", ")
+        );
+    }
+    if !report.on_hardware.is_empty() {
+        println!("only serve can check these, which need their hardware:");
+        for (name, needs) in &report.on_hardware {
+            println!("  {name:width$}  on {needs}");
+        }
+        println!(
+            "  that they answer, limits against their own ranges, and preset properties their \
+             settings do not declare (a filter wheel's labels are checked here)"
         );
     }
     Ok(())

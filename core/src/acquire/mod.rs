@@ -27,7 +27,7 @@ mod sequence;
 mod writer;
 
 pub use dataset::validate_dataset_name;
-pub use plan_run::{PlanCheck, PlanProgress, PlanStatus};
+pub use plan_run::{mib, PlanCheck, PlanProgress, PlanStatus};
 pub use sequence::MAX_FRAMES;
 
 use crate::config::{InstrumentInfo, StorageConfig};
