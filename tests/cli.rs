@@ -578,6 +578,8 @@ fn check_refuses_what_serve_refuses_with_the_same_message() {
         "{out}"
     );
     assert!(!out.contains("only serve"), "{out}");
+    // ... and serve runs it.
+    drop(Served::with_config(&path, ""));
 
     // A wheel on a real port: its labels are checked from its settings, and check says plainly
     // that the rest waits for serve.
@@ -593,7 +595,8 @@ fn check_refuses_what_serve_refuses_with_the_same_message() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(
-        out.contains("only serve can check") && out.contains("PW") && out.contains("/dev/ttyUSB7"),
+        out.contains("only serve can check what needs the hardware")
+            && out.contains("PW  on port P (/dev/ttyUSB7"),
         "{out}"
     );
     std::fs::write(&path, format!("{real}[presets.F.X]\nPW.label = \"C\"\n")).unwrap();
@@ -637,6 +640,12 @@ fn old_names_of_travel_and_home_are_refused_naming_the_new_one() {
             "range_um = [0.0, 10.0]",
             "range_um",
             "travel_um",
+        ),
+        (
+            "obis.laser\"\nport = \"P",
+            "expected_wavelength_nm = 488.0",
+            "expected_wavelength_nm",
+            "wavelength_nm",
         ),
     ];
     for (driver, line, old, new) in cases {

@@ -42,15 +42,25 @@ pub fn hardware(config: &Config, device: &DeviceConfig) -> Option<String> {
     }
     if !device.settings.needs_port() {
         return Some(format!(
-            "the {} it drives",
-            device.settings.driver().description
+            "its {} ({})",
+            device.kind().as_str(),
+            device.driver
         ));
     }
     let name = device.port.as_deref()?;
     let port = config.ports.iter().find(|p| p.name == name)?;
     match port.emulate {
         Some(_) => None,
-        None => Some(format!("port {name} ({})", port.settings.path.display())),
+        None => {
+            let path = &port.settings.path;
+            // Said, not refused: a config is often checked on another machine than its own.
+            let absent = if path.exists() {
+                ""
+            } else {
+                ", not present on this machine"
+            };
+            Some(format!("port {name} ({}{absent})", path.display()))
+        }
     }
 }
 

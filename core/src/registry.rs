@@ -47,8 +47,8 @@ pub struct Driver {
     renamed: &'static [(&'static str, &'static str)],
 }
 
-/// The one name of a stage's travel and home in every driver, and what each driver called them
-/// before.
+/// The one name of a stage's travel and home in every driver, and what the simulator and the
+/// Prior drivers called them before.
 const XY_RENAMED: &[(&str, &str)] = &[
     ("x_range", "x_travel_um"),
     ("y_range", "y_travel_um"),
@@ -56,6 +56,8 @@ const XY_RENAMED: &[(&str, &str)] = &[
     ("y_range_um", "y_travel_um"),
     ("home", "home_um"),
 ];
+/// A laser's wavelength, which the driver checks the laser reports, as Cobolt's has always been.
+const OBIS_RENAMED: &[(&str, &str)] = &[("expected_wavelength_nm", "wavelength_nm")];
 const STAGE_RENAMED: &[(&str, &str)] = &[
     ("range", "travel_um"),
     ("range_um", "travel_um"),
@@ -441,7 +443,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .renamed(OBIS_RENAMED),
     entry::<cobolt::CoboltSettings>(
         "cobolt.laser",
         "Cobolt 06-series laser (serial)",

@@ -106,15 +106,20 @@ pub fn check(file: &Path) -> Result<(), Error> {
         );
     }
     if !report.on_hardware.is_empty() {
-        println!("only serve can check these, which need their hardware:");
+        println!("only serve can check what needs the hardware:");
         for (name, needs) in &report.on_hardware {
             println!("  {name:width$}  on {needs}");
         }
         println!(
-            "  that they answer, limits against their own ranges, and preset properties their \
-             settings do not declare (a filter wheel's labels are checked here)"
+            "  that each answers, its limits against the hardware's own range, and presets of \
+             properties only its driver knows (a filter wheel's labels were checked here)"
         );
     }
+    println!(
+        "serve also opens the audit log {} and binds {}",
+        config.audit.path.display(),
+        config.listen
+    );
     Ok(())
 }
 
