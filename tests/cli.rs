@@ -581,6 +581,41 @@ fn check_refuses_what_serve_refuses_with_the_same_message() {
     // ... and serve runs it.
     drop(Served::with_config(&path, ""));
 
+    // A laser on a real port: its driver, built against its protocol's emulator, tells check
+    // its properties, so a typo and a preset above its limit are refused as serve refuses them
+    // (serve, here on the emulated twin of the port, since the hardware is away).
+    for (what, preset, says) in [
+        (
+            "above the limit",
+            "L.power_setpoint_mw = 30.0",
+            "devices.L.limit_power_mw (",
+        ),
+        (
+            "a typo",
+            "L.power_setpont_mw = 3.0",
+            "has no property \"power_setpont_mw\"",
+        ),
+    ] {
+        let port = |how: &str| {
+            format!(
+                "{head}[ports.O]\n{how}\n\n[devices.L]\ndriver = \"obis.laser\"\nport = \"O\"\n\
+                 limit_power_mw = 20.0\n\n[presets.Channel.GFP]\n{preset}\n"
+            )
+        };
+        std::fs::write(&path, port("path = \"/dev/no-such-obis\"")).unwrap();
+        let o = run(&["check", path.to_str().unwrap()]);
+        assert!(!o.status.success(), "{what}: accepted {:?}", text(&o));
+        let check = error_line(&o);
+        assert!(check.contains(says), "{what}: {check}");
+        let twin = dir.path().join("twin.toml");
+        std::fs::write(&twin, port("emulate = \"obis\"")).unwrap();
+        assert_eq!(
+            check.replace("x.toml", "twin.toml"),
+            serve_refusal(&twin),
+            "{what}"
+        );
+    }
+
     // A wheel on a real port: its labels are checked from its settings, and check says plainly
     // that the rest waits for serve.
     let real = format!(

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use microscoped_driver_api::AnyDevice;
+use microscoped_driver_api::{AnyDevice, PropertySpec, PropertyType};
 use microscoped_serial::emulate::Emulated;
-use microscoped_serial::Port;
+use microscoped_serial::{Port, PortSettings};
 use microscoped_sim as sim;
 
 use crate::config::{Config, DeviceConfig};
-use crate::registry::{BuildError, Resources};
+use crate::registry::{BuildError, EmulatorEntry, Resources};
 
 /// The seed of the simulated sample, fixed so the demo shows the same beads every time.
 const SIM_SEED: u64 = 42;
@@ -64,6 +64,59 @@ pub fn hardware(config: &Config, device: &DeviceConfig) -> Option<String> {
     }
 }
 
+/// Starts `emulator` and opens a port to it as `settings` say, in the emulator's framing (the
+/// emulator is the device); `port` names it in errors.
+fn open_emulated(
+    emulator: &EmulatorEntry,
+    mut settings: PortSettings,
+    port: &str,
+) -> anyhow::Result<(Emulated, Port)> {
+    let emulated = (emulator.start)().with_context(|| {
+        format!(
+            "cannot start the {} emulator for port {port}",
+            emulator.name
+        )
+    })?;
+    let framing = emulated.framing();
+    settings.path = emulated.path().to_owned();
+    settings.write_terminator = framing.command.to_owned();
+    settings.read_terminator = framing.reply.to_owned();
+    let port = Port::open(settings).map_err(|e| anyhow::anyhow!("port {port}: {}", e.message))?;
+    Ok((emulated, port))
+}
+
+/// The properties a serial device's driver gives, learnt by building it, with the device's
+/// settings, against its protocol's emulator while its hardware is away (`check`). What the
+/// hardware decides is left open: number ranges are unbounded; names, types, read-only,
+/// allowed strings and the quantity a property is (so its facility limit) are the driver's.
+/// `None` when the driver has no emulator or does not start on it (settings that need the
+/// real hardware, such as a wheel's position count).
+pub fn properties_on_emulator(device: &DeviceConfig) -> Option<Vec<PropertySpec>> {
+    let emulator = crate::registry::emulator(device.settings.driver().emulator?)?;
+    let (_emulated, port) = open_emulated(emulator, PortSettings::default(), "check").ok()?;
+    let world = sim::SimWorld::new(SIM_SEED);
+    let mut resources = Resources {
+        world: &world,
+        port: Some(port),
+    };
+    let mut built = device.settings.build(&mut resources).ok()?;
+    let mut specs = built.device().properties();
+    for spec in &mut specs {
+        spec.ty = match spec.ty.clone() {
+            PropertyType::Int { .. } => PropertyType::Int {
+                min: i64::MIN,
+                max: i64::MAX,
+            },
+            PropertyType::Float { .. } => PropertyType::Float {
+                min: f64::MIN,
+                max: f64::MAX,
+            },
+            other => other,
+        };
+    }
+    Some(specs)
+}
+
 /// Opens every port `reach` takes (starting emulators where the config asks), then builds every
 /// device it takes, in config order. Simulated devices share one world, so the simulated camera
 /// sees what the simulated stages, lasers and filters do.
@@ -74,23 +127,15 @@ pub fn build_all(config: &Config, reach: Reach) -> anyhow::Result<Built> {
         if reach == Reach::Offline && pc.emulate.is_none() {
             continue;
         }
-        let mut settings = pc.settings.clone();
-        if let Some(emulator) = pc.emulate {
-            let emulated = (emulator.start)().with_context(|| {
-                format!(
-                    "cannot start the {} emulator for port {}",
-                    emulator.name, pc.name
-                )
-            })?;
-            // The emulator is the device: the port speaks its framing.
-            let framing = emulated.framing();
-            settings.path = emulated.path().to_owned();
-            settings.write_terminator = framing.command.to_owned();
-            settings.read_terminator = framing.reply.to_owned();
-            emulators.push(emulated);
-        }
-        let port =
-            Port::open(settings).map_err(|e| anyhow::anyhow!("port {}: {}", pc.name, e.message))?;
+        let port = match pc.emulate {
+            Some(emulator) => {
+                let (emulated, port) = open_emulated(emulator, pc.settings.clone(), &pc.name)?;
+                emulators.push(emulated);
+                port
+            }
+            None => Port::open(pc.settings.clone())
+                .map_err(|e| anyhow::anyhow!("port {}: {}", pc.name, e.message))?,
+        };
         ports.insert(pc.name.clone(), port);
     }
 

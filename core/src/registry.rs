@@ -45,6 +45,9 @@ pub struct Driver {
     /// Settings keys this driver once took under another name, as (old, new): refused with a
     /// message naming the new one, so an old config says what to change.
     renamed: &'static [(&'static str, &'static str)],
+    /// The protocol emulator ([`EMULATORS`]) that speaks this serial driver's protocol: what
+    /// `check` builds the driver against to learn its properties when the hardware is away.
+    pub emulator: Option<&'static str>,
 }
 
 /// The one name of a stage's travel and home in every driver, and what the simulator and the
@@ -265,6 +268,7 @@ where
         build,
         missing: "",
         renamed: &[],
+        emulator: None,
     }
 }
 
@@ -272,6 +276,12 @@ impl Driver {
     /// The entry of a device that is hardware without a serial port (a network camera).
     const fn on_hardware(mut self) -> Self {
         self.offline = false;
+        self
+    }
+
+    /// The entry of a serial driver whose protocol the emulator `name` speaks.
+    const fn emulated_by(mut self, name: &'static str) -> Self {
+        self.emulator = Some(name);
         self
     }
 
@@ -369,7 +379,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("asi"),
     entry::<asi::AsiStageSettings>(
         "asi.stage",
         "ASI MS-2000 / Tiger single axis, e.g. Z focus (serial)",
@@ -381,7 +392,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("asi"),
     entry::<prior::PriorXYStageSettings>(
         "prior.xy_stage",
         "Prior ProScan III XY stage (serial)",
@@ -394,6 +406,7 @@ pub static DRIVERS: &[Driver] = &[
             )?)))
         },
     )
+    .emulated_by("prior")
     .renamed(XY_RENAMED),
     entry::<prior::PriorZSettings>(
         "prior.stage",
@@ -407,6 +420,7 @@ pub static DRIVERS: &[Driver] = &[
             )?)))
         },
     )
+    .emulated_by("prior")
     .renamed(STAGE_RENAMED),
     entry::<prior::PriorFilterWheelSettings>(
         "prior.filter_wheel",
@@ -419,7 +433,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("prior"),
     entry::<prior::PriorShutterSettings>(
         "prior.shutter",
         "Prior ProScan III shutter (serial)",
@@ -431,7 +446,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("prior"),
     entry::<obis::ObisSettings>(
         "obis.laser",
         "Coherent OBIS laser (serial, SCPI)",
@@ -444,6 +460,7 @@ pub static DRIVERS: &[Driver] = &[
             )?)))
         },
     )
+    .emulated_by("obis")
     .renamed(OBIS_RENAMED),
     entry::<cobolt::CoboltSettings>(
         "cobolt.laser",
@@ -456,7 +473,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("cobolt"),
     #[cfg(feature = "genicam")]
     entry::<microscoped_genicam::GenicamSettings>(
         "genicam.camera",
@@ -482,6 +500,7 @@ pub static DRIVERS: &[Driver] = &[
         missing: "this microscoped was built without GenICam support: build it with \
                   `cargo build --release --features genicam` (needs libaravis-dev)",
         renamed: &[],
+        emulator: None,
     },
 ];
 
@@ -581,6 +600,12 @@ mod tests {
             assert_eq!(emulator(e.name), Some(e));
         }
         assert!(driver("sim.cmaera").is_none());
+        for d in DRIVERS.iter().filter(|d| d.needs_port) {
+            let e = d
+                .emulator
+                .unwrap_or_else(|| panic!("{} names no emulator", d.name));
+            assert!(emulator(e).is_some(), "{}: no emulator {e}", d.name);
+        }
     }
 
     #[test]

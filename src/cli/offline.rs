@@ -107,12 +107,22 @@ pub fn check(file: &Path) -> Result<(), Error> {
     }
     if !report.on_hardware.is_empty() {
         println!("only serve can check what needs the hardware:");
-        for (name, needs) in &report.on_hardware {
-            println!("  {name:width$}  on {needs}");
+        for d in &report.on_hardware {
+            println!(
+                "  {:width$}  on {}{}",
+                d.name,
+                d.needs,
+                if d.properties_known {
+                    ""
+                } else {
+                    "; its presets only as far as its settings tell"
+                }
+            );
         }
         println!(
-            "  that each answers, its limits against the hardware's own range, and presets of \
-             properties only its driver knows (a filter wheel's labels were checked here)"
+            "  that each answers, its limits against the hardware's own range, and preset values \
+             against it (names, types and facility limits were checked here, on the driver's \
+             protocol emulator)"
         );
     }
     println!(
