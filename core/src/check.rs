@@ -80,7 +80,7 @@ pub fn check(config: &Config) -> anyhow::Result<Report> {
     }
     check_presets(config, |name| match specs.get(name) {
         Some((true, s)) => Known::All(s),
-        Some((false, s)) => Known::Some(s),
+        Some((false, s)) => Known::Only(s),
         None => Known::Nothing,
     })?;
     Ok(report)

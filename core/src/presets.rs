@@ -33,7 +33,7 @@ pub enum Known<'a> {
     All(&'a [PropertySpec]),
     /// Only these, from what the settings declare (a state device's labels): the device needs
     /// its hardware to say the rest, so a setting of another property is left to `serve`.
-    Some(&'a [PropertySpec]),
+    Only(&'a [PropertySpec]),
     /// Nothing: the device needs its hardware to say.
     Nothing,
 }
@@ -62,8 +62,8 @@ pub fn check_presets<'a>(
                 };
                 let specs = match known(&s.device) {
                     Known::All(specs) => specs,
-                    Known::Some(specs) if specs.iter().any(|p| p.name == s.property) => specs,
-                    Known::Some(_) | Known::Nothing => continue,
+                    Known::Only(specs) if specs.iter().any(|p| p.name == s.property) => specs,
+                    Known::Only(_) | Known::Nothing => continue,
                 };
                 if let Some(spec) = specs.iter().find(|p| p.name == s.property) {
                     let limits = config
