@@ -11,7 +11,7 @@ use microscoped_serial::{Port, PortSettings};
 use microscoped_sim as sim;
 
 use crate::config::{Config, DeviceConfig};
-use crate::registry::{BuildError, EmulatorEntry, Resources};
+use crate::registry::{BuildError, EmulatorEntry, EmulatorSettings, Resources};
 
 /// The seed of the simulated sample, fixed so the demo shows the same beads every time.
 const SIM_SEED: u64 = 42;
@@ -64,14 +64,15 @@ pub fn hardware(config: &Config, device: &DeviceConfig) -> Option<String> {
     }
 }
 
-/// Starts `emulator` and opens a port to it as `settings` say, in the emulator's framing (the
-/// emulator is the device); `port` names it in errors.
+/// Starts `emulator` as `emulated` describes the device, and opens a port to it as `settings`
+/// say, in the emulator's framing (the emulator is the device); `port` names it in errors.
 fn open_emulated(
     emulator: &EmulatorEntry,
+    emulated: &EmulatorSettings,
     mut settings: PortSettings,
     port: &str,
 ) -> anyhow::Result<(Emulated, Port)> {
-    let emulated = (emulator.start)().with_context(|| {
+    let emulated = (emulator.start)(emulated).with_context(|| {
         format!(
             "cannot start the {} emulator for port {port}",
             emulator.name
@@ -93,7 +94,13 @@ fn open_emulated(
 /// real hardware, such as a wheel's position count).
 pub fn properties_on_emulator(device: &DeviceConfig) -> Option<Vec<PropertySpec>> {
     let emulator = crate::registry::emulator(device.settings.driver().emulator?)?;
-    let (_emulated, port) = open_emulated(emulator, PortSettings::default(), "check").ok()?;
+    let (_emulated, port) = open_emulated(
+        emulator,
+        &EmulatorSettings::default(),
+        PortSettings::default(),
+        "check",
+    )
+    .ok()?;
     let world = sim::SimWorld::new(SIM_SEED);
     let mut resources = Resources {
         world: &world,
@@ -129,7 +136,12 @@ pub fn build_all(config: &Config, reach: Reach) -> anyhow::Result<Built> {
         }
         let port = match pc.emulate {
             Some(emulator) => {
-                let (emulated, port) = open_emulated(emulator, pc.settings.clone(), &pc.name)?;
+                let (emulated, port) = open_emulated(
+                    emulator,
+                    &pc.emulator_settings,
+                    pc.settings.clone(),
+                    &pc.name,
+                )?;
                 emulators.push(emulated);
                 port
             }

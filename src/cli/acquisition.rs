@@ -31,7 +31,8 @@ pub async fn sequence(s: &mut Session, sequence: Sequence) -> Result<(), Error> 
             bar.set_message(format!("({} dropped)", st.dropped));
         }
     })
-    .await?;
+    .await
+    .map_err(|e| went_away(e, &started))?;
     println!("{}", last.path);
     report_end(&last)
 }
@@ -69,6 +70,32 @@ async fn follow(
     };
     bar.finish_and_clear();
     Ok(last)
+}
+
+/// The error for a daemon that went away while we followed `started`: what it wrote stays on
+/// disk, and `recover` (which takes the file, or a plan's folder) makes it a complete OME-TIFF.
+fn went_away(e: Error, started: &AcquisitionStatus) -> Error {
+    let Error::Connect(why) = e else { return e };
+    let path = shell_word(&started.path);
+    Error::Connect(format!(
+        "{why}\nacquisition {} was running: what it wrote is in {path}. If the daemon was \
+         killed, `microscoped recover {path}` makes a complete OME-TIFF of it; a daemon that is \
+         still running (the network failed) or stopped in order finishes it itself.",
+        started.id
+    ))
+}
+
+/// `text` as one word for a shell: as it is when it is plain, else in single quotes.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,@%".contains(c))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 /// A state as the API names it, as `acquire` has always printed it.
@@ -168,7 +195,8 @@ pub async fn plan(
         }
         bar.set_message(msg);
     })
-    .await?;
+    .await
+    .map_err(|e| went_away(e, &started))?;
     println!("{}", last.path);
     if let Some(p) = &last.plan {
         for f in &p.files {

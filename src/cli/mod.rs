@@ -26,7 +26,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// How to reach the daemon, on every subcommand that talks to one.
+/// How to reach the daemon, on every subcommand that talks to one. `hide_env_values`: without
+/// it clap's help prints `[env: NAME=]` when the variable is unset, as if it were set to "".
 #[derive(clap::Args, Clone)]
 pub struct Remote {
     /// The daemon to talk to.
@@ -34,6 +35,7 @@ pub struct Remote {
         long,
         global = true,
         env = "MICROSCOPED_ADDR",
+        hide_env_values = true,
         default_value = "127.0.0.1:50051"
     )]
     addr: String,
@@ -43,7 +45,12 @@ pub struct Remote {
     token: Option<String>,
     /// Connect with TLS, trusting the daemon's certificate if this CA certificate (PEM) signed
     /// it (for a self-signed certificate: the certificate itself).
-    #[arg(long, global = true, env = "MICROSCOPED_TLS_CA")]
+    #[arg(
+        long,
+        global = true,
+        env = "MICROSCOPED_TLS_CA",
+        hide_env_values = true
+    )]
     tls_ca: Option<PathBuf>,
 }
 
@@ -82,10 +89,11 @@ pub enum Command {
     /// daemon in-process).
     #[command(display_order = 11)]
     Bench(bench::Args),
-    /// Repair an OME-TIFF left by a daemon that was killed mid-acquisition.
+    /// Repair an OME-TIFF left by a daemon that was killed mid-acquisition (one with no frame
+    /// is removed, with its dataset folder if that is then empty).
     #[command(display_order = 12)]
     Recover {
-        /// The .ome.tiff file.
+        /// The .ome.tiff file, or a dataset folder: every .ome.tiff in it.
         path: PathBuf,
     },
     /// Bearer tokens for the users of a shared instrument.
@@ -177,7 +185,7 @@ pub enum RemoteCommand {
         #[arg(short, long)]
         output: PathBuf,
         /// Camera to use; may be left out when the instrument has one.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         camera: String,
         /// Exposure for this image, in ms (default: the camera's current one).
         #[arg(long)]
@@ -202,10 +210,10 @@ pub enum RemoteCommand {
         #[arg(long, conflicts_with_all = ["frames", "plan"])]
         until_stopped: bool,
         /// Dataset name (default: named after the time).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         name: String,
         /// Camera to use; may be left out when the instrument has one.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         camera: String,
         #[command(flatten)]
         remote: Remote,
@@ -274,7 +282,7 @@ pub enum LeaseCommand {
     /// End whoever's lease it is (admins). The holder is told why.
     Break {
         /// Why, for the holder and the audit log.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
         #[command(flatten)]
         remote: Remote,
@@ -308,8 +316,8 @@ impl RemoteCommand {
     }
 }
 
-/// The process exit code for an error: 3 when the daemon could not be reached (scripts retry
-/// on it), 1 for everything else.
+/// The process exit code for an error: 3 when the daemon could not be reached or went away
+/// mid-request (scripts retry on it once it is back), 1 for everything else.
 pub fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Connect(_) => 3,

@@ -20,7 +20,7 @@ pub use types::{
     AcquisitionStatus, Device, Image, Instrument, Lease, Plan, PlanIndex, PlanProgress,
     PlanSummary, Position, Preset, PresetGroup, Sequence, Setting,
 };
-pub use values::{parse_value, show_value};
+pub use values::{parse_value, show_number, show_value};
 
 use microscoped_driver_api::{PropertySpec, Value};
 use tonic::Streaming;

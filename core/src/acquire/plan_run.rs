@@ -24,7 +24,7 @@ use crate::host::{Claim, DeviceHandle};
 use crate::plan::{EventIndex, MdaEvent, MdaSequence, PlanLimits, PlanSummary};
 use crate::presets::Presets;
 use crate::ring::{AcqIndex, FrameRing, Produced};
-use crate::storage::DatasetMeta;
+use crate::storage::{ChannelMeta, DatasetMeta, StageLabel};
 
 /// Bytes of TIFF and OME-XML per plane, on top of its pixels (IFD, sidecar line, XML plane).
 const PLANE_OVERHEAD: u64 = 2048;
@@ -249,18 +249,22 @@ impl Acquisitions {
         let prep = self.prepare(owner, camera, name).await?;
         let sizes = check.summary.sizes;
         let n_grid = sizes.g.max(1);
-        let channels: Vec<String> = if plan.channels.is_empty() {
-            vec![prep.cam.name().to_owned()]
-        } else {
-            plan.channels.iter().map(|c| c.config.clone()).collect()
-        };
+        let mut channels: Vec<ChannelMeta> = Vec::with_capacity(plan.channels.len().max(1));
+        for c in &plan.channels {
+            channels.push(self.preset_channel(&c.group, &c.config).await);
+        }
+        if channels.is_empty() {
+            channels.push(self.current_channel(prep.cam.name()).await);
+        }
         let layout = Layout {
             size_t: sizes.t.max(1) as u32,
             size_c: channels.len() as u32,
             size_z: sizes.z.max(1) as u32,
             dimension_order: dimension_order(&plan),
             channels,
+            physical_size_z_um: plan.z_plan.as_ref().and_then(|z| z.spacing_um()),
         };
+        let mut labels = stage_labels(&plan, &events, check.files as usize, n_grid);
         // One file per stage position and grid tile.
         let files: Vec<(PathBuf, DatasetMeta)> = (0..check.files as usize)
             .map(|f| {
@@ -277,7 +281,9 @@ impl Acquisitions {
                     .and_then(|s| s.name.clone())
                     .map_or_else(|| stem.clone(), |n| format!("{stem} ({n})"));
                 let path = prep.dir.join(format!("{stem}.ome.tiff"));
-                (path, prep.dataset_meta(image_name, &layout))
+                let mut meta = prep.dataset_meta(image_name, &layout);
+                meta.stage_label = labels.get_mut(f).and_then(Option::take);
+                (path, meta)
             })
             .collect();
         let paths = files.iter().map(|(path, _)| path.clone()).collect();
@@ -799,6 +805,52 @@ fn describe(e: &MdaEvent) -> String {
         parts.push(format!("position {n:?}"));
     }
     parts.join(", ")
+}
+
+/// Each file's StageLabel: the stage position's name (or `p000`), with `_g000` for a grid
+/// tile, at the X and Y its events go to, and the Z they share (else the position's own z,
+/// the middle of a relative stack).
+fn stage_labels(
+    plan: &MdaSequence,
+    events: &[MdaEvent],
+    files: usize,
+    n_grid: usize,
+) -> Vec<Option<StageLabel>> {
+    let mut labels: Vec<Option<StageLabel>> = vec![None; files];
+    // Per file: whether its events all share one z so far.
+    let mut one_z = vec![true; files];
+    for e in events {
+        let (p, g) = (e.index.p.unwrap_or(0), e.index.g.unwrap_or(0));
+        let f = p * n_grid + g;
+        let Some(slot) = labels.get_mut(f) else {
+            continue;
+        };
+        match slot {
+            None => {
+                let base = e.pos_name.clone().unwrap_or_else(|| format!("p{p:03}"));
+                *slot = Some(StageLabel {
+                    name: match e.index.g {
+                        Some(g) => format!("{base}_g{g:03}"),
+                        None => base,
+                    },
+                    x_um: e.x,
+                    y_um: e.y,
+                    z_um: e.z,
+                });
+            }
+            Some(label) => {
+                if label.z_um != e.z {
+                    one_z[f] = false;
+                }
+            }
+        }
+    }
+    for (f, label) in labels.iter_mut().enumerate() {
+        if let (Some(label), false) = (label, one_z[f]) {
+            label.z_um = plan.stage_positions.get(f / n_grid).and_then(|p| p.z);
+        }
+    }
+    labels
 }
 
 /// OME's DimensionOrder for a plan: the plan's t, c and z from innermost out, then any left.
