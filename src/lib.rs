@@ -27,7 +27,7 @@
 //! `127.0.0.1:0` with a shutdown future of their own.
 
 pub use microscoped_core::{
-    access, acquire, config, drivers, error, host, limits, names, plan, presets, ring, role,
+    access, acquire, check, config, drivers, error, host, limits, names, plan, presets, ring, role,
     storage, time, token,
 };
 

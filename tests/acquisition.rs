@@ -45,7 +45,7 @@ driver = "sim.xy_stage"
 
 [devices.Z]
 driver = "sim.stage"
-home = 50.0
+home_um = 50.0
 "#,
         root.display()
     )

@@ -613,6 +613,291 @@ fn presets_and_plans_from_the_command_line() {
     );
 }
 
+#[test]
+fn a_dry_run_refuses_what_the_run_refuses_with_the_same_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    // 32 MiB frames and a million time points: more than the disk of any machine this runs on,
+    // whatever its speed.
+    let config = ramp_config(dir.path(), &root);
+    let big = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("width = 256", "width = 4096")
+        .replace("height = 256", "height = 4096");
+    std::fs::write(&config, big).unwrap();
+    let d = Served::with_config(&config, "");
+    let plan = dir.path().join("huge.yaml");
+    std::fs::write(&plan, "time_plan: {interval: 1, loops: 1000000}\n").unwrap();
+    let plan = plan.to_str().unwrap();
+
+    // The refusal, with the free space left out (it moves as other programs write).
+    let refusal = |o: &Output| {
+        let (out, err) = text(o);
+        assert_eq!(o.status.code(), Some(1), "{out}{err}");
+        assert!(!out.contains("valid"), "{out}");
+        let line = err
+            .lines()
+            .find(|l| l.contains("are free under"))
+            .unwrap_or_else(|| panic!("no disk refusal in {err}"));
+        let (needs, rest) = line.split_once(" but only ").unwrap();
+        format!("{needs} but only _{}", &rest[rest.find(" MiB").unwrap()..])
+    };
+    let dry = refusal(&d.cli(&["acquire", plan, "--dry-run", "--name", "huge"]));
+    let run = refusal(&d.cli(&["acquire", plan, "--name", "huge"]));
+    assert_eq!(dry, run);
+    assert!(
+        dry.contains("RESOURCE_EXHAUSTED") && dry.contains(" MiB"),
+        "{dry}"
+    );
+    assert!(!root.join("local").join("huge").exists());
+
+    // A plan that fits: the dry run prints sizes in the same unit.
+    let small = dir.path().join("small.yaml");
+    std::fs::write(&small, "time_plan: {interval: 0.01, loops: 2}\n").unwrap();
+    let o = d.cli(&["acquire", small.to_str().unwrap(), "--dry-run"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("MiB to write") && out.contains("MiB free"),
+        "{out}"
+    );
+
+    // A name already taken: the dry run says so as the run does.
+    std::fs::create_dir_all(root.join("local").join("taken")).unwrap();
+    let small = small.to_str().unwrap();
+    let dry = d.cli(&["acquire", small, "--dry-run", "--name", "taken"]);
+    let run = d.cli(&["acquire", small, "--name", "taken"]);
+    assert_eq!(dry.status.code(), Some(1));
+    assert_eq!(text(&dry).1, text(&run).1);
+    assert!(text(&dry).1.contains("ALREADY_EXISTS"), "{:?}", text(&dry));
+}
+
+/// The `error:` line a command ended with.
+fn error_line(o: &Output) -> String {
+    let (out, err) = text(o);
+    err.lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {out}{err}"))
+        .to_owned()
+}
+
+/// `serve` on a config it refuses: its error line (it exits before serving).
+fn serve_refusal(config: &Path) -> String {
+    let o = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "serve accepted {}", config.display());
+    error_line(&o)
+}
+
+#[test]
+fn check_refuses_what_serve_refuses_with_the_same_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = format!(
+        "[instrument]\nname = \"x\"\n\n[server]\nanonymous_loopback_admin = true\n\n[storage]\ndata_root = \"{}\"\n\n[audit]\npath = \"{}\"\n\n",
+        dir.path().join("data").display(),
+        dir.path().join("audit.jsonl").display()
+    );
+    let laser =
+        "[devices.L]\ndriver = \"sim.laser\"\nmax_power_mw = 100.0\nlimit_power_mw = 20.0\n\n";
+    let wheel = "[devices.W]\ndriver = \"sim.state\"\nlabels = [\"DAPI\", \"GFP\"]\n\n";
+    let prior = "[ports.P]\nemulate = \"prior\"\n\n[devices.PW]\ndriver = \"prior.filter_wheel\"\nport = \"P\"\nwheel = 1\nlabels = [\"A\", \"B\", \"C\"]\n\n";
+    // (what, config after the head, what the message must say)
+    let cases = [
+        (
+            "a preset above a laser's facility limit",
+            format!("{laser}[presets.Channel.GFP]\nL.power_setpoint_mw = 30.0\n"),
+            vec![
+                "presets.Channel.GFP.L.power_setpoint_mw",
+                // Where the limit is configured: key, file and line.
+                "devices.L.limit_power_mw (",
+                "x.toml:16)",
+            ],
+        ),
+        (
+            "a filter-wheel label the device does not have",
+            format!("{wheel}[presets.Channel.Cy5]\nW.label = \"Cy5\"\n"),
+            vec!["presets.Channel.Cy5.W.label", "DAPI", "GFP"],
+        ),
+        (
+            "a preset property typo",
+            format!("{laser}[presets.Channel.GFP]\nL.power_setpont_mw = 3.0\n"),
+            vec![
+                "presets.Channel.GFP.L.power_setpont_mw",
+                "power_setpoint_mw",
+            ],
+        ),
+        (
+            "a Prior wheel with the wrong number of labels",
+            prior.to_owned(),
+            // Found by the driver against the emulated controller, named at the device's table.
+            vec!["x.toml:16:", "key `devices.PW`", "10 positions"],
+        ),
+        (
+            "a limit outside the hardware's range",
+            "[devices.L]\ndriver = \"sim.laser\"\nmax_power_mw = 100.0\nlimit_power_mw = 150.0\n"
+                .to_owned(),
+            vec!["devices.L.limit_power_mw", "x.toml:16"],
+        ),
+    ];
+    for (what, body, says) in cases {
+        let path = dir.path().join("x.toml");
+        std::fs::write(&path, format!("{head}{body}")).unwrap();
+        let o = run(&["check", path.to_str().unwrap()]);
+        assert!(
+            !o.status.success(),
+            "{what}: check accepted it: {:?}",
+            text(&o)
+        );
+        let check = error_line(&o);
+        assert_eq!(check, serve_refusal(&path), "{what}");
+        for s in says {
+            assert!(check.contains(s), "{what}: {s:?} not in {check}");
+        }
+    }
+
+    // Good configs pass both; check says what only serve can check.
+    let path = dir.path().join("x.toml");
+    std::fs::write(
+        &path,
+        format!("{head}{laser}{wheel}[presets.Channel.GFP]\nL.power_setpoint_mw = 20.0\nW.label = \"GFP\"\n"),
+    )
+    .unwrap();
+    let o = run(&["check", path.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("valid") && out.contains("checked: L, W"),
+        "{out}"
+    );
+    assert!(!out.contains("only serve"), "{out}");
+    // ... and serve runs it.
+    drop(Served::with_config(&path, ""));
+
+    // A laser on a real port: its driver, built against its protocol's emulator, tells check
+    // its properties, so a typo and a preset above its limit are refused as serve refuses them
+    // (serve, here on the emulated twin of the port, since the hardware is away).
+    for (what, preset, says) in [
+        (
+            "above the limit",
+            "L.power_setpoint_mw = 30.0",
+            "devices.L.limit_power_mw (",
+        ),
+        (
+            "a typo",
+            "L.power_setpont_mw = 3.0",
+            "has no property \"power_setpont_mw\"",
+        ),
+    ] {
+        let port = |how: &str| {
+            format!(
+                "{head}[ports.O]\n{how}\n\n[devices.L]\ndriver = \"obis.laser\"\nport = \"O\"\n\
+                 limit_power_mw = 20.0\n\n[presets.Channel.GFP]\n{preset}\n"
+            )
+        };
+        std::fs::write(&path, port("path = \"/dev/no-such-obis\"")).unwrap();
+        let o = run(&["check", path.to_str().unwrap()]);
+        assert!(!o.status.success(), "{what}: accepted {:?}", text(&o));
+        let check = error_line(&o);
+        assert!(check.contains(says), "{what}: {check}");
+        let twin = dir.path().join("twin.toml");
+        std::fs::write(&twin, port("emulate = \"obis\"")).unwrap();
+        assert_eq!(
+            check.replace("x.toml", "twin.toml"),
+            serve_refusal(&twin),
+            "{what}"
+        );
+    }
+
+    // A wheel on a real port: its labels are checked from its settings, and check says plainly
+    // that the rest waits for serve.
+    let real = format!(
+        "{head}[ports.P]\npath = \"/dev/ttyUSB7\"\n\n[devices.PW]\ndriver = \"prior.filter_wheel\"\nport = \"P\"\nlabels = [\"A\", \"B\"]\n\n"
+    );
+    std::fs::write(
+        &path,
+        format!("{real}[presets.F.X]\nPW.label = \"B\"\nPW.speed_percent = 50\n"),
+    )
+    .unwrap();
+    let o = run(&["check", path.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("only serve can check what needs the hardware")
+            && out.contains("PW  on port P (/dev/ttyUSB7"),
+        "{out}"
+    );
+    std::fs::write(&path, format!("{real}[presets.F.X]\nPW.label = \"C\"\n")).unwrap();
+    let o = run(&["check", path.to_str().unwrap()]);
+    assert!(!o.status.success(), "{:?}", text(&o));
+    let e = error_line(&o);
+    assert!(
+        e.contains("presets.F.X.PW.label") && e.contains("\"C\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn old_names_of_travel_and_home_are_refused_naming_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "[instrument]\nname = \"x\"\n\n[ports.P]\nemulate = \"prior\"\n\n";
+    let cases = [
+        (
+            "sim.xy_stage",
+            "x_range = [0.0, 10.0]",
+            "x_range",
+            "x_travel_um",
+        ),
+        (
+            "sim.xy_stage",
+            "y_range = [0.0, 10.0]",
+            "y_range",
+            "y_travel_um",
+        ),
+        ("sim.xy_stage", "home = [0.0, 0.0]", "home", "home_um"),
+        ("sim.stage", "range = [0.0, 10.0]", "range", "travel_um"),
+        ("sim.stage", "home = 0.0", "home", "home_um"),
+        (
+            "prior.xy_stage\"\nport = \"P",
+            "x_range_um = [0.0, 10.0]",
+            "x_range_um",
+            "x_travel_um",
+        ),
+        (
+            "prior.stage\"\nport = \"P",
+            "range_um = [0.0, 10.0]",
+            "range_um",
+            "travel_um",
+        ),
+        (
+            "obis.laser\"\nport = \"P",
+            "expected_wavelength_nm = 488.0",
+            "expected_wavelength_nm",
+            "wavelength_nm",
+        ),
+    ];
+    for (driver, line, old, new) in cases {
+        let path = dir.path().join("old.toml");
+        let body = format!("{head}[devices.D]\ndriver = \"{driver}\"\n{line}\n");
+        let at = body.lines().count();
+        std::fs::write(&path, body).unwrap();
+        let o = run(&["check", path.to_str().unwrap()]);
+        assert!(!o.status.success(), "{old} accepted");
+        let e = error_line(&o);
+        assert!(
+            e.contains(&format!("old.toml:{at}:")) && e.contains(&format!("devices.D.{old}")),
+            "{old}: {e}"
+        );
+        assert!(
+            e.contains(&format!("rename `{old}` to `{new}`")),
+            "{old}: {e}"
+        );
+    }
+}
+
 /// Every `--help` of the command tree (the command itself, then its subcommands), by name.
 fn every_help(path: &mut Vec<String>, helps: &mut Vec<(String, String)>) {
     let mut cmd = Command::new(BIN);

@@ -376,7 +376,7 @@ timeout_ms = 300
 driver = "prior.xy_stage"
 port = "ProScan"
 # Wider than the controller's own limits (60 mm in the emulator), so the controller refuses.
-x_range_um = [-100000.0, 100000.0]
+x_travel_um = [-100000.0, 100000.0]
 
 [devices.Wheel]
 driver = "prior.filter_wheel"
@@ -481,7 +481,7 @@ baud = 115200
 [devices.L405]
 driver = "obis.laser"
 port = "OBIS"
-expected_wavelength_nm = 405.0
+wavelength_nm = 405.0
 
 [devices.C405]
 driver = "cobolt.laser"

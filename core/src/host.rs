@@ -592,8 +592,14 @@ impl DeviceHost {
     /// Builds every device of the config and starts its thread.
     pub fn start(config: &Config) -> anyhow::Result<Self> {
         let mut devices = IndexMap::new();
-        let built = drivers::build_all(config)?;
-        for (dc, device) in config.devices.iter().zip(built.devices) {
+        let built = drivers::build_all(config, drivers::Reach::Hardware)?;
+        // Every device is built when the hardware is reached, so the list lines up with the
+        // config's.
+        for (dc, device) in config
+            .devices
+            .iter()
+            .zip(built.devices.into_iter().flatten())
+        {
             // Wrapped before its thread starts: no command can reach it unchecked.
             let device = crate::limits::apply(&dc.name, device, &dc.limits)?;
             let handle = DeviceHandle::spawn(

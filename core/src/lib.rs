@@ -10,6 +10,7 @@
 //! - [`error`]: the domain's refusal (a kind and a message) the server maps to a status.
 //! - [`limits`]: facility safety limits wrapped around the drivers.
 //! - [`drivers`]: turns device configs into running drivers.
+//! - [`check`]: `microscoped check`: what `serve` would refuse, found without the hardware.
 //! - [`host`]: the device host: one thread per device, command channel, timeouts, faults.
 //! - [`ring`]: the preallocated frame ring between a camera and its consumers.
 //! - [`acquire`]: the acquisition engine (sequences and plans), events, live rings.
@@ -25,6 +26,7 @@
 
 pub mod access;
 pub mod acquire;
+pub mod check;
 pub mod config;
 pub mod drivers;
 pub mod error;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use microscoped_driver_api::{check_write, AnyDevice, DeviceKind, Value};
+use microscoped_driver_api::{check_write, AnyDevice, DeviceKind, PropertySpec, Value};
 
 use crate::config::{Config, ConfigError, InstrumentInfo, PixelSize, Preset, PresetGroup};
 use crate::host::{Claim, DeviceHandle, DeviceHost, HostError};
@@ -26,30 +26,74 @@ pub struct Presets {
 #[error("{0}")]
 pub struct UnknownPreset(pub String);
 
-impl Presets {
-    /// Checks every setting of every preset against the running devices: the property exists
-    /// and is writable, and the value fits its type and limits, facility caps included
-    /// (coerced, so `1` becomes `1.0` for a float property). The devices' specs are fixed
-    /// once the daemon runs, so a preset accepted here is never refused for its values later.
-    pub fn new(config: &Config, host: &DeviceHost) -> Result<Presets, ConfigError> {
-        let mut groups = config.presets.clone();
-        for g in &mut groups {
-            for p in &mut g.presets {
-                for s in &mut p.settings {
-                    let key = format!("presets.{}.{}.{}.{}", g.name, p.name, s.device, s.property);
-                    let error = |message: String| ConfigError {
-                        file: config.source.clone(),
-                        line: Some(s.at.0),
-                        column: Some(s.at.1),
-                        key: Some(key.clone()),
-                        message,
-                    };
-                    let device = host.get(&s.device).map_err(|e| error(e.to_string()))?;
-                    s.value = check_write(device.properties(), &s.property, &s.value, &s.device)
-                        .map_err(|e| error(e.message))?;
+/// What is known of a device's properties when its presets are checked.
+#[derive(Debug, Clone, Copy)]
+pub enum Known<'a> {
+    /// Every property, from the running driver (wrapped in its limits).
+    All(&'a [PropertySpec]),
+    /// Only these, from what the settings declare (a state device's labels): the device needs
+    /// its hardware to say the rest, so a setting of another property is left to `serve`.
+    Only(&'a [PropertySpec]),
+    /// Nothing: the device needs its hardware to say.
+    Nothing,
+}
+
+/// Checks every setting of every preset of `config` against what is known of its device's
+/// properties (`known`, by device name): the property exists and is writable, and the value fits
+/// its type and range and the device's facility safety limits (the error then names where the
+/// limit is configured); values come back coerced, so `1` becomes `1.0` for a float property.
+/// The one check of presets, for `serve` (against the running devices) and `check` (against the
+/// devices it can build without the hardware).
+pub fn check_presets<'a>(
+    config: &Config,
+    known: impl Fn(&str) -> Known<'a>,
+) -> Result<Vec<PresetGroup>, ConfigError> {
+    let mut groups = config.presets.clone();
+    for g in &mut groups {
+        for p in &mut g.presets {
+            for s in &mut p.settings {
+                let key = format!("presets.{}.{}.{}.{}", g.name, p.name, s.device, s.property);
+                let error = |message: String| ConfigError {
+                    file: config.source.clone(),
+                    line: Some(s.at.0),
+                    column: Some(s.at.1),
+                    key: Some(key.clone()),
+                    message,
+                };
+                let specs = match known(&s.device) {
+                    Known::All(specs) => specs,
+                    Known::Only(specs) if specs.iter().any(|p| p.name == s.property) => specs,
+                    Known::Only(_) | Known::Nothing => continue,
+                };
+                if let Some(spec) = specs.iter().find(|p| p.name == s.property) {
+                    let limits = config
+                        .devices
+                        .iter()
+                        .find(|d| d.name == s.device)
+                        .map(|d| &d.limits);
+                    if let Some(limits) = limits {
+                        crate::limits::check_property(limits, spec, &s.value)
+                            .map_err(|e| error(e.message))?;
+                    }
                 }
+                s.value = check_write(specs, &s.property, &s.value, &s.device)
+                    .map_err(|e| error(e.message))?;
             }
         }
+    }
+    Ok(groups)
+}
+
+impl Presets {
+    /// Checks every setting of every preset against the running devices ([`check_presets`]).
+    /// The devices' specs are fixed once the daemon runs, so a preset accepted here is never
+    /// refused for its values later.
+    pub fn new(config: &Config, host: &DeviceHost) -> Result<Presets, ConfigError> {
+        let groups = check_presets(config, |name| match host.get(name) {
+            Ok(d) => Known::All(d.properties()),
+            // The config parser checked that every preset's device exists.
+            Err(_) => Known::Nothing,
+        })?;
         Ok(Presets { groups })
     }
 

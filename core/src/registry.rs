@@ -31,6 +31,10 @@ pub struct Driver {
     pub kind: DeviceKind,
     /// Whether the device talks through one of the config's `[ports.NAME]`.
     pub needs_port: bool,
+    /// Whether the device is built with no hardware attached (the simulator), so
+    /// `microscoped check` builds it as `serve` does. A serial device is too when its port is
+    /// emulated.
+    pub offline: bool,
     /// Reads the settings from the device's table (less the keys every device has) and checks
     /// them; `None` when this build cannot make the driver (a cargo feature left out).
     decode: Option<Decode>,
@@ -38,7 +42,30 @@ pub struct Driver {
     build: Build,
     /// Why this build cannot make the driver, when `decode` is `None`.
     missing: &'static str,
+    /// Settings keys this driver once took under another name, as (old, new): refused with a
+    /// message naming the new one, so an old config says what to change.
+    renamed: &'static [(&'static str, &'static str)],
+    /// The protocol emulator ([`EMULATORS`]) that speaks this serial driver's protocol: what
+    /// `check` builds the driver against to learn its properties when the hardware is away.
+    pub emulator: Option<&'static str>,
 }
+
+/// The one name of a stage's travel and home in every driver, and what the simulator and the
+/// Prior drivers called them before.
+const XY_RENAMED: &[(&str, &str)] = &[
+    ("x_range", "x_travel_um"),
+    ("y_range", "y_travel_um"),
+    ("x_range_um", "x_travel_um"),
+    ("y_range_um", "y_travel_um"),
+    ("home", "home_um"),
+];
+/// A laser's wavelength, which the driver checks the laser reports, as Cobolt's has always been.
+const OBIS_RENAMED: &[(&str, &str)] = &[("expected_wavelength_nm", "wavelength_nm")];
+const STAGE_RENAMED: &[(&str, &str)] = &[
+    ("range", "travel_um"),
+    ("range_um", "travel_um"),
+    ("home", "home_um"),
+];
 
 /// Reads and checks one driver's settings from a deserializer of the device's table.
 type Decode = fn(Table<'_>) -> Result<Arc<dyn AnySettings>, Decoded>;
@@ -149,6 +176,18 @@ impl DriverSettings {
         self.driver.needs_port
     }
 
+    /// What a state device's settings declare of its properties: `position` and `label` for
+    /// the labels they list, as its driver will give them (see [`PropertySpec::state`]), so a
+    /// config is checked against them without the hardware. `None` for other devices.
+    ///
+    /// [`PropertySpec::state`]: microscoped_driver_api::PropertySpec::state
+    pub fn declared_properties(&self) -> Option<Vec<microscoped_driver_api::PropertySpec>> {
+        if self.kind() != DeviceKind::State {
+            return None;
+        }
+        Some(microscoped_driver_api::PropertySpec::state(self.labels()?).to_vec())
+    }
+
     /// A state device's labels, when its settings list them.
     pub fn labels(&self) -> Option<&[String]> {
         self.settings.labels()
@@ -172,6 +211,19 @@ impl DriverSettings {
 impl Driver {
     /// Reads and checks this driver's settings from the device's table.
     pub fn decode(&'static self, table: Table<'_>) -> Result<DriverSettings, Decoded> {
+        if let toml::de::DeValue::Table(t) = table.get_ref() {
+            for (old, new) in self.renamed {
+                if t.keys().any(|k| k.get_ref().as_ref() == *old) {
+                    return Err(Decoded::Invalid(SettingError::new(
+                        old,
+                        format!(
+                            "this setting is now called `{new}` (one name per meaning in every \
+                             driver): rename `{old}` to `{new}`"
+                        ),
+                    )));
+                }
+            }
+        }
         match self.decode {
             Some(decode) => decode(table).map(|settings| DriverSettings {
                 driver: self,
@@ -211,9 +263,32 @@ where
         description,
         kind,
         needs_port,
+        offline: !needs_port,
         decode: Some(decode::<T>),
         build,
         missing: "",
+        renamed: &[],
+        emulator: None,
+    }
+}
+
+impl Driver {
+    /// The entry of a device that is hardware without a serial port (a network camera).
+    const fn on_hardware(mut self) -> Self {
+        self.offline = false;
+        self
+    }
+
+    /// The entry of a serial driver whose protocol the emulator `name` speaks.
+    const fn emulated_by(mut self, name: &'static str) -> Self {
+        self.emulator = Some(name);
+        self
+    }
+
+    /// The entry, refusing `renamed` keys (old, new) with the new name.
+    const fn renamed(mut self, renamed: &'static [(&'static str, &'static str)]) -> Self {
+        self.renamed = renamed;
+        self
     }
 }
 
@@ -242,7 +317,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .renamed(XY_RENAMED),
     entry::<sim::SimStageSettings>(
         "sim.stage",
         "simulated single-axis stage (focus)",
@@ -254,7 +330,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .renamed(STAGE_RENAMED),
     entry::<sim::SimLaserSettings>(
         "sim.laser",
         "simulated laser",
@@ -302,7 +379,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("asi"),
     entry::<asi::AsiStageSettings>(
         "asi.stage",
         "ASI MS-2000 / Tiger single axis, e.g. Z focus (serial)",
@@ -314,7 +392,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("asi"),
     entry::<prior::PriorXYStageSettings>(
         "prior.xy_stage",
         "Prior ProScan III XY stage (serial)",
@@ -326,7 +405,9 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("prior")
+    .renamed(XY_RENAMED),
     entry::<prior::PriorZSettings>(
         "prior.stage",
         "Prior ProScan III Z drive (serial)",
@@ -338,7 +419,9 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("prior")
+    .renamed(STAGE_RENAMED),
     entry::<prior::PriorFilterWheelSettings>(
         "prior.filter_wheel",
         "Prior ProScan III filter wheel (serial)",
@@ -350,7 +433,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("prior"),
     entry::<prior::PriorShutterSettings>(
         "prior.shutter",
         "Prior ProScan III shutter (serial)",
@@ -362,7 +446,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("prior"),
     entry::<obis::ObisSettings>(
         "obis.laser",
         "Coherent OBIS laser (serial, SCPI)",
@@ -374,7 +459,9 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("obis")
+    .renamed(OBIS_RENAMED),
     entry::<cobolt::CoboltSettings>(
         "cobolt.laser",
         "Cobolt 06-series laser (serial)",
@@ -386,7 +473,8 @@ pub static DRIVERS: &[Driver] = &[
                 s.get(),
             )?)))
         },
-    ),
+    )
+    .emulated_by("cobolt"),
     #[cfg(feature = "genicam")]
     entry::<microscoped_genicam::GenicamSettings>(
         "genicam.camera",
@@ -398,17 +486,21 @@ pub static DRIVERS: &[Driver] = &[
                 microscoped_genicam::GenicamCamera::new(s.get())?,
             )))
         },
-    ),
+    )
+    .on_hardware(),
     #[cfg(not(feature = "genicam"))]
     Driver {
         name: "genicam.camera",
         description: "GenICam / GigE Vision camera through aravis (needs the genicam feature)",
         kind: DeviceKind::Camera,
         needs_port: false,
+        offline: false,
         decode: None,
         build: |_, _| unreachable!("a driver without decode has no settings to build from"),
         missing: "this microscoped was built without GenICam support: build it with \
                   `cargo build --release --features genicam` (needs libaravis-dev)",
+        renamed: &[],
+        emulator: None,
     },
 ];
 
@@ -610,6 +702,12 @@ mod tests {
             assert_eq!(emulator(e.name), Some(e));
         }
         assert!(driver("sim.cmaera").is_none());
+        for d in DRIVERS.iter().filter(|d| d.needs_port) {
+            let e = d
+                .emulator
+                .unwrap_or_else(|| panic!("{} names no emulator", d.name));
+            assert!(emulator(e).is_some(), "{}: no emulator {e}", d.name);
+        }
     }
 
     #[test]

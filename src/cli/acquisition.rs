@@ -230,9 +230,9 @@ pub async fn plan(
         );
         println!("at least {:.1} s", p.duration_s);
         println!(
-            "{:.1} MB to write, {:.1} MB free",
-            p.bytes as f64 / 1e6,
-            p.free_bytes as f64 / 1e6
+            "{} to write, {} free",
+            microscoped::acquire::mib(p.bytes),
+            microscoped::acquire::mib(p.free_bytes)
         );
         if p.interval_exceeded {
             println!("warning: a time point's exposures take longer than the interval");

@@ -60,9 +60,12 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// `check FILE`: validates a config and prints the instrument it describes.
+/// `check FILE`: checks a config as `serve` would, as far as it can without the hardware (see
+/// `microscoped::check`), prints the instrument it describes, and says what only `serve` can
+/// check.
 pub fn check(file: &Path) -> Result<(), Error> {
     let config = Config::load(file).map_err(|e| Error::Other(e.into()))?;
+    let report = microscoped::check::check(&config).map_err(Error::Other)?;
     println!("{}: valid", config.source);
     println!(
         "instrument {:?}{}",
@@ -96,6 +99,37 @@ pub fn check(file: &Path) -> Result<(), Error> {
             },
         );
     }
+    if !report.built.is_empty() {
+        println!(
+            "built as serve builds them, limits and presets checked: {}",
+            report.built.join(", ")
+        );
+    }
+    if !report.on_hardware.is_empty() {
+        println!("only serve can check what needs the hardware:");
+        for d in &report.on_hardware {
+            println!(
+                "  {:width$}  on {}{}",
+                d.name,
+                d.needs,
+                if d.properties_known {
+                    ""
+                } else {
+                    "; its presets only as far as its settings tell"
+                }
+            );
+        }
+        println!(
+            "  that each answers, its limits against the hardware's own range, and preset values \
+             against it (names, types and facility limits were checked here, on the driver's \
+             protocol emulator)"
+        );
+    }
+    println!(
+        "serve also opens the audit log {} and binds {}",
+        config.audit.path.display(),
+        config.listen
+    );
     Ok(())
 }
 

@@ -340,12 +340,13 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         req: Request<pb::PlanRequest>,
     ) -> Result<Response<pb::PlanSummary>, Status> {
         // A dry run changes nothing: anyone who may watch may ask what a plan amounts to.
-        require(&self.access, &req, Need::Observe, "")?;
+        let caller = require(&self.access, &req, Need::Observe, "")?;
         let req = req.into_inner();
         let plan = plans::plan_from_pb(&req)?;
+        let name = (!req.name.is_empty()).then_some(req.name.as_str());
         let check = self
             .acq
-            .check_plan(&plan, &req.camera)
+            .check_plan(&caller.identity.user, &plan, &req.camera, name)
             .await
             .map_err(convert::error_status)?;
         Ok(Response::new(plans::check_to_pb(&check)))

@@ -185,6 +185,25 @@ PLANS: dict[str, tuple[dict, list[float] | None]] = {
         },
         [100.0, 100.0],
     ),
+    # `interval: 0` is useq's "as fast as possible" (the pymmcore-plus idiom): every time
+    # point due at once; here also as a phase between timed ones.
+    "as_fast_as_possible": (
+        {
+            "time_plan": {"interval": 0, "loops": 3},
+            "channels": [{"config": "DAPI", "exposure": 5}, "GFP"],
+        },
+        None,
+    ),
+    "fast_phase_between_timed_ones": (
+        {
+            "time_plan": [
+                {"interval": 1, "loops": 2},
+                {"interval": 0, "loops": 3},
+                {"interval": 2, "loops": 2},
+            ],
+        },
+        None,
+    ),
     "grid_width_height_column_snake": (
         {
             "stage_positions": [{"x": 100.0, "y": 100.0}],

@@ -44,7 +44,7 @@ driver = "sim.xy_stage"
 
 [devices.Z]
 driver = "sim.stage"
-home = 42.0
+home_um = 42.0
 
 [devices.Laser488]
 driver = "sim.laser"

@@ -289,6 +289,11 @@ def test_run_plan_with_a_useq_sequence(demo_in_tmp, tmp_path, capsys):
         assert status.received == status.written == 12 and status.dropped == 0
         assert [s.id for s in scope.acquisitions()][-1] == status.id
         assert scope.acquisition(status.id).state is State.FINISHED
+        # The dry run refuses what the run would: the name is taken now.
+        with pytest.raises(mc.AlreadyExists, match="useq-run"):
+            scope.validate_plan(seq, "useq-run")
+        with pytest.raises(mc.AlreadyExists, match="useq-run"):
+            scope.start_plan(seq, "useq-run")
     assert "useq-run" in capsys.readouterr().err
     (f,) = status.files
     sizes, _ = planes(tmp_path / f)

@@ -278,13 +278,16 @@ class Microscope:
 
     # -- plans ----------------------------------------------------------------------------
 
-    def validate_plan(self, plan: Plan, *, camera: str = "") -> PlanSummary:
+    def validate_plan(self, plan: Plan, name: Optional[str] = None, *, camera: str = "") -> PlanSummary:
         """Checks a plan against the instrument without moving anything and sums it up.
 
         `plan` is a `useq.MDASequence`, a dict of its keys, useq JSON or YAML text, or the path
         of a .json/.yaml/.yml file. An invalid plan raises `InvalidArgument` naming the field.
+        It is `start_plan`'s own check: what `start_plan(plan, name)` would refuse (a plan
+        larger than the free disk, a dataset `name` already taken) is refused here alike.
         """
-        return PlanSummary.from_proto(self._call(self._acq.ValidatePlan, plan_request(plan, "", camera)))
+        request = plan_request(plan, name or "", camera)
+        return PlanSummary.from_proto(self._call(self._acq.ValidatePlan, request))
 
     def start_plan(self, plan: Plan, name: Optional[str] = None, *, camera: str = "") -> "Run":
         """Starts a plan as a new dataset `name` (default: named after the time) and returns at

@@ -76,16 +76,23 @@ impl Acquisitions {
         match std::fs::create_dir(&dir) {
             Ok(()) => Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(AcqError::AlreadyExists(format!(
-                    "dataset {name:?} already exists in {}; choose another name",
-                    user_dir.display()
-                )))
+                Err(name_taken(name, &user_dir))
             }
             Err(e) => Err(AcqError::Precondition(format!(
                 "cannot create the dataset folder {}: {e}",
                 dir.display()
             ))),
         }
+    }
+
+    /// Refuses a dataset name already taken in `owner`'s folder, as making its folder would:
+    /// a dry run says what the run will say.
+    pub(super) fn check_name_free(&self, owner: &str, name: &str) -> Result<(), AcqError> {
+        let user_dir = self.0.storage.data_root.join(owner);
+        if std::fs::symlink_metadata(user_dir.join(name)).is_ok() {
+            return Err(name_taken(name, &user_dir));
+        }
+        Ok(())
     }
 
     /// The instrument as OME describes it, read from the devices now; best effort, since a
@@ -114,6 +121,14 @@ impl Acquisitions {
             objective,
         }
     }
+}
+
+/// The refusal of a dataset name taken in `user_dir`.
+fn name_taken(name: &str, user_dir: &std::path::Path) -> AcqError {
+    AcqError::AlreadyExists(format!(
+        "dataset {name:?} already exists in {}; choose another name",
+        user_dir.display()
+    ))
 }
 
 impl Acquisitions {

@@ -28,7 +28,7 @@ mod stored;
 mod writer;
 
 pub use dataset::validate_dataset_name;
-pub use plan_run::{PlanCheck, PlanProgress, PlanStatus};
+pub use plan_run::{mib, PlanCheck, PlanProgress, PlanStatus};
 pub use sequence::MAX_FRAMES;
 pub use stored::images;
 

@@ -124,18 +124,34 @@ struct Checked {
 }
 
 impl Acquisitions {
-    /// Checks a plan against the instrument without moving anything: presets, stage travel
-    /// (soft limits included), exposure range, and the size of the data against free disk
-    /// (reported, refused only by [`start_plan`](Self::start_plan)).
+    /// Checks a plan against the instrument without moving anything, exactly as
+    /// [`start_plan`](Self::start_plan) checks it before it starts (the same code, so the same
+    /// verdict and message): the dataset name (free in `owner`'s folder), presets, stage travel
+    /// (soft limits included), exposure range, the size of the data against free disk, and the
+    /// frame ring against memory.
     pub async fn check_plan(
         &self,
+        owner: &str,
         plan: &MdaSequence,
         camera: &str,
+        name: Option<&str>,
     ) -> Result<PlanCheck, AcqError> {
-        Ok(self.checked(plan, camera).await?.check)
+        Ok(self.checked(owner, plan, camera, name).await?.check)
     }
 
-    async fn checked(&self, plan: &MdaSequence, camera: &str) -> Result<Checked, AcqError> {
+    /// The one check of a plan, for [`check_plan`](Self::check_plan) and
+    /// [`start_plan`](Self::start_plan).
+    async fn checked(
+        &self,
+        owner: &str,
+        plan: &MdaSequence,
+        camera: &str,
+        name: Option<&str>,
+    ) -> Result<Checked, AcqError> {
+        if let Some(n) = name {
+            validate_dataset_name(n).map_err(AcqError::Invalid)?;
+            self.check_name_free(owner, n)?;
+        }
         let cam = self.0.host.camera(camera)?.clone();
         let (shape, binning, exposure) = cam
             .with_camera(|c| Ok((c.frame_shape()?, c.binning()?, c.exposure_ms()?)))
@@ -192,11 +208,23 @@ impl Acquisitions {
         let files = (summary.sizes.p.max(1) * summary.sizes.g.max(1)) as u32;
         let bytes = events.len() as u64 * (shape.bytes() as u64 + PLANE_OVERHEAD)
             + u64::from(files) * 64 * 1024;
+        let free_bytes = free_bytes(&self.0.storage.data_root);
+        if let Some(free) = free_bytes {
+            if bytes > free {
+                return Err(AcqError::NoSpace(format!(
+                    "the plan needs about {} but only {} are free under {}; free some space or shorten the plan",
+                    mib(bytes),
+                    mib(free),
+                    self.0.storage.data_root.display()
+                )));
+            }
+        }
+        self.check_ring_memory(shape)?;
         Ok(Checked {
             check: PlanCheck {
                 summary,
                 bytes,
-                free_bytes: free_bytes(&self.0.storage.data_root),
+                free_bytes,
                 files,
             },
             events,
@@ -216,20 +244,7 @@ impl Acquisitions {
         if self.0.closing.load(Ordering::Relaxed) {
             return Err(AcqError::Precondition("the daemon is shutting down".into()));
         }
-        if let Some(n) = &name {
-            validate_dataset_name(n).map_err(AcqError::Invalid)?;
-        }
-        let Checked { check, events } = self.checked(&plan, camera).await?;
-        if let Some(free) = check.free_bytes {
-            if check.bytes > free {
-                return Err(AcqError::NoSpace(format!(
-                    "the plan needs about {} MiB but only {} MiB are free under {}; free some space or shorten the plan",
-                    check.bytes >> 20,
-                    free >> 20,
-                    self.0.storage.data_root.display()
-                )));
-            }
-        }
+        let Checked { check, events } = self.checked(owner, &plan, camera, name.as_deref()).await?;
         let name = name.unwrap_or_else(|| self.fresh_name(owner, "mda"));
         let prep = self.prepare(owner, camera, name).await?;
         let sizes = check.summary.sizes;
@@ -451,6 +466,9 @@ struct PlanRunner<'a> {
     paused_for: Duration,
     /// The previous event's time point: only a new time point can start late.
     prev_t: Option<usize>,
+    /// When the previous time point was due (s from `origin`): a time point due no later
+    /// (useq's `interval: 0`, as fast as possible) cannot be late.
+    prev_due_s: Option<f64>,
     last_emit: Instant,
 }
 
@@ -491,6 +509,7 @@ impl<'a> PlanRunner<'a> {
             origin: Instant::now(),
             paused_for: Duration::ZERO,
             prev_t: None,
+            prev_due_s: None,
             last_emit: Instant::now(),
         })
     }
@@ -547,6 +566,7 @@ impl<'a> PlanRunner<'a> {
     async fn wait_until_due(&mut self, e: &MdaEvent) -> Result<(), Halt> {
         if e.reset_event_timer {
             self.origin = Instant::now();
+            self.prev_due_s = None;
         }
         let due = e
             .min_start_time
@@ -575,6 +595,9 @@ impl<'a> PlanRunner<'a> {
                 None => break,
             }
         }
+        if e.index.t != self.prev_t {
+            self.prev_due_s = e.min_start_time;
+        }
         self.prev_t = e.index.t;
         Ok(())
     }
@@ -594,9 +617,12 @@ impl<'a> PlanRunner<'a> {
     }
 
     /// Counts a time point that starts `late` after its due time, if that is beyond the
-    /// tolerance; the first one is logged.
+    /// tolerance and the plan asked for time since the previous one; the first one is logged.
     fn count_late(&self, e: &MdaEvent, late: Duration) {
-        if e.index.t != self.prev_t && late > LATE_TOLERANCE {
+        if e.index.t != self.prev_t
+            && crate::plan::gap_asked(self.prev_due_s, e.min_start_time)
+            && late > LATE_TOLERANCE
+        {
             let mut p = self.plan.progress();
             p.late_events += 1;
             p.max_late_s = p.max_late_s.max(late.as_secs_f64());
@@ -855,6 +881,12 @@ fn dimension_order(plan: &MdaSequence) -> String {
         }
     }
     order
+}
+
+/// Bytes as people read them, in MiB: the one unit of a plan's size, in the daemon's refusal
+/// and in what the CLI's dry run prints.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
 }
 
 /// Bytes free for an unprivileged writer on the file system holding `path` (or its nearest

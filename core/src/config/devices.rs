@@ -33,12 +33,28 @@ pub struct DeviceConfig {
     pub settings: DriverSettings,
     /// Facility safety limits, checked against the hardware when the daemon starts.
     pub limits: DeviceLimits,
+    /// Where the device's table is (file, line, key `devices.NAME`); its message is empty.
+    pub origin: ConfigError,
 }
 
 impl DeviceConfig {
     /// The kind of device the driver makes.
     pub fn kind(&self) -> DeviceKind {
         self.settings.kind()
+    }
+
+    /// A config error at the device's table, or at its setting `key` when given: for what is
+    /// found wrong when the device is built (a driver refusing a setting, a device that does
+    /// not start), so even that names the file, line and key.
+    pub fn error(&self, key: Option<&str>, message: String) -> ConfigError {
+        let mut e = ConfigError {
+            message,
+            ..self.origin.clone()
+        };
+        if let (Some(key), Some(table)) = (key, &e.key) {
+            e.key = Some(format!("{table}.{key}"));
+        }
+        e
     }
 }
 
@@ -162,6 +178,7 @@ impl<'a> Parser<'a> {
             (false, None) => None,
         };
         let limits = self.limits(&prefix, settings.kind(), raw_limits)?;
+        let origin = self.error(Some(name_span), Some(prefix), String::new());
         Ok(DeviceConfig {
             name,
             driver,
@@ -170,6 +187,7 @@ impl<'a> Parser<'a> {
             port,
             settings,
             limits,
+            origin,
         })
     }
 

@@ -129,6 +129,26 @@ pub fn note_for(limits: &DeviceLimits, spec: &PropertySpec) -> Option<String> {
     Some(format!("the facility safety limit set by {place}"))
 }
 
+/// The one check: refuses `value` of `quantity` past its limit in `limits`, naming where the
+/// limit is configured. A quantity without a limit passes.
+fn check_quantity(limits: &DeviceLimits, quantity: Quantity, value: f64) -> Result<()> {
+    match bound(limits, quantity) {
+        None => Ok(()),
+        Some(Bound::Cap(cap)) => check_cap(cap, value, label(quantity), quantity.unit()),
+        Some(Bound::Range(range)) => check_range(label(quantity), value, range),
+    }
+}
+
+/// Refuses `value` for the property `spec` describes when it is past one of `limits` (by the
+/// quantity the spec is tagged with), naming where the limit is configured: the check every
+/// command gets, for a value read from the config (a preset) before any command is sent.
+pub fn check_property(limits: &DeviceLimits, spec: &PropertySpec, value: &Value) -> Result<()> {
+    match (spec.quantity, number(value)) {
+        (Some(q), Some(v)) => check_quantity(limits, q, v),
+        _ => Ok(()),
+    }
+}
+
 /// The limit on one quantity: a cap (laser power, exposure) or a range (a position).
 #[derive(Clone, Copy)]
 enum Bound<'a> {
@@ -192,14 +212,9 @@ impl Guard {
             .and_then(|s| s.quantity)
     }
 
-    /// The one check: refuses `value` of `quantity` past its limit, naming where the limit is
-    /// configured. A quantity without a limit here passes.
+    /// The one check ([`check_quantity`]) against this device's limits.
     fn check(&self, quantity: Quantity, value: f64) -> Result<()> {
-        match bound(&self.limits, quantity) {
-            None => Ok(()),
-            Some(Bound::Cap(cap)) => check_cap(cap, value, label(quantity), quantity.unit()),
-            Some(Bound::Range(range)) => check_range(label(quantity), value, range),
-        }
+        check_quantity(&self.limits, quantity, value)
     }
 
     /// Checks a property write by the quantity the property's spec is tagged with, whatever its

@@ -40,8 +40,8 @@ async fn laser_cap_refuses_before_the_device_and_narrows_specs() {
 #[tokio::test]
 async fn soft_limits_refuse_moves_absolute_and_relative() {
     let text = crate::config::DEMO_CONFIG.replace(
-        "home = 100.0\n",
-        "home = 100.0\nsoft_limits_um = [50.0, 150.0]\n",
+        "home_um = 100.0\n",
+        "home_um = 100.0\nsoft_limits_um = [50.0, 150.0]\n",
     );
     let config = Config::parse(&text, "t.toml").unwrap();
     let host = crate::host::DeviceHost::start(&config).unwrap();
@@ -65,8 +65,8 @@ fn limits_outside_the_hardware_are_config_errors() {
             "limit_power_mw",
         ),
         (
-            "home = 100.0\n",
-            "home = 100.0\nsoft_limits_um = [-5.0, 150.0]\n",
+            "home_um = 100.0\n",
+            "home_um = 100.0\nsoft_limits_um = [-5.0, 150.0]\n",
             "soft_limits_um",
         ),
         (
@@ -175,7 +175,7 @@ fn every_family() -> String {
             "max_power_mw = 50.0\npower_mw = 5.0\n",
             "max_power_mw = 50.0\npower_mw = 5.0\nlimit_power_mw = 20.0\n",
         ),
-        ("home = 100.0\n", "home = 100.0\nsoft_limits_um = [50.0, 150.0]\n"),
+        ("home_um = 100.0\n", "home_um = 100.0\nsoft_limits_um = [50.0, 150.0]\n"),
         (
             "speed_um_s = 5000.0\n",
             "speed_um_s = 5000.0\nsoft_limits_x_um = [-1000.0, 1000.0]\nsoft_limits_y_um = [-1000.0, 1000.0]\n",

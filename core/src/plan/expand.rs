@@ -306,19 +306,27 @@ impl MdaSequence {
         let mut origin = 0.0f64;
         let mut interval_exceeded = false;
         let mut prev_t = None;
+        let mut prev_due = None;
         let mut events_without_exposure = 0;
         for e in events {
             if e.reset_event_timer {
                 origin = clock;
+                prev_due = None;
             }
             let mut start = clock;
             if let Some(mst) = e.min_start_time {
                 let due = origin + mst;
                 if due > clock {
                     start = due;
-                } else if e.index.t != prev_t && clock > due + 1e-9 {
+                } else if e.index.t != prev_t
+                    && clock > due + 1e-9
+                    && gap_asked(prev_due, Some(mst))
+                {
                     interval_exceeded = true;
                 }
+            }
+            if e.index.t != prev_t {
+                prev_due = e.min_start_time;
             }
             let exposure = e.exposure.unwrap_or_else(|| {
                 events_without_exposure += 1;
@@ -448,7 +456,11 @@ fn check_time(plan: &TimePlan) -> Result<(), PlanError> {
             if d.micros <= 0 {
                 return Err(PlanError::new(
                     phase_field(plan, i, key),
-                    format!("must be > 0 s, got {} s", d.as_secs_f64()),
+                    format!(
+                        "must be > 0 s with a duration (the duration is divided by it), got {} s; \
+                         for time points as fast as possible give `interval: 0` with `loops`",
+                        d.as_secs_f64()
+                    ),
                 ));
             }
             Ok(())
@@ -473,7 +485,8 @@ fn check_time(plan: &TimePlan) -> Result<(), PlanError> {
         };
         match phase.kind {
             TimePhaseKind::IntervalLoops { interval, loops: n } => {
-                positive("interval", interval)?;
+                // 0 is useq's "as fast as possible": every time point due at once.
+                not_negative("interval", interval)?;
                 loops(n)?;
             }
             TimePhaseKind::DurationLoops { duration, loops: n } => {
@@ -493,6 +506,16 @@ fn check_time(plan: &TimePlan) -> Result<(), PlanError> {
         }
     }
     Ok(())
+}
+
+/// Whether a time point due at `due` (s) asks for time since the previous one, due at `prev`:
+/// one due no later (useq's `interval: 0`, "as fast as possible") is never late, and the
+/// exposures of the one before do not exceed an interval it does not have.
+pub fn gap_asked(prev: Option<f64>, due: Option<f64>) -> bool {
+    match (prev, due) {
+        (Some(prev), Some(due)) => due > prev,
+        _ => true,
+    }
 }
 
 /// Time points of one phase in microseconds (useq's `TimePlan.deltas`).

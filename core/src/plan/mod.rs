@@ -28,7 +28,7 @@ mod tests;
 
 use std::fmt;
 
-pub use expand::MAX_EVENTS;
+pub use expand::{gap_asked, MAX_EVENTS};
 pub use validate::PlanLimits;
 
 /// One axis of a plan, named by useq's single letters.

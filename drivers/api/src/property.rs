@@ -172,6 +172,18 @@ impl PropertySpec {
         Self::new(name, PropertyType::Enum { allowed })
     }
 
+    /// A state device's `position` (0-based) and `label` properties for its `labels`: every
+    /// state driver lists these, and the daemon checks a config against them before the
+    /// hardware answers (`microscoped check`).
+    pub fn state(labels: &[String]) -> [Self; 2] {
+        let last = labels.len() as i64 - 1;
+        [
+            Self::int("position", 0, last).describe("Current position, from 0"),
+            Self::enumeration("label", labels)
+                .describe("Label of the current position; setting it moves there"),
+        ]
+    }
+
     /// Sets the unit.
     pub fn unit(mut self, unit: &str) -> Self {
         self.unit = Some(unit.to_owned());

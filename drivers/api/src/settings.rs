@@ -6,7 +6,7 @@ use std::fmt;
 /// A setting that cannot be used, named by its key so the daemon can point at the config line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettingError {
-    /// The settings key at fault, as written in the config ("x_range", "labels").
+    /// The settings key at fault, as written in the config ("x_travel_um", "labels").
     pub key: String,
     /// What is wrong with it and what would be accepted.
     pub message: String,

@@ -148,7 +148,7 @@ impl Stats {
 /// counted in `frames_failed`; its id still advances [`FrameInfo::sequence`], as do frames the
 /// camera sent while no buffer was free (`frames_underrun`), so the caller sees every loss as a
 /// gap. `next_frame` without a running sequence is [`ErrorKind::InvalidValue`]; no frame within
-/// `timeout_ms` is [`ErrorKind::Timeout`].
+/// `frame_timeout_ms` is [`ErrorKind::Timeout`].
 ///
 /// # Threads
 ///
@@ -421,7 +421,7 @@ impl GenicamCamera {
 
     /// Waits for the next good frame of the running acquisition and copies it into `buf`.
     fn wait_frame(&mut self, buf: &mut [u8]) -> Result<FrameInfo> {
-        let timeout = Duration::from_millis(self.settings.timeout_ms);
+        let timeout = Duration::from_millis(self.settings.frame_timeout_ms);
         let deadline = Instant::now() + timeout;
         let software = self.trigger == Trigger::Software;
         let exposure_ms = self.exposure_ms;
@@ -450,7 +450,7 @@ impl GenicamCamera {
                     ErrorKind::Timeout,
                     format!(
                         "no frame from camera {} within {} ms",
-                        self.info.device_id, self.settings.timeout_ms
+                        self.info.device_id, self.settings.frame_timeout_ms
                     ),
                 ));
             };

@@ -94,7 +94,9 @@ pub struct GenicamSettings {
     /// trigger sources such as "line0" (case does not matter).
     pub trigger: String,
     /// How long `snap` and `next_frame` wait for a frame before giving up, ms (1..=3600000).
-    pub timeout_ms: u64,
+    /// Not `timeout_ms`: that is every device's command timeout, read before the driver's own
+    /// settings.
+    pub frame_timeout_ms: u64,
 }
 
 impl Default for GenicamSettings {
@@ -108,7 +110,7 @@ impl Default for GenicamSettings {
             gain: None,
             frame_rate_hz: None,
             trigger: "off".to_owned(),
-            timeout_ms: 5000,
+            frame_timeout_ms: 5000,
         }
     }
 }
@@ -193,12 +195,12 @@ impl Settings for GenicamSettings {
                 "must be \"off\", \"software\" or a trigger source of the camera",
             ));
         }
-        if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
+        if self.frame_timeout_ms == 0 || self.frame_timeout_ms > MAX_TIMEOUT_MS {
             return Err(SettingError::new(
-                "timeout_ms",
+                "frame_timeout_ms",
                 format!(
                     "must be within 1..={MAX_TIMEOUT_MS} ms, got {}",
-                    self.timeout_ms
+                    self.frame_timeout_ms
                 ),
             ));
         }
@@ -231,7 +233,7 @@ mod tests {
                 ..Default::default()
             },
             GenicamSettings {
-                timeout_ms: 0,
+                frame_timeout_ms: 0,
                 ..Default::default()
             },
             GenicamSettings {
@@ -247,7 +249,7 @@ mod tests {
                 "buffers",
                 "exposure_ms",
                 "frame_rate_hz",
-                "timeout_ms",
+                "frame_timeout_ms",
                 "device_id"
             ]
         );

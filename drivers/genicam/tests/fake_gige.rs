@@ -320,7 +320,7 @@ fn software_trigger_and_timeouts() {
         &fake,
         GenicamSettings {
             trigger: "software".into(),
-            timeout_ms: 2000,
+            frame_timeout_ms: 2000,
             ..Default::default()
         },
     );
@@ -362,7 +362,7 @@ fn software_trigger_and_timeouts() {
         &fake,
         GenicamSettings {
             trigger: line.clone(),
-            timeout_ms: 200,
+            frame_timeout_ms: 200,
             ..Default::default()
         },
     );

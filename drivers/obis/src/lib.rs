@@ -35,7 +35,7 @@ use serde::Deserialize;
 const MAX_POWER_LIMIT_MW: f64 = 100_000.0;
 /// Highest device index accepted: no OBIS controller we know of holds more heads than this.
 const MAX_DEVICE_INDEX: u32 = 16;
-/// How far the reported wavelength may be from `expected_wavelength_nm`, nm.
+/// How far the reported wavelength may be from `wavelength_nm`, nm.
 const WAVELENGTH_TOLERANCE_NM: f64 = 5.0;
 
 /// Serial settings for an OBIS on `path`: 115200 baud 8N1, `\r\n` both ways.
@@ -145,7 +145,7 @@ pub struct ObisSettings {
     pub device_index: Option<u32>,
     /// The wavelength the laser on this port must report, nm: connecting to the wrong laser
     /// (ports swapped) fails instead of driving it.
-    pub expected_wavelength_nm: Option<f64>,
+    pub wavelength_nm: Option<f64>,
 }
 
 impl Default for ObisSettings {
@@ -156,7 +156,7 @@ impl Default for ObisSettings {
             operating_mode: None,
             at_connect: AtConnect::Off,
             device_index: None,
-            expected_wavelength_nm: None,
+            wavelength_nm: None,
         }
     }
 }
@@ -189,10 +189,10 @@ impl Settings for ObisSettings {
                 ));
             }
         }
-        if let Some(nm) = self.expected_wavelength_nm {
+        if let Some(nm) = self.wavelength_nm {
             if !(nm.is_finite() && (200.0..=2000.0).contains(&nm)) {
                 return Err(SettingError::new(
-                    "expected_wavelength_nm",
+                    "wavelength_nm",
                     format!("must be within 200..=2000, got {nm}"),
                 ));
             }
@@ -275,10 +275,10 @@ impl ObisLaser {
 
         let wav = format!("{}:INF:WAV?", self.syst);
         self.wavelength_nm = protocol::number(&wav, &self.query(&wav)?)?;
-        if let Some(expected) = self.settings.expected_wavelength_nm {
+        if let Some(expected) = self.settings.wavelength_nm {
             if (self.wavelength_nm - expected).abs() > WAVELENGTH_TOLERANCE_NM {
                 return Err(DeviceError::invalid(format!(
-                    "the laser on {} emits {} nm but expected_wavelength_nm is {expected}: wrong port?",
+                    "the laser on {} emits {} nm but wavelength_nm is {expected}: wrong port?",
                     self.port.path(),
                     self.wavelength_nm
                 )));

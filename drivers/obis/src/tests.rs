@@ -377,7 +377,7 @@ fn connect_applies_the_settings() {
     let settings = ObisSettings {
         power_mw: Some(42.0),
         operating_mode: Some(OperatingMode::Digital),
-        expected_wavelength_nm: Some(490.0),
+        wavelength_nm: Some(490.0),
         ..ObisSettings::default()
     };
     let r = rig_with(ObisEmulatorConfig::default(), settings);
@@ -398,7 +398,7 @@ fn connect_applies_the_settings() {
     let emu = Emulator::new(Obis::new(ObisEmulatorConfig::default()));
     let running = emu.start().unwrap();
     let settings = ObisSettings {
-        expected_wavelength_nm: Some(561.0),
+        wavelength_nm: Some(561.0),
         ..ObisSettings::default()
     };
     let e = ObisLaser::new(open(running.path()), settings).unwrap_err();
@@ -445,10 +445,10 @@ fn settings_are_checked_and_read_from_config() {
     );
     assert_eq!(
         bad(ObisSettings {
-            expected_wavelength_nm: Some(f64::NAN),
+            wavelength_nm: Some(f64::NAN),
             ..Default::default()
         }),
-        "expected_wavelength_nm"
+        "wavelength_nm"
     );
 
     let s: ObisSettings = toml::from_str(

@@ -16,9 +16,9 @@ use crate::protocol::{check_target, to_steps, Controller, STATUS_X, STATUS_Y, ST
 pub struct PriorXYStageSettings {
     /// Soft X travel [min, max] in um, relative to the controller's zero. Moves outside it are
     /// refused before anything is sent.
-    pub x_range_um: [f64; 2],
+    pub x_travel_um: [f64; 2],
     /// Soft Y travel [min, max] in um.
-    pub y_range_um: [f64; 2],
+    pub y_travel_um: [f64; 2],
     /// Micrometres per controller position unit on X (the controller's `RES,s` resolution;
     /// 1.0 when positions are reported in microns).
     pub x_um_per_step: f64,
@@ -31,8 +31,8 @@ pub struct PriorXYStageSettings {
 impl Default for PriorXYStageSettings {
     fn default() -> Self {
         Self {
-            x_range_um: [-50_000.0, 50_000.0],
-            y_range_um: [-35_000.0, 35_000.0],
+            x_travel_um: [-50_000.0, 50_000.0],
+            y_travel_um: [-35_000.0, 35_000.0],
             x_um_per_step: 1.0,
             y_um_per_step: 1.0,
             home_um: [0.0, 0.0],
@@ -43,14 +43,14 @@ impl Default for PriorXYStageSettings {
 impl Settings for PriorXYStageSettings {
     /// Checks every setting; the error names the first key at fault.
     fn validate(&self) -> std::result::Result<(), SettingError> {
-        props::check_interval("x_range_um", self.x_range_um)?;
-        props::check_interval("y_range_um", self.y_range_um)?;
+        props::check_interval("x_travel_um", self.x_travel_um)?;
+        props::check_interval("y_travel_um", self.y_travel_um)?;
         props::check_step("x_um_per_step", self.x_um_per_step)?;
         props::check_step("y_um_per_step", self.y_um_per_step)?;
-        props::check_units("x_range_um", self.x_range_um, self.x_um_per_step)?;
-        props::check_units("y_range_um", self.y_range_um, self.y_um_per_step)?;
-        props::check_inside("home_um", self.home_um[0], self.x_range_um)?;
-        props::check_inside("home_um", self.home_um[1], self.y_range_um)
+        props::check_units("x_travel_um", self.x_travel_um, self.x_um_per_step)?;
+        props::check_units("y_travel_um", self.y_travel_um, self.y_um_per_step)?;
+        props::check_inside("home_um", self.home_um[0], self.x_travel_um)?;
+        props::check_inside("home_um", self.home_um[1], self.y_travel_um)
     }
 }
 
@@ -93,8 +93,8 @@ impl PriorXYStage {
 
 impl Device for PriorXYStage {
     fn properties(&self) -> Vec<PropertySpec> {
-        let [x0, x1] = self.settings.x_range_um;
-        let [y0, y1] = self.settings.y_range_um;
+        let [x0, x1] = self.settings.x_travel_um;
+        let [y0, y1] = self.settings.y_travel_um;
         vec![
             props::speed_spec("SMS"),
             PropertySpec::float("position_x_um", x0, x1)
@@ -147,8 +147,8 @@ impl XYStage for PriorXYStage {
     }
 
     fn move_absolute_um(&mut self, x: f64, y: f64) -> Result<()> {
-        check_target("X", x, self.settings.x_range_um)?;
-        check_target("Y", y, self.settings.y_range_um)?;
+        check_target("X", x, self.settings.x_travel_um)?;
+        check_target("Y", y, self.settings.y_travel_um)?;
         let sx = to_steps(x, self.settings.x_um_per_step);
         let sy = to_steps(y, self.settings.y_um_per_step);
         self.ctl.command_r(&format!("G,{sx},{sy}"))
@@ -163,8 +163,8 @@ impl XYStage for PriorXYStage {
         // The travel is checked against where the move would end, so the position is read
         // first; the move itself goes as GR so it is relative to where the stage really is.
         let (x, y) = self.position_um()?;
-        check_target("X", x + dx, self.settings.x_range_um)?;
-        check_target("Y", y + dy, self.settings.y_range_um)?;
+        check_target("X", x + dx, self.settings.x_travel_um)?;
+        check_target("Y", y + dy, self.settings.y_travel_um)?;
         let sx = to_steps(dx, self.settings.x_um_per_step);
         let sy = to_steps(dy, self.settings.y_um_per_step);
         self.ctl.command_r(&format!("GR,{sx},{sy}"))
@@ -187,8 +187,8 @@ impl XYStage for PriorXYStage {
     }
 
     fn travel_um(&mut self) -> Result<((f64, f64), (f64, f64))> {
-        let [x0, x1] = self.settings.x_range_um;
-        let [y0, y1] = self.settings.y_range_um;
+        let [x0, x1] = self.settings.x_travel_um;
+        let [y0, y1] = self.settings.y_travel_um;
         Ok(((x0, x1), (y0, y1)))
     }
 }
@@ -198,7 +198,7 @@ impl XYStage for PriorXYStage {
 #[serde(deny_unknown_fields, default)]
 pub struct PriorZSettings {
     /// Soft travel [min, max] in um, relative to the controller's Z zero.
-    pub range_um: [f64; 2],
+    pub travel_um: [f64; 2],
     /// Micrometres per controller Z unit (the focus resolution; 1.0 when Z is in microns).
     pub um_per_step: f64,
     /// Where `home` goes, um, inside the travel.
@@ -208,7 +208,7 @@ pub struct PriorZSettings {
 impl Default for PriorZSettings {
     fn default() -> Self {
         Self {
-            range_um: [-10_000.0, 10_000.0],
+            travel_um: [-10_000.0, 10_000.0],
             um_per_step: 1.0,
             home_um: 0.0,
         }
@@ -218,10 +218,10 @@ impl Default for PriorZSettings {
 impl Settings for PriorZSettings {
     /// Checks every setting; the error names the first key at fault.
     fn validate(&self) -> std::result::Result<(), SettingError> {
-        props::check_interval("range_um", self.range_um)?;
+        props::check_interval("travel_um", self.travel_um)?;
         props::check_step("um_per_step", self.um_per_step)?;
-        props::check_units("range_um", self.range_um, self.um_per_step)?;
-        props::check_inside("home_um", self.home_um, self.range_um)
+        props::check_units("travel_um", self.travel_um, self.um_per_step)?;
+        props::check_inside("home_um", self.home_um, self.travel_um)
     }
 }
 
@@ -255,7 +255,7 @@ impl PriorZ {
 
 impl Device for PriorZ {
     fn properties(&self) -> Vec<PropertySpec> {
-        let [lo, hi] = self.settings.range_um;
+        let [lo, hi] = self.settings.travel_um;
         vec![
             props::speed_spec("SMZ"),
             PropertySpec::float("position_um", lo, hi)
@@ -299,7 +299,7 @@ impl Stage for PriorZ {
     }
 
     fn move_absolute_um(&mut self, position: f64) -> Result<()> {
-        check_target("Z", position, self.settings.range_um)?;
+        check_target("Z", position, self.settings.travel_um)?;
         let steps = to_steps(position, self.settings.um_per_step);
         self.ctl.command_r(&format!("V,{steps}"))
     }
@@ -311,7 +311,7 @@ impl Stage for PriorZ {
             )));
         }
         let here = self.position_um()?;
-        check_target("Z", here + distance, self.settings.range_um)?;
+        check_target("Z", here + distance, self.settings.travel_um)?;
         let steps = to_steps(distance, self.settings.um_per_step);
         // U moves up (positive), D down, each by a non-negative count.
         if steps >= 0 {
@@ -334,6 +334,6 @@ impl Stage for PriorZ {
     }
 
     fn travel_um(&mut self) -> Result<(f64, f64)> {
-        Ok((self.settings.range_um[0], self.settings.range_um[1]))
+        Ok((self.settings.travel_um[0], self.settings.travel_um[1]))
     }
 }

@@ -140,7 +140,7 @@ fn z_drive_moves_absolute_up_and_down() {
         port,
         PriorZSettings {
             um_per_step: 0.1,
-            range_um: [-500.0, 500.0],
+            travel_um: [-500.0, 500.0],
             home_um: 10.0,
         },
     )
@@ -571,10 +571,10 @@ fn settings_are_checked_and_deserialised_strictly() {
     assert!(PriorShutterSettings::default().validate().is_ok());
 
     let xy = PriorXYStageSettings {
-        x_range_um: [10.0, -10.0],
+        x_travel_um: [10.0, -10.0],
         ..Default::default()
     };
-    assert_eq!(xy.validate().unwrap_err().key, "x_range_um");
+    assert_eq!(xy.validate().unwrap_err().key, "x_travel_um");
     let xy = PriorXYStageSettings {
         y_um_per_step: 0.0,
         ..Default::default()
@@ -586,10 +586,10 @@ fn settings_are_checked_and_deserialised_strictly() {
     };
     assert_eq!(xy.validate().unwrap_err().key, "home_um");
     let z = PriorZSettings {
-        range_um: [0.0, 1e12],
+        travel_um: [0.0, 1e12],
         ..Default::default()
     };
-    assert_eq!(z.validate().unwrap_err().key, "range_um");
+    assert_eq!(z.validate().unwrap_err().key, "travel_um");
     let w = PriorFilterWheelSettings {
         wheel: 4,
         ..Default::default()
@@ -613,7 +613,7 @@ fn settings_are_checked_and_deserialised_strictly() {
     assert_eq!(s.wheel, 2);
     let s: PriorXYStageSettings = serde_json::from_str(r#"{"x_um_per_step": 0.1}"#).unwrap();
     assert_eq!(s.x_um_per_step, 0.1);
-    assert_eq!(s.y_range_um, PriorXYStageSettings::default().y_range_um);
+    assert_eq!(s.y_travel_um, PriorXYStageSettings::default().y_travel_um);
     assert!(serde_json::from_str::<PriorZSettings>(r#"{"rang_um": [0, 1]}"#).is_err());
 
     // A constructor refuses bad settings without touching the port.

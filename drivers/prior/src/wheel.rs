@@ -106,13 +106,9 @@ impl PriorFilterWheel {
 
 impl Device for PriorFilterWheel {
     fn properties(&self) -> Vec<PropertySpec> {
-        let last = self.settings.labels.len() as i64 - 1;
-        vec![
-            PropertySpec::int("position", 0, last).describe("Current position, from 0"),
-            PropertySpec::enumeration("label", &self.settings.labels)
-                .describe("Label of the current position; setting it moves there"),
-            props::speed_spec("SMF"),
-        ]
+        let mut specs = PropertySpec::state(&self.settings.labels).to_vec();
+        specs.push(props::speed_spec("SMF"));
+        specs
     }
 
     fn get_property(&mut self, name: &str) -> Result<Value> {

@@ -45,13 +45,13 @@ fn check_target(axis: &str, value: f64, range: [f64; 2]) -> Result<()> {
 #[serde(deny_unknown_fields, default)]
 pub struct SimXYStageSettings {
     /// X travel [min, max], um.
-    pub x_range: [f64; 2],
+    pub x_travel_um: [f64; 2],
     /// Y travel [min, max], um.
-    pub y_range: [f64; 2],
+    pub y_travel_um: [f64; 2],
     /// Speed along the path of a move, um/s.
     pub speed_um_s: f64,
     /// Home position [x, y], um; the stage starts there.
-    pub home: [f64; 2],
+    pub home_um: [f64; 2],
     /// How long an injected hang (`sim_fault = "hang"`) blocks, ms.
     pub hang_ms: u64,
 }
@@ -59,10 +59,10 @@ pub struct SimXYStageSettings {
 impl Default for SimXYStageSettings {
     fn default() -> Self {
         Self {
-            x_range: [-25_000.0, 25_000.0],
-            y_range: [-25_000.0, 25_000.0],
+            x_travel_um: [-25_000.0, 25_000.0],
+            y_travel_um: [-25_000.0, 25_000.0],
             speed_um_s: 5000.0,
-            home: [0.0, 0.0],
+            home_um: [0.0, 0.0],
             hang_ms: 5000,
         }
     }
@@ -71,11 +71,11 @@ impl Default for SimXYStageSettings {
 impl Settings for SimXYStageSettings {
     /// Checks every setting; the error names the first key at fault.
     fn validate(&self) -> std::result::Result<(), SettingError> {
-        check_interval("x_range", self.x_range)?;
-        check_interval("y_range", self.y_range)?;
+        check_interval("x_travel_um", self.x_travel_um)?;
+        check_interval("y_travel_um", self.y_travel_um)?;
         check_range("speed_um_s", self.speed_um_s, MIN_SPEED, MAX_SPEED)?;
-        check_inside("home", self.home[0], "x_range", self.x_range)?;
-        check_inside("home", self.home[1], "y_range", self.y_range)?;
+        check_inside("home_um", self.home_um[0], "x_travel_um", self.x_travel_um)?;
+        check_inside("home_um", self.home_um[1], "y_travel_um", self.y_travel_um)?;
         check_hang(self.hang_ms)
     }
 }
@@ -99,7 +99,7 @@ impl SimXYStage {
         settings.validate()?;
         let id = {
             let mut w = world.lock();
-            w.xy.push(Motion::at_rest(settings.home));
+            w.xy.push(Motion::at_rest(settings.home_um));
             w.xy.len() - 1
         };
         Ok(SimXYStage {
@@ -116,8 +116,8 @@ impl SimXYStage {
     }
 
     fn go(&mut self, x: f64, y: f64) -> Result<()> {
-        check_target("x", x, self.settings.x_range)?;
-        check_target("y", y, self.settings.y_range)?;
+        check_target("x", x, self.settings.x_travel_um)?;
+        check_target("y", y, self.settings.y_travel_um)?;
         let speed = self.settings.speed_um_s;
         self.with_motion(|m, now| m.start(now, [x, y], speed));
         Ok(())
@@ -128,8 +128,8 @@ const XY_DEVICE: &str = "XY stage";
 
 impl Device for SimXYStage {
     fn properties(&self) -> Vec<PropertySpec> {
-        let [x0, x1] = self.settings.x_range;
-        let [y0, y1] = self.settings.y_range;
+        let [x0, x1] = self.settings.x_travel_um;
+        let [y0, y1] = self.settings.y_travel_um;
         vec![
             speed_spec(),
             PropertySpec::float("position_x_um", x0, x1)
@@ -207,14 +207,14 @@ impl XYStage for SimXYStage {
 
     fn home(&mut self) -> Result<()> {
         self.fault.check()?;
-        let [x, y] = self.settings.home;
+        let [x, y] = self.settings.home_um;
         self.go(x, y)
     }
 
     fn travel_um(&mut self) -> Result<((f64, f64), (f64, f64))> {
         self.fault.check()?;
-        let [x0, x1] = self.settings.x_range;
-        let [y0, y1] = self.settings.y_range;
+        let [x0, x1] = self.settings.x_travel_um;
+        let [y0, y1] = self.settings.y_travel_um;
         Ok(((x0, x1), (y0, y1)))
     }
 }
@@ -224,12 +224,12 @@ impl XYStage for SimXYStage {
 #[serde(deny_unknown_fields, default)]
 pub struct SimStageSettings {
     /// Travel [min, max], um.
-    pub range: [f64; 2],
+    pub travel_um: [f64; 2],
     /// Speed, um/s.
     pub speed_um_s: f64,
     /// Home position, um; the stage starts there.
-    pub home: f64,
-    /// Position at which the beads are in focus, um (inside `range`); used when this stage is
+    pub home_um: f64,
+    /// Position at which the beads are in focus, um (inside `travel_um`); used when this stage is
     /// the world's focus axis.
     pub focus_z_um: f64,
     /// How long an injected hang (`sim_fault = "hang"`) blocks, ms.
@@ -239,9 +239,9 @@ pub struct SimStageSettings {
 impl Default for SimStageSettings {
     fn default() -> Self {
         Self {
-            range: [0.0, 200.0],
+            travel_um: [0.0, 200.0],
             speed_um_s: 500.0,
-            home: 0.0,
+            home_um: 0.0,
             focus_z_um: 100.0,
             hang_ms: 5000,
         }
@@ -251,10 +251,10 @@ impl Default for SimStageSettings {
 impl Settings for SimStageSettings {
     /// Checks every setting; the error names the first key at fault.
     fn validate(&self) -> std::result::Result<(), SettingError> {
-        check_interval("range", self.range)?;
+        check_interval("travel_um", self.travel_um)?;
         check_range("speed_um_s", self.speed_um_s, MIN_SPEED, MAX_SPEED)?;
-        check_inside("home", self.home, "range", self.range)?;
-        check_inside("focus_z_um", self.focus_z_um, "range", self.range)?;
+        check_inside("home_um", self.home_um, "travel_um", self.travel_um)?;
+        check_inside("focus_z_um", self.focus_z_um, "travel_um", self.travel_um)?;
         check_hang(self.hang_ms)
     }
 }
@@ -279,7 +279,7 @@ impl SimStage {
         let id = {
             let mut w = world.lock();
             w.z.push(ZAxis {
-                motion: Motion::at_rest([settings.home]),
+                motion: Motion::at_rest([settings.home_um]),
                 focus_z_um: settings.focus_z_um,
             });
             w.z.len() - 1
@@ -298,7 +298,7 @@ impl SimStage {
     }
 
     fn go(&mut self, position: f64) -> Result<()> {
-        check_target("Z", position, self.settings.range)?;
+        check_target("Z", position, self.settings.travel_um)?;
         let speed = self.settings.speed_um_s;
         self.with_motion(|m, now| m.start(now, [position], speed));
         Ok(())
@@ -309,7 +309,7 @@ const Z_DEVICE: &str = "stage";
 
 impl Device for SimStage {
     fn properties(&self) -> Vec<PropertySpec> {
-        let [lo, hi] = self.settings.range;
+        let [lo, hi] = self.settings.travel_um;
         vec![
             speed_spec(),
             PropertySpec::float("position_um", lo, hi)
@@ -381,11 +381,11 @@ impl Stage for SimStage {
 
     fn home(&mut self) -> Result<()> {
         self.fault.check()?;
-        self.go(self.settings.home)
+        self.go(self.settings.home_um)
     }
 
     fn travel_um(&mut self) -> Result<(f64, f64)> {
         self.fault.check()?;
-        Ok((self.settings.range[0], self.settings.range[1]))
+        Ok((self.settings.travel_um[0], self.settings.travel_um[1]))
     }
 }

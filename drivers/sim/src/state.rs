@@ -223,13 +223,9 @@ const DEVICE: &str = "state device";
 
 impl Device for SimStateDevice {
     fn properties(&self) -> Vec<PropertySpec> {
-        let last = self.settings.labels.len() as i64 - 1;
-        vec![
-            PropertySpec::int("position", 0, last).describe("Current position, from 0"),
-            PropertySpec::enumeration("label", &self.settings.labels)
-                .describe("Label of the current position; setting it moves there"),
-            self.fault.spec(),
-        ]
+        let mut specs = PropertySpec::state(&self.settings.labels).to_vec();
+        specs.push(self.fault.spec());
+        specs
     }
 
     fn get_property(&mut self, name: &str) -> Result<Value> {

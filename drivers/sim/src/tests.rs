@@ -82,7 +82,7 @@ fn rig() -> Rig {
     let z = SimStage::new(
         &world,
         SimStageSettings {
-            home: 100.0,
+            home_um: 100.0,
             speed_um_s: 10_000.0,
             ..Default::default()
         },
@@ -701,24 +701,24 @@ fn settings_validation_names_the_key() {
         r.unwrap_err().key
     }
     let xy = SimXYStageSettings {
-        x_range: [5.0, 1.0],
+        x_travel_um: [5.0, 1.0],
         ..Default::default()
     };
     let err = xy.validate().unwrap_err();
-    assert_eq!(err.key, "x_range");
+    assert_eq!(err.key, "x_travel_um");
     assert!(err.message.contains("[5, 1]"), "{}", err.message);
     assert_eq!(
         err.to_string(),
-        "x_range: min must be below max, got [5, 1]"
+        "x_travel_um: min must be below max, got [5, 1]"
     );
 
     assert_eq!(
         key(SimXYStageSettings {
-            home: [0.0, 30_000.0],
+            home_um: [0.0, 30_000.0],
             ..Default::default()
         }
         .validate()),
-        "home"
+        "home_um"
     );
     assert_eq!(
         key(SimCameraSettings {

@@ -157,6 +157,9 @@ class AcquisitionServicer(object):
         """Checks a multi-dimensional plan against the instrument without moving anything and sums it
         up: events, sizes, duration estimate, bytes to write, free disk. INVALID_ARGUMENT names the
         field at fault (`channels[1].config`, `stage_positions[0].x`, `time_plan.interval`, ...).
+        It is StartPlan's own check: it refuses what StartPlan would refuse, with the same status and
+        message (RESOURCE_EXHAUSTED for a plan larger than the free disk, ALREADY_EXISTS for a name
+        taken, ...).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
