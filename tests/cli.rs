@@ -416,3 +416,31 @@ fn presets_and_plans_from_the_command_line() {
         "{err}"
     );
 }
+
+#[test]
+fn live_shows_a_frame_rate_without_an_acquisition() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let d = Served::with_config(&ramp_config(dir.path(), &root), "");
+    // 30 frames at 20 a second take 1.45 s at least, whatever the machine: long enough for
+    // the line a second.
+    let o = d.cli(&["live", "--frames", "30", "--max-fps", "20"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    // Not a terminal: plain lines, no preview.
+    assert!(!out.contains('\x1b'), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("Camera: live mode, ")
+            && l.contains(" fps, ")
+            && l.contains("256 x 256, exposure 5 ms")),
+        "{out}"
+    );
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with("30 frames in ") && last.ends_with(" fps)"),
+        "{out}"
+    );
+    // Nothing was written.
+    assert!(!root.join("local").exists());
+}

@@ -163,8 +163,11 @@ struct HandleInner {
     tx: SyncSender<Job>,
     /// Faulted or not. A std mutex: it is never held across an await.
     health: Mutex<Health>,
-    /// The long job the device thread is running, if any (see [`DeviceHandle::run_exclusive`]).
-    job: Mutex<Option<String>>,
+    /// The long job the device is claimed for, if any (see [`DeviceHandle::claim`]).
+    job: Mutex<Option<ClaimState>>,
+    /// Ordinary commands sent and not yet started: a claim that admits commands (live mode)
+    /// looks at it between frames and steps aside.
+    waiting: std::sync::atomic::AtomicUsize,
     /// The facility safety limits the device is wrapped in (see [`crate::limits`]).
     limits: DeviceLimits,
 }
@@ -206,6 +209,7 @@ impl DeviceHandle {
             tx,
             health: Mutex::new(Health::Ok),
             job: Mutex::new(None),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             limits,
         })))
     }
@@ -293,8 +297,21 @@ impl DeviceHandle {
         self.send(Some(timeout), Sender::Normal, f).await
     }
 
+    /// The job that refuses ordinary commands now: a claim that admits them refuses nothing.
     fn job(&self) -> Option<String> {
-        self.0.job.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .job
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|c| !c.admits)
+            .map(|c| c.job.clone())
+    }
+
+    /// Whether ordinary commands wait for the device thread: a long job that admits them
+    /// (live mode) ends its turn between two frames so they run.
+    pub fn commands_waiting(&self) -> bool {
+        self.0.waiting.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 
     /// Claims the device for a long job named `job` (e.g. "acquisition 3"): until the returned
@@ -308,13 +325,16 @@ impl DeviceHandle {
             });
         }
         let mut current = self.0.job.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(job) = current.as_ref() {
+        if let Some(c) = current.as_ref() {
             return Err(HostError::InUse {
                 device: self.0.name.clone(),
-                job: job.clone(),
+                job: c.job.clone(),
             });
         }
-        *current = Some(job.to_owned());
+        *current = Some(ClaimState {
+            job: job.to_owned(),
+            admits: false,
+        });
         Ok(Claim(self.clone()))
     }
 
@@ -350,13 +370,25 @@ impl DeviceHandle {
             let state = state.clone();
             let inner = self.0.clone();
             Box::new(move |dev| {
+                if sender == Sender::Normal {
+                    inner
+                        .waiting
+                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 if state.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
                 // The claim is checked again here: a command that raced an acquisition's
                 // claim must not run under it.
                 if sender == Sender::Normal {
-                    if let Some(job) = inner.job.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                    let refused = inner
+                        .job
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_ref()
+                        .filter(|c| !c.admits)
+                        .map(|c| c.job.clone());
+                    if let Some(job) = refused {
                         let _ = reply_tx.send(Err(Refusal::Claimed(job)));
                         return;
                     }
@@ -365,7 +397,18 @@ impl DeviceHandle {
                 let _ = reply_tx.send(f(dev).map_err(Refusal::Device));
             })
         };
-        match self.0.tx.try_send(job) {
+        if sender == Sender::Normal {
+            self.0
+                .waiting
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let sent = self.0.tx.try_send(job);
+        if sent.is_err() && sender == Sender::Normal {
+            self.0
+                .waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(HostError::QueueFull { device }),
             Err(TrySendError::Disconnected(_)) => {
@@ -447,7 +490,14 @@ impl DeviceHandle {
     /// Asks a device whether it answers, even when faulted, and clears the fault if it does.
     /// A device running an acquisition is not faulted and is not asked: its thread is busy.
     pub async fn reset(&self) -> Result<(), HostError> {
-        if let Some(job) = self.job() {
+        let claimed = self
+            .0
+            .job
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.job.clone());
+        if let Some(job) = claimed {
             return Err(HostError::InUse {
                 device: self.0.name.clone(),
                 job,
@@ -481,6 +531,15 @@ impl DeviceHandle {
     }
 }
 
+/// Who holds a device's claim, and whether ordinary commands may run meanwhile.
+struct ClaimState {
+    /// What the claim is for, as refusals name it.
+    job: String,
+    /// Ordinary commands run between the holder's jobs (live mode, a paused plan); other
+    /// claims are still refused.
+    admits: bool,
+}
+
 /// A device claimed for a long job; dropping it frees the device for other callers.
 pub struct Claim(DeviceHandle);
 
@@ -488,6 +547,17 @@ impl Claim {
     /// The device claimed.
     pub fn device(&self) -> &DeviceHandle {
         &self.0
+    }
+
+    /// Renames the job and sets whether ordinary commands run between the holder's jobs
+    /// (`admits`): live mode and a paused plan keep the device from other claims but let the
+    /// people at the instrument use it. An acquisition taking a claim over from live mode
+    /// makes it exclusive again.
+    pub fn set_job(&self, job: &str, admits: bool) {
+        *self.0 .0.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(ClaimState {
+            job: job.to_owned(),
+            admits,
+        });
     }
 }
 

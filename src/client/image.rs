@@ -88,6 +88,11 @@ pub fn auto_contrast(px: &[u16]) -> Vec<u8> {
         .collect()
 }
 
+/// An image as auto-contrast 8-bit gray, row-major: for previews.
+pub fn gray8(img: &Image) -> anyhow::Result<Vec<u8>> {
+    Ok(auto_contrast(&pixels_u16(img)?))
+}
+
 fn save_png(img: &Image, path: &Path) -> anyhow::Result<()> {
     let px = pixels_u16(img)?;
     let gray = image::GrayImage::from_raw(img.width, img.height, auto_contrast(&px))

@@ -21,12 +21,14 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 mod dataset;
+mod live;
 mod plan_run;
 mod run;
 mod sequence;
 mod writer;
 
 pub use dataset::validate_dataset_name;
+pub use live::{LiveMode, LiveStatus, LiveViewer};
 pub use plan_run::{PlanCheck, PlanProgress, PlanStatus};
 pub use sequence::MAX_FRAMES;
 
@@ -153,6 +155,8 @@ struct Inner {
     closing: AtomicBool,
     /// Called with the final status of every acquisition that fails.
     on_failure: Mutex<Option<FailureHook>>,
+    /// Each camera's live viewers and live mode. A std mutex: never held across an await.
+    live: Mutex<std::collections::HashMap<String, live::LiveCam>>,
 }
 
 /// What the engine calls when an acquisition fails (see [`Acquisitions::on_failure`]).
@@ -181,6 +185,7 @@ impl Acquisitions {
             events,
             closing: AtomicBool::new(false),
             on_failure: Mutex::new(None),
+            live: Mutex::new(Default::default()),
         }))
     }
 
@@ -235,7 +240,7 @@ impl Acquisitions {
     }
 
     /// The ring of the acquisition running on `camera` and its bit depth, for live view.
-    pub fn live_ring(&self, camera: &str) -> Option<(Arc<FrameRing>, u32)> {
+    pub(super) fn live_ring(&self, camera: &str) -> Option<(Arc<FrameRing>, u32)> {
         self.runs()
             .iter()
             .rev()
@@ -257,9 +262,11 @@ impl Acquisitions {
         Ok(run.status())
     }
 
-    /// Stops every running acquisition and waits until their files are finished (shutdown).
+    /// Stops every running acquisition and live mode and waits until their files are finished
+    /// and their cameras free (shutdown).
     pub async fn stop_all(&self) {
         self.0.closing.store(true, Ordering::Relaxed);
+        self.stop_live().await;
         let running: Vec<_> = self
             .runs()
             .iter()

@@ -223,7 +223,10 @@ impl Acquisitions {
     ) -> Result<Prepared, AcqError> {
         let cam = self.0.host.camera(camera)?.clone();
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        let claim = cam.claim(&format!("acquisition {id} ({name})"))?;
+        // Live mode on the camera hands it over: its viewers go on with this run's frames.
+        let claim = self
+            .claim_camera(&cam, &format!("acquisition {id} ({name})"))
+            .await?;
         let setup = camera_setup(&cam, &claim).await?;
         let physical_size_um =
             crate::presets::pixel_size_um(&self.0.instrument, &self.0.host, &cam, Some(&claim))
