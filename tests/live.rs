@@ -359,3 +359,93 @@ async fn observers_watch_what_runs_but_only_a_controller_starts_live_mode() {
     drop(watching);
     d.shutdown().await.unwrap();
 }
+
+/// Polls an acquisition until `pred` holds; bounded.
+async fn acq_until(
+    a: &mut AcquisitionClient<Channel>,
+    id: u64,
+    what: &str,
+    pred: impl Fn(&pb::AcquisitionStatus) -> bool,
+) -> pb::AcquisitionStatus {
+    let start = Instant::now();
+    loop {
+        let s = a
+            .get_acquisition(pb::AcquisitionRef { id })
+            .await
+            .unwrap()
+            .into_inner();
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never {what}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn live_mode_runs_while_a_plan_is_paused_and_the_plan_takes_the_camera_back() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path(), "")).await;
+    let mut a = acq(&d);
+    let plan = pb::PlanRequest {
+        plan: Some(pb::plan_request::Plan::UseqYaml(
+            "time_plan: {interval: 0.05, loops: 20}\n".into(),
+        )),
+        name: "focus-break".into(),
+        camera: String::new(),
+    };
+    let id = a.start_plan(plan).await.unwrap().into_inner().id;
+    let done_of = |s: &pb::AcquisitionStatus| s.plan.as_ref().map_or(0, |p| p.events_done);
+    acq_until(&mut a, id, "2 events done", |s| done_of(s) >= 2).await;
+    let mut live = view(&mut a).await;
+    frame(&mut live).await;
+    assert_eq!(status(&mut a).await.acquisition_id, id);
+
+    // Paused to refocus: the plan lets the camera go and live mode runs for the viewer.
+    a.pause_acquisition(pb::AcquisitionRef { id })
+        .await
+        .unwrap();
+    status_until(&mut a, "live while paused", |s| {
+        mode(s) == pb::LiveMode::Live
+    })
+    .await;
+    let start = Instant::now();
+    while status(&mut a).await.frames < 3 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no live frames");
+        frame(&mut live).await;
+    }
+    let paused_at = done_of(
+        &a.get_acquisition(pb::AcquisitionRef { id })
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+
+    // Resumed: the plan takes the camera back from live mode and ends with all its frames.
+    a.resume_acquisition(pb::AcquisitionRef { id })
+        .await
+        .unwrap();
+    let done = acq_until(&mut a, id, "finished", |s| {
+        s.state == pb::AcquisitionState::Finished as i32
+            || s.state == pb::AcquisitionState::Failed as i32
+    })
+    .await;
+    assert_eq!(
+        done.state,
+        pb::AcquisitionState::Finished as i32,
+        "{done:?}"
+    );
+    assert!(paused_at < 20);
+    assert_eq!((done.received, done.written, done.dropped), (20, 20, 0));
+    // And live mode comes back for the viewer.
+    status_until(&mut a, "live after the plan", |s| {
+        mode(s) == pb::LiveMode::Live
+    })
+    .await;
+    frame(&mut live).await;
+    drop(live);
+    d.shutdown().await.unwrap();
+}

@@ -318,6 +318,15 @@ impl DeviceHandle {
     /// guard is dropped, other callers get [`HostError::InUse`] at once instead of queueing
     /// behind the job and timing out. Fails if the device is faulted or already claimed.
     pub fn claim(&self, job: &str) -> Result<Claim, HostError> {
+        self.take_claim(job)?;
+        Ok(Claim {
+            handle: self.clone(),
+            released: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Marks the device claimed for `job`, unless it is faulted or claimed already.
+    fn take_claim(&self, job: &str) -> Result<(), HostError> {
         if let Health::Faulted(reason) = self.health() {
             return Err(HostError::Faulted {
                 device: self.0.name.clone(),
@@ -335,7 +344,7 @@ impl DeviceHandle {
             job: job.to_owned(),
             admits: false,
         });
-        Ok(Claim(self.clone()))
+        Ok(())
     }
 
     /// Runs a long job on the device thread with no timeout; the caller holds the claim. A
@@ -535,26 +544,64 @@ impl DeviceHandle {
 struct ClaimState {
     /// What the claim is for, as refusals name it.
     job: String,
-    /// Ordinary commands run between the holder's jobs (live mode, a paused plan); other
-    /// claims are still refused.
+    /// Ordinary commands run between the holder's jobs (live mode); other claims are still
+    /// refused.
     admits: bool,
 }
 
 /// A device claimed for a long job; dropping it frees the device for other callers.
-pub struct Claim(DeviceHandle);
+pub struct Claim {
+    handle: DeviceHandle,
+    /// Let go for a while ([`Claim::release`]): the device is not ours until taken back.
+    released: std::sync::atomic::AtomicBool,
+}
 
 impl Claim {
     /// The device claimed.
     pub fn device(&self) -> &DeviceHandle {
-        &self.0
+        &self.handle
+    }
+
+    /// Lets the device go for a while (a paused plan): anyone may use or claim it until
+    /// [`take_back`](Self::take_back).
+    pub fn release(&self) {
+        if !self
+            .released
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            *self.handle.0.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// Claims a released device again for `job`; fails as [`DeviceHandle::claim`] does if it
+    /// is faulted or someone else claimed it meanwhile.
+    pub fn take_back(&self, job: &str) -> Result<(), HostError> {
+        if self.released.load(std::sync::atomic::Ordering::Relaxed) {
+            self.handle.take_claim(job)?;
+            self.released
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Makes `other`, a claim on the same device (live mode's, handed over), this released
+    /// claim's again, for `job`: the device is never free in between.
+    pub fn take_over(&self, other: Claim, job: &str) {
+        // `other` lets go of nothing when dropped: its claim is now ours.
+        other
+            .released
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.released
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.set_job(job, false);
     }
 
     /// Renames the job and sets whether ordinary commands run between the holder's jobs
-    /// (`admits`): live mode and a paused plan keep the device from other claims but let the
-    /// people at the instrument use it. An acquisition taking a claim over from live mode
-    /// makes it exclusive again.
+    /// (`admits`): live mode keeps the device from other claims but lets the people at the
+    /// instrument use it. An acquisition taking a claim over from live mode makes it
+    /// exclusive again.
     pub fn set_job(&self, job: &str, admits: bool) {
-        *self.0 .0.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(ClaimState {
+        *self.handle.0.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(ClaimState {
             job: job.to_owned(),
             admits,
         });
@@ -563,7 +610,9 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        *self.0 .0.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if !self.released.load(std::sync::atomic::Ordering::Relaxed) {
+            *self.handle.0.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 }
 

@@ -11,7 +11,8 @@
 //! the camera stays usable while people look at it. An acquisition takes the camera over: the
 //! live mode hands its claim to the acquisition (the camera is never free in between) and the
 //! viewers go on with the acquisition's frames; when it ends, live mode starts again for the
-//! viewers still there.
+//! viewers still there. A paused plan lets the camera go, so live mode runs during the pause
+//! (to refocus) and the plan takes the camera back from it on resume.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -146,7 +147,7 @@ impl Acquisitions {
             .runs()
             .iter()
             .rev()
-            .find(|r| r.camera == camera && !*r.done.borrow())
+            .find(|r| r.camera == camera && r.holds_camera())
             .map(|r| (r.id, r.ring()));
         let live = self.live();
         let cam = live.get(&camera);
@@ -181,28 +182,61 @@ impl Acquisitions {
         cam: &DeviceHandle,
         job: &str,
     ) -> Result<Claim, HostError> {
-        let session = self.live().get(cam.name()).and_then(|c| c.session.clone());
-        if let Some(s) = session {
-            let (tx, rx) = oneshot::channel();
-            let asked = {
-                let mut h = s.handover.lock().unwrap_or_else(|e| e.into_inner());
-                if h.0 {
-                    false
-                } else {
-                    h.1 = Some(tx);
-                    true
-                }
-            };
-            if asked {
-                s.stop.store(true, Ordering::Relaxed);
-                if let Ok(claim) = rx.await {
-                    info!(camera = %cam.name(), %job, "live mode hands the camera over");
-                    claim.set_job(job, false);
-                    return Ok(claim);
-                }
+        for _ in 0..3 {
+            if let Some(claim) = self.take_from_live(cam, job).await {
+                return Ok(claim);
+            }
+            match cam.claim(job) {
+                // Live mode claimed it between our look and our claim: take it from there.
+                Err(HostError::InUse { .. }) if self.live_session(cam.name()) => continue,
+                r => return r,
             }
         }
         cam.claim(job)
+    }
+
+    /// Takes a released claim (a paused plan's) back for `job`, from live mode if live mode
+    /// has the camera meanwhile.
+    pub(super) async fn reclaim_camera(&self, claim: &Claim, job: &str) -> Result<(), HostError> {
+        let cam = claim.device();
+        for _ in 0..3 {
+            if let Some(live) = self.take_from_live(cam, job).await {
+                claim.take_over(live, job);
+                return Ok(());
+            }
+            match claim.take_back(job) {
+                Err(HostError::InUse { .. }) if self.live_session(cam.name()) => continue,
+                r => return r,
+            }
+        }
+        claim.take_back(job)
+    }
+
+    /// Whether live mode runs (or starts) on `camera`.
+    fn live_session(&self, camera: &str) -> bool {
+        self.live().get(camera).is_some_and(|c| c.session.is_some())
+    }
+
+    /// Ends live mode on `cam`, if it runs, and returns its claim, renamed for `job` and
+    /// exclusive again.
+    async fn take_from_live(&self, cam: &DeviceHandle, job: &str) -> Option<Claim> {
+        let s = self
+            .live()
+            .get(cam.name())
+            .and_then(|c| c.session.clone())?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut h = s.handover.lock().unwrap_or_else(|e| e.into_inner());
+            if h.0 {
+                return None;
+            }
+            h.1 = Some(tx);
+        }
+        s.stop.store(true, Ordering::Relaxed);
+        let claim = rx.await.ok()?;
+        info!(camera = %cam.name(), %job, "live mode hands the camera over");
+        claim.set_job(job, false);
+        Some(claim)
     }
 
     /// Stops every live mode and waits until each has let its camera go (shutdown).

@@ -239,12 +239,13 @@ impl Acquisitions {
         Ok(self.find(id)?.status())
     }
 
-    /// The ring of the acquisition running on `camera` and its bit depth, for live view.
+    /// The ring of the acquisition running on `camera` (not a paused plan, which lets the
+    /// camera go) and its bit depth, for live view.
     pub(super) fn live_ring(&self, camera: &str) -> Option<(Arc<FrameRing>, u32)> {
         self.runs()
             .iter()
             .rev()
-            .find(|r| r.camera == camera && !*r.done.borrow())
+            .find(|r| r.camera == camera && r.holds_camera())
             .and_then(|r| Some((r.ring()?, r.bit_depth)))
     }
 

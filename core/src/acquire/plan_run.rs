@@ -110,6 +110,11 @@ impl PlanRun {
         }
     }
 
+    /// Whether the run stands paused with the camera let go.
+    pub(super) fn holding(&self) -> bool {
+        *self.holding.borrow()
+    }
+
     /// Wakes a run waiting on its pause flag (to see a stop).
     pub(super) fn wake(&self) {
         self.paused.send_modify(|_| {});
@@ -580,10 +585,11 @@ impl<'a> PlanRunner<'a> {
     /// Waits until resumed or stopped. Intervals count from the resume: the time plan shifts
     /// by the pause.
     ///
-    /// People pause to refocus: meanwhile the camera takes ordinary commands (snaps,
-    /// settings) while still refusing other acquisitions, the auto-shutter is closed, and the
-    /// run forgets the channel, exposure and stage positions it set, so the next event sets
-    /// them all again instead of trusting they are unchanged.
+    /// People pause to refocus: meanwhile the run lets the camera go (snaps, settings and
+    /// live mode work; other acquisitions are still refused, see `prepare`), the
+    /// auto-shutter is closed, and the run forgets the channel, exposure and stage positions
+    /// it set, so the next event sets them all again instead of trusting they are unchanged.
+    /// On resume it takes the camera back, from live mode if that runs meanwhile.
     async fn wait_while_paused(&mut self) -> Result<(), Halt> {
         let since = Instant::now();
         if let (Some(shutter), true) = (&self.shutter, self.shutter_open) {
@@ -596,7 +602,7 @@ impl<'a> PlanRunner<'a> {
         self.at_xy = None;
         self.at_z = None;
         let job = format!("acquisition {} ({})", self.run.id, self.run.name);
-        self.claim.set_job(&format!("{job}, paused"), true);
+        self.claim.release();
         self.plan.holding.send_replace(true);
         info!(
             id = self.run.id,
@@ -606,13 +612,18 @@ impl<'a> PlanRunner<'a> {
         while *self.paused_rx.borrow_and_update() && self.check_stop().is_ok() {
             let _ = tokio::time::timeout(POLL * 10, self.paused_rx.changed()).await;
         }
-        self.claim.set_job(&job, false);
+        // Viewers follow the run again from here, so live mode does not start anew meanwhile.
         self.plan.holding.send_replace(false);
         let paused = since.elapsed();
         self.origin += paused;
         self.paused_for += paused;
         self.acq.emit(EventKind::Progress, self.run);
+        // A run stopped while paused ends here, without taking the camera back.
         self.check_stop()?;
+        self.acq
+            .reclaim_camera(self.claim, &job)
+            .await
+            .map_err(|e| Halt::Failed(format!("taking the camera back after the pause: {e}")))?;
         // The exposure may have been changed meanwhile: what the camera has now is what an
         // event compares with (and what frames record if the camera does not say).
         self.exposure = self
