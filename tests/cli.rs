@@ -444,3 +444,30 @@ fn live_shows_a_frame_rate_without_an_acquisition() {
     // Nothing was written.
     assert!(!root.join("local").exists());
 }
+
+#[test]
+fn live_on_a_terminal_draws_a_preview_in_half_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let d = Served::with_config(&ramp_config(dir.path(), &root), "");
+    // `script` gives the command a terminal of its own and copies what it draws.
+    let o = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "'{BIN}' live --frames 3 --width 32 --addr {}",
+            d.addr
+        ))
+        .arg("/dev/null")
+        .output()
+        .expect("script runs");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains('\u{2580}'), "no half blocks: {out:?}");
+    // Grays, the cursor hidden while drawing and shown again at the end.
+    assert!(
+        out.contains("\x1b[38;2;") && out.contains("\x1b[?25l"),
+        "{out:?}"
+    );
+    assert!(out.contains("\x1b[?25h"), "{out:?}");
+    assert!(out.contains("3 frames in "), "{out:?}");
+}

@@ -449,3 +449,41 @@ async fn live_mode_runs_while_a_plan_is_paused_and_the_plan_takes_the_camera_bac
     drop(live);
     d.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_camera_fault_ends_live_mode_with_its_reason_and_a_reset_brings_it_back() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path(), "")).await;
+    let mut a = acq(&d);
+    let mut live = view(&mut a).await;
+    frame(&mut live).await;
+    d.client
+        .clone()
+        .set_property(pb::SetPropertyRequest {
+            device: "Camera".into(),
+            property: "sim_fault".into(),
+            value: Some(pb::Value {
+                kind: Some(pb::value::Kind::StringValue("error".into())),
+            }),
+        })
+        .await
+        .unwrap();
+    // The viewer stays; the status says why nothing comes.
+    let failed = status_until(&mut a, "failed", |s| {
+        mode(s) == pb::LiveMode::Off && !s.error.is_empty()
+    })
+    .await;
+    assert!(failed.error.contains("sim_fault"), "{failed:?}");
+    assert_eq!((failed.viewers, failed.ring_bytes), (1, 0));
+    reset_camera(&d).await.expect("the camera answers again");
+    status_until(&mut a, "live again", |s| mode(s) == pb::LiveMode::Live).await;
+    // Frames come again (the newest: any left over from before the fault are skipped).
+    let again = status(&mut a).await.frames;
+    let start = Instant::now();
+    while status(&mut a).await.frames <= again {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        frame(&mut live).await;
+    }
+    drop(live);
+    d.shutdown().await.unwrap();
+}

@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use microscoped::acquire::LiveMode;
-use microscoped::client::{gray8, Error, Image, LiveStatus, Session};
+use microscoped::client::{auto_contrast, pixels_u16, Error, Image, LiveStatus, Session};
 
 /// How often the terminal preview is redrawn at most: faster is lost on a terminal.
 const REDRAW_EVERY: Duration = Duration::from_millis(66);
@@ -56,6 +56,11 @@ pub async fn live(s: &mut Session, opts: Options) -> Result<(), Error> {
                 Ok(Some(img)) => {
                     total += 1;
                     window += 1;
+                    if total == 1 {
+                        // Say what runs from the first frame; the rate follows in a second.
+                        let state = status.live_status(&opts.camera).await.ok();
+                        header = describe(state.as_ref(), Some(&img), None, total);
+                    }
                     last = Some(img);
                 }
                 Ok(None) => break Ok(()),
@@ -66,7 +71,7 @@ pub async fn live(s: &mut Session, opts: Options) -> Result<(), Error> {
                 let fps = window as f64 / secs.max(1e-9);
                 (window, window_start) = (0, Instant::now());
                 let state = status.live_status(&opts.camera).await.ok();
-                header = describe(state.as_ref(), last.as_ref(), fps, total);
+                header = describe(state.as_ref(), last.as_ref(), Some(fps), total);
                 if !tty {
                     let _ = writeln!(out, "{header}");
                     let _ = out.flush();
@@ -96,7 +101,12 @@ pub async fn live(s: &mut Session, opts: Options) -> Result<(), Error> {
 }
 
 /// The line above the preview (or the line a second): what runs, the frame rate, the frame.
-fn describe(state: Option<&LiveStatus>, img: Option<&Image>, fps: f64, total: u64) -> String {
+fn describe(
+    state: Option<&LiveStatus>,
+    img: Option<&Image>,
+    fps: Option<f64>,
+    total: u64,
+) -> String {
     let source = match state {
         Some(s) => match (s.mode, s.acquisition, &s.error) {
             (Some(LiveMode::Live), ..) => format!("{}: live mode", s.camera),
@@ -119,14 +129,18 @@ fn describe(state: Option<&LiveStatus>, img: Option<&Image>, fps: f64, total: u6
             i.width, i.height, i.exposure_ms
         )
     });
-    format!("{source}, {fps:.1} fps, {total} frames{frame}")
+    let rate = fps.map_or("measuring the frame rate".to_owned(), |f| {
+        format!("{f:.1} fps")
+    });
+    format!("{source}, {rate}, {total} frames{frame}")
 }
 
 /// An auto-contrast preview `cols` columns wide in half blocks: each cell shows two pixels
 /// (the upper as the glyph's colour, the lower as its background), each the mean of the
-/// image's pixels it covers.
+/// image's pixels it covers. The contrast is stretched on the small image, so a few bright
+/// beads in a block still stand out from the blocks without.
 fn render(img: &Image, cols: u32) -> anyhow::Result<String> {
-    let gray = gray8(img)?;
+    let px = pixels_u16(img)?;
     let (w, h) = (img.width as usize, img.height as usize);
     if w == 0 || h == 0 {
         return Ok(String::new());
@@ -134,22 +148,32 @@ fn render(img: &Image, cols: u32) -> anyhow::Result<String> {
     let cols = (cols as usize).clamp(1, w);
     // Terminal cells are about twice as tall as wide: two pixel rows per cell keeps the aspect.
     let rows = (h * cols / w).max(2).div_ceil(2) * 2;
-    let mean = |c: usize, r: usize| {
-        let (x0, x1) = (c * w / cols, ((c + 1) * w / cols).max(c * w / cols + 1));
-        let (y0, y1) = (r * h / rows, ((r + 1) * h / rows).max(r * h / rows + 1));
-        let (mut sum, mut n) = (0u32, 0u32);
-        for y in y0..y1.min(h) {
-            for &v in &gray[y * w + x0..y * w + x1.min(w)] {
-                sum += u32::from(v);
-                n += 1;
+    let mut small = Vec::with_capacity(cols * rows);
+    for r in 0..rows {
+        let (y0, y1) = (
+            r * h / rows,
+            ((r + 1) * h / rows).max(r * h / rows + 1).min(h),
+        );
+        for c in 0..cols {
+            let (x0, x1) = (
+                c * w / cols,
+                ((c + 1) * w / cols).max(c * w / cols + 1).min(w),
+            );
+            let (mut sum, mut n) = (0u64, 0u64);
+            for y in y0..y1 {
+                for &v in &px[y * w + x0..y * w + x1] {
+                    sum += u64::from(v);
+                    n += 1;
+                }
             }
+            small.push((sum / n.max(1)) as u16);
         }
-        (sum / n.max(1)) as u8
-    };
+    }
+    let gray = auto_contrast(&small);
     let mut s = String::new();
     for r in (0..rows).step_by(2) {
         for c in 0..cols {
-            let (top, bottom) = (mean(c, r), mean(c, r + 1));
+            let (top, bottom) = (gray[r * cols + c], gray[(r + 1) * cols + c]);
             let _ = write!(
                 s,
                 "\x1b[38;2;{top};{top};{top}m\x1b[48;2;{bottom};{bottom};{bottom}m\u{2580}"

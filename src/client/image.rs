@@ -8,7 +8,7 @@ use microscoped_driver_api::PixelType;
 use super::Image;
 
 /// The pixels of an image as 16-bit values (8-bit images widened), row-major.
-fn pixels_u16(img: &Image) -> anyhow::Result<Vec<u16>> {
+pub fn pixels_u16(img: &Image) -> anyhow::Result<Vec<u16>> {
     let n = img.width as usize * img.height as usize;
     match img.pixel_type {
         Some(PixelType::U16) if img.data.len() == 2 * n => Ok(img
@@ -86,11 +86,6 @@ pub fn auto_contrast(px: &[u16]) -> Vec<u8> {
     px.iter()
         .map(|&p| (((p as f64 - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0).round() as u8)
         .collect()
-}
-
-/// An image as auto-contrast 8-bit gray, row-major: for previews.
-pub fn gray8(img: &Image) -> anyhow::Result<Vec<u8>> {
-    Ok(auto_contrast(&pixels_u16(img)?))
 }
 
 fn save_png(img: &Image, path: &Path) -> anyhow::Result<()> {

@@ -14,7 +14,7 @@ mod types;
 mod values;
 
 pub use error::{Error, Result};
-pub use image::{auto_contrast, gray8, save_image};
+pub use image::{auto_contrast, pixels_u16, save_image};
 pub use transport::{channel, AuthChannel, Bearer, Target};
 pub use types::{
     AcquisitionStatus, Device, Image, Instrument, Lease, LiveStatus, Plan, PlanIndex, PlanProgress,
