@@ -349,6 +349,22 @@ async fn observers_watch_what_runs_but_only_a_controller_starts_live_mode() {
     let s = status(&mut carol).await;
     assert_eq!((mode(&s), s.drivers), (pb::LiveMode::Live, 1));
 
+    // Who may run the camera for live view is in the audit log; watching is not.
+    let log = d
+        .as_user(Some(&team.tech))
+        .access
+        .read_audit_log(pb::ReadAuditLogRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let views = |user: &str| {
+        log.iter()
+            .filter(|e| e.user == user && e.action.contains("LiveView"))
+            .count()
+    };
+    assert_eq!((views("alice"), views("carol")), (1, 0), "{log:?}");
+
     // She leaves: the camera stops although the observer still watches.
     drop(driving);
     let off = status_until(&mut carol, "off with the observer left", |s| {

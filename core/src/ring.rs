@@ -1,6 +1,7 @@
 //! The frame ring buffer: slots preallocated when an acquisition starts, one producer (the camera
 //! thread, writing straight into a slot), one lossless consumer (the storage writer) and any
-//! number of lossy consumers (live view: they copy the newest frame and may skip).
+//! number of lossy consumers (live view: they copy the newest frame and may skip). Live mode
+//! uses a ring of a few slots with no writer ([`FrameRing::for_viewing`]).
 //!
 //! The producer never waits for the writer: when every slot holds a frame the writer has not
 //! taken yet, the overflow policy decides. `Drop` takes the camera's frame into a scratch slot and

@@ -473,6 +473,11 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
             .live_viewer(&req.camera, may_start)
             .map_err(convert::error_status)?;
         let camera = viewer.camera().to_owned();
+        if may_start {
+            // Running the camera is a change of the instrument: who may cause it is recorded.
+            let detail = serde_json::json!({ "may_start_live_mode": true, "max_fps": req.max_fps });
+            record(&self.access, &caller, &camera, detail, Ok(()));
+        }
         // The ring's stage coordinates come from the first XY stage and first focus stage.
         let first = |k| self.host.of_kind(k).next().map(|d| d.name().to_owned());
         let xy_name = first(microscoped_driver_api::DeviceKind::XYStage);
