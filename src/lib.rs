@@ -111,6 +111,11 @@ pub async fn run(
         presets.clone(),
     );
     acquisitions.on_failure(safe_after_failure(host.clone(), audit.clone()));
+    // Yesterday's datasets are listed and read like today's: indexed before serving.
+    let indexing = acquisitions.clone();
+    tokio::task::spawn_blocking(move || indexing.index_data_root())
+        .await
+        .map_err(|e| anyhow::anyhow!("indexing the data root panicked: {e}"))?;
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(access.leases().clone().watch_expiry(stopping.clone()));
     let acquisition = server::acquisition::AcquisitionService::new(
@@ -145,10 +150,15 @@ pub async fn run(
     health
         .set_serving::<pb::access_server::AccessServer<server::access::AccessService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions: current tools ask v1, tools that predate it ask only v1alpha
+    // (and would see UNIMPLEMENTED). The builder is consumed by each build, hence the closure.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let (reflection, reflection_v1alpha) =
+        (reflection().build_v1()?, reflection().build_v1alpha()?);
 
     let addr = listener.local_addr()?;
     // Without TCP_NODELAY small unary replies wait on Nagle's algorithm (~40 ms stalls).
@@ -167,6 +177,7 @@ pub async fn run(
         .layer(server::auth::AuthLayer::new(access.clone()))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(service)
         .add_service(acquisition)
         .add_service(access_service)

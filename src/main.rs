@@ -10,6 +10,10 @@ mod cli;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Not for the daemon: a log reader that goes away must not stop a microscope.
+    if !matches!(cli.command, cli::Command::Serve { .. }) {
+        quiet_on_closed_pipe();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -24,6 +28,40 @@ fn main() -> ExitCode {
             ExitCode::from(cli::exit_code(&e))
         }
     }
+}
+
+/// Ends the command as `cat` ends when its reader goes away (`microscoped check FILE | head
+/// -1`): quietly, killed by SIGPIPE. Rust ignores SIGPIPE, so a print to a closed pipe panics
+/// (exit 101) instead. SIGPIPE is not simply restored to its default: not every write on the
+/// gRPC connection is sure to suppress it (MSG_NOSIGNAL), and a daemon that went away would then
+/// kill the command without a word. So the panic hook decides: once stdout or stderr has lost
+/// its reader, any panic (the print's) ends the process the Unix way.
+fn quiet_on_closed_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if lost_reader(1) || lost_reader(2) {
+            // SAFETY: restoring a signal's default action and raising it are sound anywhere.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+            // 128 + SIGPIPE, as a shell reports a process killed by it.
+            std::process::exit(141);
+        }
+        report(info);
+    }));
+}
+
+/// Whether `fd` is a pipe (or socket) whose reader has gone: poll reports POLLERR for it.
+fn lost_reader(fd: libc::c_int) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid, initialized pollfd and a zero timeout.
+    let ready = unsafe { libc::poll(&mut p, 1, 0) };
+    ready == 1 && p.revents & libc::POLLERR != 0
 }
 
 #[cfg(test)]

@@ -992,7 +992,11 @@ async fn datasets_belong_to_their_user_and_are_read_back_by_who_may() {
     );
     refused(
         bob.acq
-            .read_plane(pb::ReadPlaneRequest { id: a.id, plane: 0 })
+            .read_plane(pb::ReadPlaneRequest {
+                id: a.id,
+                plane: 0,
+                ..Default::default()
+            })
             .await,
         Code::PermissionDenied,
         &["alice"],
@@ -1014,7 +1018,11 @@ async fn datasets_belong_to_their_user_and_are_read_back_by_who_may() {
     };
     let img = carol
         .acq
-        .read_plane(pb::ReadPlaneRequest { id: a.id, plane: 2 })
+        .read_plane(pb::ReadPlaneRequest {
+            id: a.id,
+            plane: 2,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -1029,7 +1037,11 @@ async fn datasets_belong_to_their_user_and_are_read_back_by_who_may() {
     refused(
         carol
             .acq
-            .read_plane(pb::ReadPlaneRequest { id: a.id, plane: 3 })
+            .read_plane(pb::ReadPlaneRequest {
+                id: a.id,
+                plane: 3,
+                ..Default::default()
+            })
             .await,
         Code::OutOfRange,
         &["3 plane(s)"],

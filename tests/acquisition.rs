@@ -603,3 +603,61 @@ async fn overflow_drop_counts_every_frame_it_drops() {
         "some drops were the ring's: {done:?}"
     );
 }
+
+#[tokio::test]
+async fn a_sequence_channel_carries_the_light_the_instrument_is_set_to() {
+    use pb::value::Kind;
+    let root = tempfile::tempdir().unwrap();
+    // No emission_nm: the wheel's labels are bands, read from their names.
+    let text = config(root.path(), "").replace(
+        "name = \"acq-test\"\n",
+        "name = \"acq-test\"\nemission_filter = \"Wheel\"\n",
+    ) + r#"
+[devices.L488]
+driver = "sim.laser"
+wavelength_nm = 488.0
+
+[devices.L561]
+driver = "sim.laser"
+wavelength_nm = 561.0
+
+[devices.Wheel]
+driver = "sim.state"
+labels = ["ET 525/50m", "GFP"]
+"#;
+    let mut d = Daemon::with_config(&text).await;
+    for (device, property, kind) in [
+        ("L488", "on", Kind::BoolValue(true)),
+        ("Wheel", "position", Kind::IntValue(0)),
+    ] {
+        d.client
+            .set_property(pb::SetPropertyRequest {
+                device: device.into(),
+                property: property.into(),
+                value: Some(pb::Value { kind: Some(kind) }),
+            })
+            .await
+            .unwrap();
+    }
+    let mut a = acq(&d);
+    let s = a
+        .start_sequence(start(2, "lit"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(wait_done(&mut a, s.id).await.written, 2);
+    let (_, xml) = read_tiff(&root.path().join("local/lit/lit.ome.tiff"));
+    let channel = &xml[xml.find("<Channel ").unwrap()..];
+    let channel = &channel[..channel.find('>').unwrap()];
+    assert!(
+        channel.contains(" ExcitationWavelength=\"488\" ExcitationWavelengthUnit=\"nm\""),
+        "{channel}"
+    );
+    assert!(channel.contains(" EmissionWavelength=\"525\""), "{channel}");
+    // A sequence is no z stack and no plan position.
+    assert!(
+        !xml.contains("PhysicalSizeZ") && !xml.contains("StageLabel"),
+        "{xml}"
+    );
+    d.shutdown().await.unwrap();
+}

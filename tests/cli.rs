@@ -305,6 +305,202 @@ fn acquire_prints_the_file_and_counters() {
     assert!(text(&o).1.contains("at least 1"), "{:?}", text(&o));
 }
 
+/// The demo instrument with its datasets under `root`, as a config file in `dir`.
+fn demo_config(dir: &Path, root: &Path) -> std::path::PathBuf {
+    let config = dir.join("demo.toml");
+    std::fs::write(
+        &config,
+        microscoped::config::DEMO_CONFIG.replace(
+            "data_root = \"data\"",
+            &format!("data_root = \"{}\"", root.display()),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Runs `args` against `d` until its output contains `want` (bounded); returns that output.
+fn cli_until(d: &Served, args: &[&str], want: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let out = text(&d.cli(args)).0;
+        if out.contains(want) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{args:?} never said {want:?}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Plane `index` of a TIFF as the `tiff` crate reads it.
+fn tiff_plane(path: &Path, index: usize) -> Vec<u16> {
+    use tiff::decoder::{Decoder, DecodingResult};
+    let mut dec = Decoder::new(std::fs::File::open(path).unwrap()).unwrap();
+    for _ in 0..index {
+        dec.next_image().unwrap();
+    }
+    let DecodingResult::U16(px) = dec.read_image().unwrap() else {
+        panic!("expected 16-bit pixels");
+    };
+    px
+}
+
+#[test]
+fn acquisitions_a_script_started_are_listed_paused_resumed_watched_stopped_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let config = demo_config(dir.path(), &root);
+    let d = Served::with_config(&config, "");
+    let plan = dir.path().join("long.yaml");
+    std::fs::write(
+        &plan,
+        "axis_order: tcz\nchannels:\n  - {config: DAPI, exposure: 5}\n  - {config: GFP, exposure: 5}\nz_plan: {range: 2, step: 1}\ntime_plan: {interval: 0.5, loops: 1000}\n",
+    )
+    .unwrap();
+    // Someone else's run: another process started it and follows it.
+    let script = Command::new(BIN)
+        .args([
+            "acquire",
+            plan.to_str().unwrap(),
+            "--name",
+            "scripted",
+            "--addr",
+            &d.addr,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = cli_until(&d, &["acquisitions"], "local/scripted");
+    let line = out.lines().find(|l| l.contains("local/scripted")).unwrap();
+    let id = line.split_whitespace().next().unwrap().to_owned();
+    assert!(
+        line.contains("running") && line.contains("images"),
+        "{line}"
+    );
+
+    let o = d.cli(&["pause", &id]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("paused"), "{:?}", text(&o));
+    cli_until(&d, &["acquisitions"], "paused");
+    let o = d.cli(&["resume", &id]);
+    assert!(text(&o).0.contains("running"), "{:?}", text(&o));
+
+    // Watching: no terminal here, so one line per update; the axes the plan does not use
+    // (p, g) are left out, the others show where it stands of their size.
+    let watch = Command::new(BIN)
+        .args(["watch", &id, "--addr", &d.addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    cli_until(&d, &["acquisitions"], "t 2/1000");
+
+    // One plane back, by (t, c, z) and by index, as the file holds it.
+    let tiff = dir.path().join("plane.tiff");
+    let o = d.cli(&[
+        "read",
+        &id,
+        "--t",
+        "0",
+        "--c",
+        "1",
+        "--z",
+        "2",
+        "-o",
+        tiff.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("t=0 c=1 z=2"), "{:?}", text(&o));
+    let file = root.join("local/scripted/scripted.ome.tiff");
+    // tcz: z innermost, then c.
+    assert_eq!(tiff_plane(&tiff, 0), tiff_plane(&file, 5));
+    let o = d.cli(&["read", &id, "--plane", "3", "-o", tiff.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(tiff_plane(&tiff, 0), tiff_plane(&file, 3));
+    let o = d.cli(&["read", &id, "--position", "1", "-o", tiff.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains("INVALID_ARGUMENT") && text(&o).1.contains("no position 1"),
+        "{:?}",
+        text(&o)
+    );
+
+    let o = d.cli(&["stop", &id]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("stopped") && out.contains("local/scripted"),
+        "{out}"
+    );
+    let watched = watch.wait_with_output().unwrap();
+    let (wout, werr) = text(&watched);
+    assert!(watched.status.success(), "{werr}");
+    assert!(wout.contains("stopped: received"), "{wout}");
+    let updates: Vec<&str> = werr
+        .lines()
+        .filter(|l| l.contains("local/scripted") && l.contains("images"))
+        .collect();
+    assert!(!updates.is_empty(), "{werr}");
+    for l in &updates {
+        assert!(
+            l.contains(" c ") && l.contains(" z ") && l.contains("/1000"),
+            "{l}"
+        );
+        assert!(!l.contains(" p ") && !l.contains(" g "), "{l}");
+    }
+    assert!(updates.iter().any(|l| l.contains("t 2/1000")), "{werr}");
+    let followed = script.wait_with_output().unwrap();
+    assert!(
+        text(&followed).0.contains("stopped: received"),
+        "{:?}",
+        text(&followed)
+    );
+
+    // Pausing a sequence, or something that is not there: a clear refusal.
+    let o = d.cli(&["pause", "999"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("NOT_FOUND"), "{:?}", text(&o));
+    let o = d.cli(&["stop", "local/nothing"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o)
+            .1
+            .contains("no acquisition you may read has a dataset called \"local/nothing\""),
+        "{:?}",
+        text(&o)
+    );
+
+    // After a restart the run is still listed, and read.
+    drop(d);
+    let d = Served::with_config(&config, "");
+    let out = d.cli(&["acquisitions"]);
+    let (out, err) = text(&out);
+    let line = out
+        .lines()
+        .find(|l| l.contains("local/scripted"))
+        .unwrap_or_else(|| panic!("{out}{err}"));
+    assert!(line.contains("stopped"), "{line}");
+    // Named by its dataset, which outlives the daemon's ids.
+    let o = d.cli(&[
+        "read",
+        "scripted",
+        "--t",
+        "0",
+        "--c",
+        "1",
+        "--z",
+        "2",
+        "-o",
+        tiff.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(tiff_plane(&tiff, 0), tiff_plane(&file, 5));
+}
+
 #[test]
 fn a_disk_that_fills_up_mid_run_fails_cleanly_and_keeps_what_was_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -470,4 +666,347 @@ fn live_on_a_terminal_draws_a_preview_in_half_blocks() {
     );
     assert!(out.contains("\x1b[?25h"), "{out:?}");
     assert!(out.contains("3 frames in "), "{out:?}");
+}
+
+/// Every `--help` of the command tree (the command itself, then its subcommands), by name.
+fn every_help(path: &mut Vec<String>, helps: &mut Vec<(String, String)>) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(path.iter()).arg("--help");
+    for var in [
+        "MICROSCOPED_ADDR",
+        "MICROSCOPED_TOKEN",
+        "MICROSCOPED_TLS_CA",
+    ] {
+        cmd.env_remove(var);
+    }
+    let o = cmd.output().unwrap();
+    let (help, err) = text(&o);
+    assert!(o.status.success(), "{path:?}: {err}");
+    let subcommands: Vec<String> = help
+        .split("Commands:\n")
+        .nth(1)
+        .map(|list| {
+            list.lines()
+                .take_while(|l| l.starts_with("  "))
+                .filter(|l| !l.starts_with("   "))
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|name| *name != "help")
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    helps.push((path.join(" "), help));
+    for name in subcommands {
+        path.push(name);
+        every_help(path, helps);
+        path.pop();
+    }
+}
+
+#[test]
+fn help_names_environment_variables_and_shows_no_empty_defaults() {
+    let mut helps = Vec::new();
+    every_help(&mut Vec::new(), &mut helps);
+    assert!(
+        helps.len() > 20,
+        "{:?}",
+        helps.iter().map(|h| &h.0).collect::<Vec<_>>()
+    );
+    for (command, help) in &helps {
+        // clap prints an unset variable as `[env: NAME=]` and an empty default as `[default: ]`.
+        assert!(
+            !help.contains("=]"),
+            "microscoped {command} --help:\n{help}"
+        );
+        assert!(
+            !help.contains("[default: ]") && !help.contains("[default: \"\"]"),
+            "microscoped {command} --help:\n{help}"
+        );
+    }
+    let devices = &helps.iter().find(|h| h.0 == "devices").unwrap().1;
+    for shown in [
+        "[env: MICROSCOPED_ADDR]",
+        "[default: 127.0.0.1:50051]",
+        "[env: MICROSCOPED_TOKEN]",
+        "[env: MICROSCOPED_TLS_CA]",
+    ] {
+        assert!(devices.contains(shown), "{shown} not in\n{devices}");
+    }
+}
+
+/// A command whose stdout is a pipe nobody reads any more (`... | head -1` after head left).
+fn into_closed_pipe(cmd: &mut Command) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    cmd.stdout(writer).stderr(Stdio::piped()).output().unwrap()
+}
+
+#[test]
+fn a_closed_pipe_ends_every_kind_of_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml");
+    let d = Served::start();
+    let commands: [&[&str]; 4] = [
+        &["check", demo.to_str().unwrap()],
+        &["token", "new", "--user", "bob"],
+        &["devices", "--addr", &d.addr],
+        &["props", "Camera", "--addr", &d.addr],
+    ];
+    for args in commands {
+        let o = into_closed_pipe(Command::new(BIN).args(args));
+        // As `cat` ends: killed by SIGPIPE, which a shell reports as 141, and not a word.
+        assert_eq!(
+            o.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?} {}",
+            o.status,
+            text(&o).1
+        );
+        assert_eq!(text(&o).1, "", "{args:?}");
+    }
+}
+
+#[test]
+fn props_says_no_limit_for_an_unbounded_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("obis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[instrument]
+name = "cli-obis"
+
+[server]
+anonymous_loopback_admin = true
+
+[storage]
+data_root = "{}"
+
+[ports.OBIS]
+emulate = "obis"
+baud = 115200
+
+[devices.Laser]
+driver = "obis.laser"
+port = "OBIS"
+max_power_mw = 50.0
+"#,
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let d = Served::with_config(&config, "");
+    let o = d.cli(&["props", "Laser"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    // The laser's nominal power has no upper limit in the driver (f64::MAX).
+    let nominal = out
+        .lines()
+        .find(|l| l.contains("nominal_power_mw"))
+        .unwrap_or_else(|| panic!("no nominal_power_mw in\n{out}"));
+    assert!(nominal.contains("float >= 0 (no upper limit)"), "{nominal}");
+    let longest_number = out
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest_number < 16, "{out}");
+    assert!(out.contains("float 0..=50"), "{out}");
+}
+
+/// Starts `acquire ARGS` against `d` and returns it with its stderr lines and the dataset path
+/// it announced.
+fn acquire_in_background(d: &Served, args: &[&str]) -> (Child, mpsc::Receiver<String>, String) {
+    let mut child = Command::new(BIN)
+        .arg("acquire")
+        .args(args)
+        .args(["--addr", &d.addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let path = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("acquire says where it writes");
+        if let Some(path) = line.split(" started: ").nth(1) {
+            break path.to_owned();
+        }
+    };
+    (child, lines, path)
+}
+
+/// SIGKILLs the daemon and waits (bounded) for the CLI that followed it to end.
+fn kill_daemon_and_wait(mut d: Served, mut cli: Child) -> (std::process::ExitStatus, String) {
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = cli.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CLI did not notice the daemon was gone"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut cli.stdout.take().unwrap(), &mut out).unwrap();
+    (status, out)
+}
+
+#[test]
+fn a_daemon_killed_during_acquire_is_named_with_how_to_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let d = Served::with_config(&ramp_config(dir.path(), &root), "");
+    let (cli, lines, path) = acquire_in_background(&d, &["--until-stopped", "--name", "killed"]);
+    assert_eq!(
+        Path::new(&path),
+        root.join("local/killed/killed.ome.tiff").as_path()
+    );
+    // Wait until frames are in the file: the sidecar has a line per plane after its header.
+    let sidecar = format!("{path}.frames.jsonl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&sidecar).map_or(0, |s| s.lines().count()) < 3 {
+        assert!(std::time::Instant::now() < deadline, "no frame written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, _) = kill_daemon_and_wait(d, cli);
+    // The CLI has exited: its stderr is at its end.
+    let err = lines.iter().collect::<Vec<_>>().join("\n");
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(err.contains("the daemon went away"), "{err}");
+    assert!(!err.contains("(UNKNOWN)"), "{err}");
+    let advice = format!("`microscoped recover {path}`");
+    assert!(err.contains(&advice), "{err}");
+
+    // The advice works: the file is complete, every linked frame kept.
+    let o = run(&["recover", &path]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("recovered"), "{out}");
+    let planes: usize = out
+        .split("recovered ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("plane count printed");
+    assert!(planes >= 2, "{out}");
+    assert_eq!(tiff_planes(Path::new(&path)).0, planes);
+}
+
+#[test]
+fn recover_removes_a_dataset_killed_before_its_first_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    // A ten-minute exposure: the daemon is killed long before the first frame.
+    let config = ramp_config(dir.path(), &root);
+    let slow = std::fs::read_to_string(&config).unwrap().replace(
+        "exposure_ms = 5.0",
+        "exposure_ms = 600000.0\nmax_exposure_ms = 1000000.0",
+    );
+    std::fs::write(&config, slow).unwrap();
+    let d = Served::with_config(&config, "");
+    let (cli, _lines, path) = acquire_in_background(&d, &["--frames", "1", "--name", "never"]);
+    let sidecar = format!("{path}.frames.jsonl");
+    assert!(Path::new(&path).exists() && Path::new(&sidecar).exists());
+    let (status, _) = kill_daemon_and_wait(d, cli);
+    assert_eq!(status.code(), Some(3));
+
+    let o = run(&["recover", &path]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("empty") && out.contains("nothing was recorded"),
+        "{out}"
+    );
+    let folder = root.join("local").join("never");
+    for gone in [Path::new(&path), Path::new(&sidecar), folder.as_path()] {
+        assert!(!gone.exists(), "{} is still there", gone.display());
+        assert!(out.contains(gone.to_str().unwrap()), "{out}");
+    }
+    // The owner's folder holds other datasets: it stays.
+    assert!(root.join("local").is_dir());
+}
+
+#[test]
+fn token_new_refuses_the_name_reserved_for_anonymous_access() {
+    let o = run(&["token", "new", "--user", "local", "--role", "admin"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert_eq!(out, "", "no token for a name the config refuses");
+    assert!(
+        err.contains("\"local\" is reserved") && err.contains("choose another name"),
+        "{err}"
+    );
+    // The config says the same of [users.local].
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("users.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[instrument]\nname = \"x\"\n\n[users.local]\nrole = \"admin\"\ntoken_sha256 = \"{}\"\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let o = run(&["check", config.to_str().unwrap()]);
+    let config_err = text(&o).1;
+    assert!(!o.status.success());
+    assert!(config_err.contains("\"local\" is reserved"), "{config_err}");
+
+    let o = run(&["token", "new", "--user", "alice"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("[users.alice]"));
+}
+
+#[test]
+fn a_plan_whose_daemon_was_killed_is_recovered_by_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let d = Served::with_config(&ramp_config(dir.path(), &root), "");
+    // One frame, then a minute's wait for the next time point: the daemon dies in between.
+    let plan = dir.path().join("slow.yaml");
+    std::fs::write(&plan, "time_plan: {interval: 60, loops: 3}\n").unwrap();
+    let (cli, lines, folder) =
+        acquire_in_background(&d, &[plan.to_str().unwrap(), "--name", "slow"]);
+    assert_eq!(Path::new(&folder), root.join("local/slow").as_path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let sidecar = loop {
+        let written = std::fs::read_dir(&folder).unwrap().find_map(|e| {
+            let p = e.unwrap().path();
+            let lines = std::fs::read_to_string(&p).map_or(0, |s| s.lines().count());
+            (p.to_string_lossy().ends_with(".frames.jsonl") && lines >= 2).then_some(p)
+        });
+        if let Some(p) = written {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "no frame written");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (status, _) = kill_daemon_and_wait(d, cli);
+    let err = lines.iter().collect::<Vec<_>>().join("\n");
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("`microscoped recover {folder}`")),
+        "{err}"
+    );
+
+    let o = run(&["recover", &folder]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("recovered 1 planes"), "{out}");
+    assert!(!sidecar.exists());
+    let file = sidecar.to_str().unwrap().trim_end_matches(".frames.jsonl");
+    assert_eq!(tiff_planes(Path::new(file)).0, 1);
 }

@@ -141,6 +141,60 @@ async fn instrument_devices_health_and_reflection() {
     d.shutdown().await.unwrap();
 }
 
+/// Tools that predate reflection v1 ask `grpc.reflection.v1alpha`: they list the services and
+/// get the files that describe them, as v1 tools do.
+#[tokio::test]
+async fn reflection_answers_v1alpha_as_well() {
+    use tonic_reflection::pb::v1alpha::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
+    let d = Daemon::demo().await;
+    let mut refl = ServerReflectionClient::new(d.channel.clone());
+    let ask = |m| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(m),
+    };
+    let requests = vec![
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol(
+            "microscoped.v1.Acquisition".into(),
+        )),
+    ];
+    let mut stream = refl
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .expect("v1alpha reflection is served")
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected reflection answer {resp:?}");
+    };
+    let services: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for name in [
+        "microscoped.v1.Microscope",
+        "microscoped.v1.Acquisition",
+        "microscoped.v1.Access",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(services.contains(&name), "{name} not in {services:?}");
+    }
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = resp.message_response else {
+        panic!("unexpected reflection answer {resp:?}");
+    };
+    let described = files.file_descriptor_proto.iter().any(|bytes| {
+        <prost_types::FileDescriptorProto as prost::Message>::decode(bytes.as_slice())
+            .unwrap()
+            .service
+            .iter()
+            .any(|s| s.name() == "Acquisition")
+    });
+    assert!(described, "no file describes the Acquisition service");
+    d.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn properties_get_set_and_bad_input() {
     let mut d = Daemon::demo().await;
@@ -1053,4 +1107,27 @@ async fn absurd_numbers_are_refused_not_panicked_on() {
         .list_devices(pb::ListDevicesRequest {})
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn the_demo_objective_changes_what_the_camera_sees() {
+    let mut d = Daemon::demo().await;
+    assert_eq!(
+        get(&mut d, "Camera", "pixel_size_um").await,
+        Kind::FloatValue(0.65)
+    );
+    d.client
+        .set_property(set(
+            "Objective",
+            "label",
+            Kind::StringValue("60x/1.4 oil".into()),
+        ))
+        .await
+        .unwrap();
+    // The simulated camera's pixels now cover a sixth of the sample they did, as the config's
+    // pixel size for that objective says.
+    let Kind::FloatValue(um) = get(&mut d, "Camera", "pixel_size_um").await else {
+        panic!("pixel_size_um is a float");
+    };
+    assert!((um - 0.65 / 6.0).abs() < 1e-9, "{um}");
 }

@@ -27,6 +27,9 @@ fn config(root: &Path) -> String {
 name = "plan-test"
 pixel_size_um = 0.5
 shutter = "Shutter"
+# mCherry is left out: its files say nothing of its emission rather than guess.
+emission_filter = "Filter"
+emission_nm = {{ DAPI = 460.0, GFP = 525.0 }}
 
 [server]
 anonymous_loopback_admin = true
@@ -1012,7 +1015,7 @@ async fn grid_tiles_are_sized_by_the_configured_field_of_view_one_file_each() {
     assert_eq!(done.written, 2, "{done:?}");
     let mut xs = Vec::new();
     for g in 0..2 {
-        let (planes, _) = stamps(
+        let (planes, xml) = stamps(
             &local(&root)
                 .join("tiles")
                 .join(format!("tiles_p000_g{g:03}.ome.tiff")),
@@ -1020,8 +1023,99 @@ async fn grid_tiles_are_sized_by_the_configured_field_of_view_one_file_each() {
         assert_eq!(planes.len(), 1);
         assert!(close(planes[0].y_um, 200.0));
         xs.push(planes[0].x_um);
+        // Each tile is labelled with its position and tile, where it was taken.
+        let label = &xml[xml.find("<StageLabel").expect("a StageLabel")..];
+        assert_eq!(attr(label, "Name"), format!("p000_g{g:03}"));
+        let x: f64 = attr(label, "X").parse().unwrap();
+        assert!(close(x, planes[0].x_um), "{x} vs {:?}", planes[0]);
     }
     xs.sort_by(f64::total_cmp);
     assert!(close(xs[0], 84.0) && close(xs[1], 116.0), "{xs:?}");
+    d.shutdown().await.unwrap();
+}
+
+/// The element `<name ...>` whose `key` attribute is `value`, as text up to its end.
+fn element<'a>(xml: &'a str, name: &str, key: &str, value: &str) -> &'a str {
+    let open = format!("<{name} ");
+    let needle = format!(" {key}=\"{value}\"");
+    let mut rest = xml;
+    while let Some(at) = rest.find(&open) {
+        let el = &rest[at..];
+        let end = el.find('>').unwrap();
+        if el[..end].contains(&needle) {
+            return &el[..end];
+        }
+        rest = &el[end..];
+    }
+    panic!("no <{name}{needle}> in XML:\n{xml}")
+}
+
+/// Every decimal number in attribute `name` across the XML.
+fn all_attrs<'a>(xml: &'a str, name: &str) -> Vec<&'a str> {
+    let key = format!(" {name}=\"");
+    xml.match_indices(&key)
+        .map(|(at, _)| {
+            let v = &xml[at + key.len()..];
+            &v[..v.find('"').unwrap()]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn files_say_what_the_instrument_knows_of_z_step_light_and_position_rounded() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let plan = r#"
+axis_order: tpcz
+stage_positions:
+  - {x: 100.125, y: 200.0, z: 50.0, name: left}
+  - {x: -300.0, y: 50.0, z: 80.0}
+channels: [DAPI, mCherry]
+z_plan: {range: 1.0, step: 0.5}
+time_plan: {interval: 0.01, loops: 2}
+"#;
+    let s = a.start_plan(yaml(plan, "meta")).await.unwrap().into_inner();
+    let done = watch_to_end(&mut a, s.id).await;
+    assert_eq!(done.written, 24, "{done:?}");
+    let folder = local(&root).join("meta");
+    for (p, (name, x, y, z)) in [("left", 100.125, 200.0, 50.0), ("p001", -300.0, 50.0, 80.0)]
+        .into_iter()
+        .enumerate()
+    {
+        let (_, xml) = stamps(&folder.join(format!("meta_p{p:03}.ome.tiff")));
+        // The z plan's step is the distance between planes.
+        assert_eq!(attr(&xml, "PhysicalSizeZ"), "0.5");
+        assert_eq!(attr(&xml, "PhysicalSizeZUnit"), "&#xB5;m");
+        // DAPI: its preset turns L405 on and selects the filter the config gives 460 nm.
+        let dapi = element(&xml, "Channel", "Name", "DAPI");
+        assert_eq!(attr(dapi, "ExcitationWavelength"), "405", "{dapi}");
+        assert_eq!(attr(dapi, "EmissionWavelength"), "460", "{dapi}");
+        // mCherry: L561, and no emission wavelength the config does not know.
+        let mcherry = element(&xml, "Channel", "Name", "mCherry");
+        assert_eq!(attr(mcherry, "ExcitationWavelength"), "561");
+        assert!(!mcherry.contains("EmissionWavelength"), "{mcherry}");
+        // The position, by its name or its index, where it is.
+        let label = element(&xml, "StageLabel", "Name", name);
+        assert_eq!(attr(label, "X").parse::<f64>().unwrap(), x);
+        assert_eq!(attr(label, "Y").parse::<f64>().unwrap(), y);
+        assert_eq!(attr(label, "Z").parse::<f64>().unwrap(), z);
+        // Times to the microsecond, exposures to the microsecond, positions to the nanometre.
+        for (key, decimals) in [
+            ("DeltaT", 6),
+            ("ExposureTime", 3),
+            ("PositionX", 3),
+            ("PositionY", 3),
+            ("PositionZ", 3),
+        ] {
+            let values = all_attrs(&xml, key);
+            assert_eq!(values.len(), 12, "{key}");
+            for v in values {
+                let places = v.split_once('.').map_or(0, |(_, f)| f.len());
+                assert!(places <= decimals, "{key}=\"{v}\"");
+                v.parse::<f64>().unwrap();
+            }
+        }
+    }
     d.shutdown().await.unwrap();
 }

@@ -459,3 +459,61 @@ port = "Cobolt"
     d.client.get_state(dev("Wheel")).await.unwrap();
     d.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_emulated_port_rehearses_the_laser_head_the_config_describes() {
+    // A 405 nm, 100 mW OBIS and a 405 nm Cobolt, each refusing to start on the wrong head.
+    let text = r#"
+[instrument]
+name = "violet"
+
+[server]
+anonymous_loopback_admin = true
+
+[ports.OBIS]
+emulate = { kind = "obis", wavelength_nm = 405.0, max_power_mw = 100.0 }
+baud = 115200
+
+[ports.Cobolt]
+emulate = { kind = "cobolt", wavelength_nm = 405.0 }
+baud = 115200
+
+[devices.L405]
+driver = "obis.laser"
+port = "OBIS"
+expected_wavelength_nm = 405.0
+
+[devices.C405]
+driver = "cobolt.laser"
+port = "Cobolt"
+wavelength_nm = 405.0
+"#;
+    let mut d = Daemon::with_config(text).await;
+    let state = d
+        .client
+        .get_laser_state(dev("L405"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((state.wavelength_nm, state.max_power_mw), (405.0, 100.0));
+    let state = d
+        .client
+        .get_laser_state(dev("C405"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state.wavelength_nm, 405.0);
+    d.shutdown().await.unwrap();
+
+    // The default head is still 488 nm: a config expecting 405 is refused at start.
+    let default_head = text.replace(
+        "emulate = { kind = \"obis\", wavelength_nm = 405.0, max_power_mw = 100.0 }",
+        "emulate = \"obis\"",
+    );
+    let config = microscoped::config::Config::parse(&default_head, "violet.toml").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = microscoped::run(config, listener, async {})
+        .await
+        .expect_err("a 488 nm head where 405 nm is expected");
+    assert!(format!("{err:#}").contains("405"), "{err:#}");
+}

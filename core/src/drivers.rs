@@ -32,7 +32,7 @@ pub fn build_all(config: &Config) -> anyhow::Result<Built> {
     for pc in &config.ports {
         let mut settings = pc.settings.clone();
         if let Some(emulator) = pc.emulate {
-            let emulated = (emulator.start)().with_context(|| {
+            let emulated = (emulator.start)(&pc.emulator_settings).with_context(|| {
                 format!(
                     "cannot start the {} emulator for port {}",
                     emulator.name, pc.name

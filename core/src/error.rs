@@ -7,6 +7,7 @@ use microscoped_driver_api::ErrorKind;
 
 use crate::acquire::AcqError;
 use crate::host::HostError;
+use crate::storage::ReadError;
 
 /// What kind of failure an [`Error`] is, which decides the status a client gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,11 @@ pub enum Kind {
     Unavailable,
     /// A device did not answer in time.
     DeadlineExceeded,
+    /// The request addresses past what there is (a plane not written yet); asking again
+    /// later may work.
+    OutOfRange,
+    /// Data is lost or damaged (a file whose structure does not hold together).
+    DataLoss,
     /// A failure that fits none of the above.
     Unknown,
 }
@@ -74,6 +80,19 @@ impl From<AcqError> for Error {
             AcqError::NoSpace(m) => Error::new(Kind::ResourceExhausted, m),
             AcqError::Host(h) => h.into(),
         }
+    }
+}
+
+impl From<ReadError> for Error {
+    fn from(e: ReadError) -> Self {
+        let kind = match &e {
+            ReadError::OutOfRange(_) => Kind::OutOfRange,
+            ReadError::NotFound(_) => Kind::NotFound,
+            ReadError::Corrupt(_) => Kind::DataLoss,
+            ReadError::Unsupported(_) => Kind::FailedPrecondition,
+            ReadError::Io(_) => Kind::Unknown,
+        };
+        Error::new(kind, e.to_string())
     }
 }
 

@@ -35,6 +35,24 @@ pub fn validate_dataset_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The user an anonymous loopback client acts as (`server.anonymous_loopback_admin`); reserved,
+/// so no configured user may take it.
+pub const ANONYMOUS_USER: &str = "local";
+
+/// Checks a user name: it is a folder under the data root, so the dataset rules apply, and it
+/// must not be [`ANONYMOUS_USER`]. The config's `[users.NAME]` and `microscoped token new`
+/// both ask here, so a token is never made for a name the config then refuses.
+pub fn validate_user_name(name: &str) -> Result<(), String> {
+    validate_dataset_name(name).map_err(|why| why.replacen("dataset name", "user name", 1))?;
+    if name == ANONYMOUS_USER {
+        return Err(format!(
+            "user name {ANONYMOUS_USER:?} is reserved for anonymous loopback access \
+             (server.anonymous_loopback_admin); choose another name"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a device (or preset group) name is 1 to 64 letters, digits, '_', '-' or '.'.
 pub fn valid_device_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -78,6 +96,15 @@ mod tests {
         for good in ["run1", "cells_2026-11-22", "a.b", "CONSOLE", "x"] {
             assert!(validate_dataset_name(good).is_ok(), "{good:?} refused");
         }
+    }
+
+    #[test]
+    fn user_names_follow_the_dataset_rules_and_leave_local_to_anonymous_access() {
+        assert!(validate_user_name("alice").is_ok());
+        let e = validate_user_name("local").unwrap_err();
+        assert!(e.contains("reserved"), "{e}");
+        let e = validate_user_name("../x").unwrap_err();
+        assert!(e.starts_with("user name \"../x\""), "{e}");
     }
 
     #[test]

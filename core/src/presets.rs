@@ -139,8 +139,13 @@ where
 
 /// The objective in place: the label of the turret `instrument.objective` names, if any.
 pub async fn objective_label(instrument: &InstrumentInfo, host: &DeviceHost) -> Option<String> {
-    let turret = host.get(instrument.objective.as_deref()?).ok()?;
-    turret
+    state_label(host, instrument.objective.as_deref()?).await
+}
+
+/// The label of the position the state device `name` is at, if it answers.
+pub async fn state_label(host: &DeviceHost, name: &str) -> Option<String> {
+    host.get(name)
+        .ok()?
         .with_state(|s| {
             let labels = s.labels()?;
             Ok(labels

@@ -433,8 +433,106 @@ pub struct EmulatorEntry {
     pub name: &'static str,
     /// For people.
     pub description: &'static str,
-    /// Starts it; the emulated device speaks its own framing ([`Emulated::framing`]).
-    pub start: fn() -> std::io::Result<Emulated>,
+    /// The [`EmulatorSettings`] it takes, by key; a config giving another is refused.
+    pub settings: &'static [&'static str],
+    /// Starts it as `settings` describe (what is unset keeps the emulator's default); the
+    /// emulated device speaks its own framing ([`Emulated::framing`]).
+    pub start: fn(&EmulatorSettings) -> std::io::Result<Emulated>,
+}
+
+/// What an `emulate` port may say about the emulated device, for rehearsing the head a bench
+/// really has (`emulate = { kind = "obis", wavelength_nm = 405.0, max_power_mw = 100.0 }`).
+/// Each emulator takes the keys its device has ([`EmulatorEntry::settings`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmulatorSettings {
+    /// A laser head's wavelength, nm.
+    #[serde(default)]
+    pub wavelength_nm: Option<f64>,
+    /// A laser head's maximum power, mW.
+    #[serde(default)]
+    pub max_power_mw: Option<f64>,
+}
+
+/// Laser wavelengths an emulated head may have, nm.
+const EMULATED_WAVELENGTH_NM: (f64, f64) = (200.0, 2000.0);
+/// Most power an emulated head may have, mW.
+const EMULATED_MAX_POWER_MW: f64 = 100_000.0;
+
+impl EmulatorSettings {
+    /// Checks the values and that `entry` takes every key given; the error names the key.
+    pub fn validate(&self, entry: &EmulatorEntry) -> Result<(), SettingError> {
+        for (key, given) in [
+            ("wavelength_nm", self.wavelength_nm.is_some()),
+            ("max_power_mw", self.max_power_mw.is_some()),
+        ] {
+            if given && !entry.settings.contains(&key) {
+                let takes = if entry.settings.is_empty() {
+                    "no settings".to_owned()
+                } else {
+                    entry.settings.join(", ")
+                };
+                return Err(SettingError::new(
+                    key,
+                    format!(
+                        "the {} emulator ({}) takes {takes}",
+                        entry.name, entry.description
+                    ),
+                ));
+            }
+        }
+        let (lo, hi) = EMULATED_WAVELENGTH_NM;
+        if let Some(nm) = self
+            .wavelength_nm
+            .filter(|nm| !(nm.is_finite() && (lo..=hi).contains(nm)))
+        {
+            return Err(SettingError::new(
+                "wavelength_nm",
+                format!("must be a wavelength from {lo} to {hi} nm, got {nm}"),
+            ));
+        }
+        if let Some(mw) = self
+            .max_power_mw
+            .filter(|mw| !(mw.is_finite() && *mw > 0.0 && *mw <= EMULATED_MAX_POWER_MW))
+        {
+            return Err(SettingError::new(
+                "max_power_mw",
+                format!("must be above 0 and at most {EMULATED_MAX_POWER_MW} mW, got {mw}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An OBIS head as `s` describes it: the wavelength and power also in what `*IDN?` answers.
+fn obis_head(s: &EmulatorSettings) -> obis::emulator::ObisEmulatorConfig {
+    let default = obis::emulator::ObisEmulatorConfig::default();
+    let wavelength_nm = s.wavelength_nm.unwrap_or(default.wavelength_nm);
+    let max_power_mw = s.max_power_mw.unwrap_or(default.max_power_mw);
+    obis::emulator::ObisEmulatorConfig {
+        wavelength_nm,
+        max_power_mw,
+        nominal_power_mw: Some(max_power_mw),
+        identity: format!("Coherent, Inc - OBIS {wavelength_nm}nm LX {max_power_mw}mW - EMULATOR"),
+        ..default
+    }
+}
+
+/// A Cobolt head as `s` describes it: the wavelength is in its model number, as on the real
+/// laser (`0405-06-01-0100-100`).
+fn cobolt_head(s: &EmulatorSettings) -> cobolt::emulator::CoboltEmulatorConfig {
+    let default = cobolt::emulator::CoboltEmulatorConfig::default();
+    let max_power_mw = s.max_power_mw.unwrap_or(default.max_power_mw);
+    let nm = s.wavelength_nm.unwrap_or(488.0);
+    cobolt::emulator::CoboltEmulatorConfig {
+        model: Some(format!(
+            "{:04}-06-01-{:04}-100",
+            nm.round() as u32,
+            max_power_mw.round() as u32
+        )),
+        max_power_mw,
+        ..default
+    }
 }
 
 impl fmt::Debug for EmulatorEntry {
@@ -454,22 +552,26 @@ pub static EMULATORS: &[EmulatorEntry] = &[
     EmulatorEntry {
         name: "asi",
         description: "an ASI MS-2000 with X, Y and Z",
-        start: || asi::emulator::start(Default::default()),
+        settings: &[],
+        start: |_| asi::emulator::start(Default::default()),
     },
     EmulatorEntry {
         name: "prior",
         description: "a Prior ProScan III with XY, Z, filter wheels and shutters",
-        start: || prior::emulator::start(Default::default()),
+        settings: &[],
+        start: |_| prior::emulator::start(Default::default()),
     },
     EmulatorEntry {
         name: "obis",
-        description: "a Coherent OBIS laser",
-        start: || obis::emulator::start(Default::default()),
+        description: "a Coherent OBIS laser (488 nm, 150 mW unless set)",
+        settings: &["wavelength_nm", "max_power_mw"],
+        start: |s| obis::emulator::start(obis_head(s)),
     },
     EmulatorEntry {
         name: "cobolt",
-        description: "a Cobolt 06-series laser",
-        start: || cobolt::emulator::start(Default::default()),
+        description: "a Cobolt 06-series laser (488 nm, 60 mW unless set)",
+        settings: &["wavelength_nm", "max_power_mw"],
+        start: |s| cobolt::emulator::start(cobolt_head(s)),
     },
 ];
 

@@ -12,9 +12,10 @@ pub fn new_token(user: &str, role: &str) -> Result<(), Error> {
             anyhow::anyhow!("{role:?} is not a role: choose admin, operator or observer").into(),
         );
     }
+    // "NAME" is the placeholder printed when no user is given. Otherwise the config's own rule
+    // decides, so the table printed below is one the config accepts.
     if user != "NAME" {
-        microscoped::acquire::validate_dataset_name(user)
-            .map_err(|e| anyhow::anyhow!("{}", e.replace("dataset name", "user name")))?;
+        microscoped::names::validate_user_name(user).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let t = token::new_token()?;
     println!("token (give it to {user}; it is shown only now): {t}");

@@ -18,7 +18,9 @@ use anyhow::Context;
 use microscoped::acquire::RunState;
 use microscoped::client::{AcquisitionStatus, Sequence, Session, Target};
 use microscoped::config::Config;
-use microscoped::storage::{Counters, DatasetMeta, InstrumentMeta, OmeTiffWriter, PlaneMeta};
+use microscoped::storage::{
+    ChannelMeta, Counters, DatasetMeta, InstrumentMeta, OmeTiffWriter, PlaneMeta,
+};
 use microscoped_driver_api::{PixelType, Value};
 use tokio::net::TcpListener;
 
@@ -154,7 +156,9 @@ fn writer_write(path: &Path, o: &BenchOptions, frame: &[u8]) -> anyhow::Result<f
         size_z: 1,
         dimension_order: "XYCZT".into(),
         physical_size_um: None,
-        channels: vec!["Camera".into()],
+        channels: vec![ChannelMeta::named("Camera")],
+        physical_size_z_um: None,
+        stage_label: None,
         instrument: InstrumentMeta::default(),
         acquisition_date: SystemTime::now(),
     };

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use microscoped::client::{self, show_value, Error, Session};
+use microscoped::client::{self, show_number, show_value, Error, Session};
 use microscoped_driver_api::{DeviceKind, PropertyType};
 
 /// A device kind as the API names it (`xy_stage`, `state`), as `devices` has always printed it.
@@ -42,13 +42,7 @@ pub async fn list(s: &mut Session) -> Result<(), Error> {
 /// `props DEVICE`: every property with its value, unit, type and limits.
 pub async fn props(s: &mut Session, device: &str) -> Result<(), Error> {
     for spec in s.properties(device).await? {
-        let ty = match &spec.ty {
-            PropertyType::Bool => "bool".to_owned(),
-            PropertyType::Int { min, max } => format!("int {min}..={max}"),
-            PropertyType::Float { min, max } => format!("float {min}..={max}"),
-            PropertyType::String => "string".to_owned(),
-            PropertyType::Enum { allowed } => format!("one of {}", allowed.join("|")),
-        };
+        let ty = show_type(&spec.ty);
         let value = s
             .get_property(device, &spec.name)
             .await
@@ -64,6 +58,33 @@ pub async fn props(s: &mut Session, device: &str) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// A property's type and limits as `props` prints them. A driver says "no limit" with the
+/// type's extreme (`f64::MAX`, `i64::MAX`): that reads as "no upper limit", not as 309 digits.
+fn show_type(ty: &PropertyType) -> String {
+    let float = |x: f64| (x.is_finite() && x.abs() < f64::MAX).then(|| show_number(x));
+    match ty {
+        PropertyType::Bool => "bool".to_owned(),
+        PropertyType::Int { min, max } => range(
+            "int",
+            (*min > i64::MIN).then(|| min.to_string()),
+            (*max < i64::MAX).then(|| max.to_string()),
+        ),
+        PropertyType::Float { min, max } => range("float", float(*min), float(*max)),
+        PropertyType::String => "string".to_owned(),
+        PropertyType::Enum { allowed } => format!("one of {}", allowed.join("|")),
+    }
+}
+
+/// "float 0..=100", "float >= 0 (no upper limit)", "int (no limit)": `None` is an open end.
+fn range(ty: &str, min: Option<String>, max: Option<String>) -> String {
+    match (min, max) {
+        (Some(lo), Some(hi)) => format!("{ty} {lo}..={hi}"),
+        (Some(lo), None) => format!("{ty} >= {lo} (no upper limit)"),
+        (None, Some(hi)) => format!("{ty} <= {hi} (no lower limit)"),
+        (None, None) => format!("{ty} (no limit)"),
+    }
 }
 
 /// `get DEVICE PROPERTY`.

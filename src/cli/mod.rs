@@ -27,7 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// How to reach the daemon, on every subcommand that talks to one.
+/// How to reach the daemon, on every subcommand that talks to one. `hide_env_values`: without
+/// it clap's help prints `[env: NAME=]` when the variable is unset, as if it were set to "".
 #[derive(clap::Args, Clone)]
 pub struct Remote {
     /// The daemon to talk to.
@@ -35,6 +36,7 @@ pub struct Remote {
         long,
         global = true,
         env = "MICROSCOPED_ADDR",
+        hide_env_values = true,
         default_value = "127.0.0.1:50051"
     )]
     addr: String,
@@ -44,7 +46,12 @@ pub struct Remote {
     token: Option<String>,
     /// Connect with TLS, trusting the daemon's certificate if this CA certificate (PEM) signed
     /// it (for a self-signed certificate: the certificate itself).
-    #[arg(long, global = true, env = "MICROSCOPED_TLS_CA")]
+    #[arg(
+        long,
+        global = true,
+        env = "MICROSCOPED_TLS_CA",
+        hide_env_values = true
+    )]
     tls_ca: Option<PathBuf>,
 }
 
@@ -83,10 +90,11 @@ pub enum Command {
     /// daemon in-process).
     #[command(display_order = 11)]
     Bench(bench::Args),
-    /// Repair an OME-TIFF left by a daemon that was killed mid-acquisition.
+    /// Repair an OME-TIFF left by a daemon that was killed mid-acquisition (one with no frame
+    /// is removed, with its dataset folder if that is then empty).
     #[command(display_order = 12)]
     Recover {
-        /// The .ome.tiff file.
+        /// The .ome.tiff file, or a dataset folder: every .ome.tiff in it.
         path: PathBuf,
     },
     /// Bearer tokens for the users of a shared instrument.
@@ -178,7 +186,7 @@ pub enum RemoteCommand {
         #[arg(short, long)]
         output: PathBuf,
         /// Camera to use; may be left out when the instrument has one.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         camera: String,
         /// Exposure for this image, in ms (default: the camera's current one).
         #[arg(long)]
@@ -203,10 +211,10 @@ pub enum RemoteCommand {
         #[arg(long, conflicts_with_all = ["frames", "plan"])]
         until_stopped: bool,
         /// Dataset name (default: named after the time).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         name: String,
         /// Camera to use; may be left out when the instrument has one.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         camera: String,
         #[command(flatten)]
         remote: Remote,
@@ -240,7 +248,7 @@ pub enum RemoteCommand {
     #[command(display_order = 16)]
     Live {
         /// Camera to watch; may be left out when the instrument has one.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         camera: String,
         /// Stop after this many frames.
         #[arg(long)]
@@ -259,6 +267,75 @@ pub enum RemoteCommand {
     Reset {
         /// The device.
         device: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the acquisitions you may read, oldest first: the datasets in the data root when
+    /// the daemon started, then every run since.
+    #[command(display_order = 16)]
+    Acquisitions {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Follow an acquisition (yours, or one a script started) to its end with a progress bar;
+    /// Ctrl-C stops watching, not the acquisition.
+    #[command(display_order = 17)]
+    Watch {
+        /// The acquisition: its id (see `acquisitions`; 0: the most recent), or its dataset's
+        /// name (NAME or OWNER/NAME).
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Pause a plan between two events.
+    #[command(display_order = 18)]
+    Pause {
+        /// The acquisition: its id, or its dataset's name (NAME or OWNER/NAME).
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Resume a paused plan.
+    #[command(display_order = 19)]
+    Resume {
+        /// The acquisition: its id, or its dataset's name (NAME or OWNER/NAME).
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop an acquisition early and wait until its files are finished; what was taken is kept.
+    #[command(display_order = 20)]
+    Stop {
+        /// The acquisition: its id, or its dataset's name (NAME or OWNER/NAME).
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Save one plane of a dataset to a file (.tiff raw, .png auto-contrast preview), by its
+    /// index in the file or by --t/--c/--z.
+    #[command(display_order = 21)]
+    Read {
+        /// The acquisition: its id (see `acquisitions`; 0: the most recent), or its dataset's
+        /// name (NAME or OWNER/NAME).
+        id: String,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The plane's index in its file, from 0 (default 0).
+        #[arg(long, conflicts_with_all = ["t", "c", "z"])]
+        plane: Option<u64>,
+        /// Time point, from 0 (with --c and --z; those left out are 0).
+        #[arg(long)]
+        t: Option<u32>,
+        /// Channel, from 0.
+        #[arg(long)]
+        c: Option<u32>,
+        /// Z slice, from 0.
+        #[arg(long)]
+        z: Option<u32>,
+        /// A plan's position file, from 0: its index in the plan's files.
+        #[arg(long, default_value_t = 0)]
+        position: u32,
         #[command(flatten)]
         remote: Remote,
     },
@@ -296,7 +373,7 @@ pub enum LeaseCommand {
     /// End whoever's lease it is (admins). The holder is told why.
     Break {
         /// Why, for the holder and the audit log.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
         #[command(flatten)]
         remote: Remote,
@@ -319,6 +396,12 @@ impl RemoteCommand {
             | Self::Preset { remote, .. }
             | Self::Reset { remote, .. }
             | Self::Live { remote, .. }
+            | Self::Acquisitions { remote }
+            | Self::Watch { remote, .. }
+            | Self::Pause { remote, .. }
+            | Self::Resume { remote, .. }
+            | Self::Stop { remote, .. }
+            | Self::Read { remote, .. }
             | Self::Lease {
                 command:
                     L::Take { remote, .. }
@@ -331,8 +414,8 @@ impl RemoteCommand {
     }
 }
 
-/// The process exit code for an error: 3 when the daemon could not be reached (scripts retry
-/// on it), 1 for everything else.
+/// The process exit code for an error: 3 when the daemon could not be reached or went away
+/// mid-request (scripts retry on it once it is back), 1 for everything else.
 pub fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Connect(_) => 3,
@@ -421,5 +504,44 @@ pub async fn dispatch(command: Command) -> Result<(), Error> {
             acquisition::sequence(s, sequence).await
         }
         RemoteCommand::Lease { command } => access::lease(s, command).await,
+        RemoteCommand::Acquisitions { .. } => acquisition::list(s).await,
+        RemoteCommand::Watch { id, .. } => {
+            let id = acquisition::resolve(s, &id).await?;
+            acquisition::watch(s, id).await
+        }
+        RemoteCommand::Pause { id, .. } => {
+            let id = acquisition::resolve(s, &id).await?;
+            acquisition::set_paused(s, id, true).await
+        }
+        RemoteCommand::Resume { id, .. } => {
+            let id = acquisition::resolve(s, &id).await?;
+            acquisition::set_paused(s, id, false).await
+        }
+        RemoteCommand::Stop { id, .. } => {
+            let id = acquisition::resolve(s, &id).await?;
+            acquisition::stop(s, id).await
+        }
+        RemoteCommand::Read {
+            id,
+            output,
+            plane,
+            t,
+            c,
+            z,
+            position,
+            ..
+        } => {
+            let address = if t.is_some() || c.is_some() || z.is_some() {
+                client::PlaneAddress::Coords {
+                    t: t.unwrap_or(0),
+                    c: c.unwrap_or(0),
+                    z: z.unwrap_or(0),
+                }
+            } else {
+                client::PlaneAddress::Index(plane.unwrap_or(0))
+            };
+            let id = acquisition::resolve(s, &id).await?;
+            acquisition::read(s, id, position, address, &output).await
+        }
     }
 }

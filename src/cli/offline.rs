@@ -99,11 +99,37 @@ pub fn check(file: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// `recover FILE`: completes an OME-TIFF from its sidecar.
+/// `recover PATH`: completes an OME-TIFF from its sidecar; given a dataset folder (a plan's,
+/// with a file per position), every `.ome.tiff` in it.
 pub fn recover(path: &Path) -> Result<(), Error> {
+    if !path.is_dir() {
+        return recover_file(path);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the folder {}: {e}", path.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".ome.tiff"))
+        .collect();
+    if files.is_empty() {
+        return Err(anyhow::anyhow!("{}: no .ome.tiff file in this folder", path.display()).into());
+    }
+    files.sort();
+    files.iter().try_for_each(|f| recover_file(f))
+}
+
+/// `recover FILE`: one file, and what became of it.
+fn recover_file(path: &Path) -> Result<(), Error> {
     let r = microscoped::storage::recover(path)
         .map_err(|e| anyhow::anyhow!("cannot recover {}: {e}", path.display()))?;
-    if r.already_complete {
+    if r.empty {
+        let removed: Vec<String> = r.removed.iter().map(|p| p.display().to_string()).collect();
+        println!(
+            "{}: empty: the daemon stopped before the first frame, so nothing was recorded; \
+             removed {}",
+            path.display(),
+            removed.join(", ")
+        );
+    } else if r.already_complete {
         println!(
             "{}: complete already, nothing to recover ({} planes)",
             path.display(),

@@ -6,7 +6,8 @@ use std::fmt;
 /// Why a request to the daemon (or the work around it) failed.
 #[derive(Debug)]
 pub enum Error {
-    /// The daemon could not be reached.
+    /// The daemon could not be reached, or went away during a request (killed, stopped, the
+    /// network gone).
     Connect(String),
     /// The daemon refused or failed the request.
     Refused {
@@ -46,6 +47,16 @@ impl std::error::Error for Error {}
 
 impl From<tonic::Status> for Error {
     fn from(s: tonic::Status) -> Self {
+        // A status the daemon sent carries no source; one this side made from a broken
+        // connection carries the transport's error (hyper, h2, io). The latter is no refusal:
+        // "h2 protocol error ... (UNKNOWN)" told a user nothing.
+        if std::error::Error::source(&s).is_some() {
+            return Self::Connect(format!(
+                "lost the connection to microscoped: the daemon went away (stopped or killed) or \
+                 the network failed ({})",
+                s.message()
+            ));
+        }
         Self::Refused {
             code: code_name(s.code()),
             message: s.message().to_owned(),
@@ -98,5 +109,15 @@ mod tests {
         let e = Error::from(tonic::Status::not_found("no device \"X\""));
         assert_eq!(e.to_string(), "no device \"X\" (NOT_FOUND)");
         assert_eq!(e.message(), "no device \"X\"");
+    }
+
+    #[test]
+    fn a_broken_connection_is_no_refusal() {
+        let broken = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = Error::from(tonic::Status::from_error(Box::new(broken)));
+        assert!(
+            matches!(&e, Error::Connect(m) if m.contains("the daemon went away")),
+            "{e}"
+        );
     }
 }

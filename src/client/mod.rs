@@ -20,10 +20,12 @@ pub use types::{
     AcquisitionStatus, Device, Image, Instrument, Lease, LiveStatus, Plan, PlanIndex, PlanProgress,
     PlanSummary, Position, Preset, PresetGroup, Sequence, Setting,
 };
-pub use values::{parse_value, show_value};
+pub use values::{parse_value, show_number, show_value};
 
 use microscoped_driver_api::{PropertySpec, Value};
 use tonic::Streaming;
+
+pub use crate::storage::PlaneAddress;
 
 use crate::pb;
 use crate::pb::access_client::AccessClient;
@@ -235,6 +237,55 @@ impl Session {
     pub async fn stop_acquisition(&mut self, id: u64) -> Result<()> {
         self.acq.stop_acquisition(pb::AcquisitionRef { id }).await?;
         Ok(())
+    }
+
+    /// Every acquisition you may read, oldest first: the datasets in the data root when the
+    /// daemon started, then every run since.
+    pub async fn acquisitions(&mut self) -> Result<Vec<AcquisitionStatus>> {
+        let r = self
+            .acq
+            .list_acquisitions(pb::ListAcquisitionsRequest {})
+            .await?;
+        Ok(r.into_inner()
+            .acquisitions
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Pauses a plan between two events (`true`) or resumes it; returns its status.
+    pub async fn set_paused(&mut self, id: u64, paused: bool) -> Result<AcquisitionStatus> {
+        let req = pb::AcquisitionRef { id };
+        let r = if paused {
+            self.acq.pause_acquisition(req).await?
+        } else {
+            self.acq.resume_acquisition(req).await?
+        };
+        Ok(r.into_inner().into())
+    }
+
+    /// One plane of acquisition `id`'s dataset (finished or still being written): the image of
+    /// `position` (its index in the plan's files; 0 for a sequence), at `address`.
+    pub async fn read_plane(
+        &mut self,
+        id: u64,
+        position: u32,
+        address: PlaneAddress,
+    ) -> Result<Image> {
+        let (plane, coords) = match address {
+            PlaneAddress::Index(i) => (i, None),
+            PlaneAddress::Coords { t, c, z } => (0, Some(pb::PlaneCoords { t, c, z })),
+        };
+        let r = self
+            .acq
+            .read_plane(pb::ReadPlaneRequest {
+                id,
+                plane,
+                position,
+                coords,
+            })
+            .await?;
+        Ok(r.into_inner().into())
     }
 
     /// An acquisition's status updates until it ends.

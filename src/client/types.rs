@@ -212,6 +212,8 @@ pub struct PlanProgress {
     pub max_late_s: f64,
     /// The files it writes.
     pub files: Vec<String>,
+    /// What the plan amounts to (its sizes along each axis, the axes it uses).
+    pub summary: Option<PlanSummary>,
 }
 
 /// One acquisition as the daemon reports it.
@@ -219,6 +221,14 @@ pub struct PlanProgress {
 pub struct AcquisitionStatus {
     /// Its id.
     pub id: u64,
+    /// The dataset's name.
+    pub name: String,
+    /// The user who started it.
+    pub owner: String,
+    /// The camera.
+    pub camera: String,
+    /// Frames (plan: images) asked for; 0 when running until stopped.
+    pub frames_planned: u64,
     /// Where it is in its life; `None` for a state this client does not know.
     pub state: Option<RunState>,
     /// The OME-TIFF file; for a plan, the dataset folder.
@@ -432,6 +442,10 @@ impl From<pb::AcquisitionStatus> for AcquisitionStatus {
     fn from(s: pb::AcquisitionStatus) -> Self {
         Self {
             id: s.id,
+            name: s.name,
+            owner: s.owner,
+            camera: s.camera,
+            frames_planned: s.frames_planned,
             state: run_state(s.state),
             path: s.path,
             received: s.received,
@@ -451,6 +465,7 @@ impl From<pb::AcquisitionStatus> for AcquisitionStatus {
                 late_events: p.late_events,
                 max_late_s: p.max_late_s,
                 files: p.files,
+                summary: p.summary.map(Into::into),
             }),
         }
     }

@@ -16,7 +16,7 @@ use crate::acquire::{self, Acquisitions, EventKind, RunState};
 use crate::host::DeviceHost;
 use crate::pb;
 use crate::ring::FrameRing;
-use crate::storage::unix_us;
+use crate::storage::{unix_us, PlaneAddress};
 
 /// How long a live-view stream waits between looks for a new frame when the client sets no
 /// rate: short enough for any camera, long enough not to spin.
@@ -300,34 +300,26 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
     ) -> Result<Response<pb::Image>, Status> {
         let caller = require(&self.access, &req, Need::Observe, "")?;
         let req = req.into_inner();
-        let s = self.readable(&caller, req.id)?;
-        let path = s.path.clone();
-        let plane = req.plane;
-        let read = tokio::task::spawn_blocking(move || crate::storage::read_plane(&path, plane))
-            .await
-            .map_err(|_| Status::internal("reading the plane panicked"))?;
-        let data = match read {
-            Ok(Some(p)) => p,
-            Ok(None) => {
-                return Err(Status::out_of_range(format!(
-                    "acquisition {} has {} plane(s) in its file; plane {plane} is not there (yet)",
-                    s.id, s.counters.written
+        let addr = match req.coords {
+            Some(c) if req.plane != 0 => {
+                return Err(Status::invalid_argument(format!(
+                    "give either plane ({}) or coords (t={} c={} z={}), not both",
+                    req.plane, c.t, c.c, c.z
                 )))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Status::not_found(format!(
-                    "the file of acquisition {} is gone ({}): nothing was written, or it was moved",
-                    s.id,
-                    s.path.display()
-                )))
-            }
-            Err(e) => {
-                return Err(Status::data_loss(format!(
-                    "cannot read plane {plane} of {}: {e}",
-                    s.path.display()
-                )))
-            }
+            Some(c) => PlaneAddress::Coords {
+                t: c.t,
+                c: c.c,
+                z: c.z,
+            },
+            None => PlaneAddress::Index(req.plane),
         };
+        let s = self.readable(&caller, req.id)?;
+        let data = self
+            .acq
+            .read_plane(&s, req.position, addr)
+            .await
+            .map_err(convert::error_status)?;
         let pixel_type = if data.bits_per_sample == 8 {
             pb::PixelType::U8
         } else {
@@ -425,12 +417,29 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
             if tx.send(Ok(status_to_pb(&first))).await.is_err() || ended(&first) {
                 return;
             }
+            const EVERY: Duration = Duration::from_millis(250);
             let mut last_sent = tokio::time::Instant::now();
+            // An update held back by the rate limit, sent when the limit allows unless a newer
+            // one replaces it: a run that goes quiet (waiting for its next time point) shows
+            // where it stands, not where it stood a moment before.
+            let mut held: Option<acquire::Status> = None;
             loop {
+                let due = last_sent + EVERY;
+                // `None`: the held update is due.
                 let event = tokio::select! {
-                    e = events.recv() => e,
+                    e = events.recv() => Some(e),
+                    _ = tokio::time::sleep_until(due), if held.is_some() => None,
                     _ = tx.closed() => return,
                     _ = stopping.wait_for(|s| *s) => return,
+                };
+                let Some(event) = event else {
+                    if let Some(s) = held.take() {
+                        last_sent = tokio::time::Instant::now();
+                        if tx.send(Ok(status_to_pb(&s))).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
                 };
                 let event = match event {
                     Ok(e) if e.status.id == id => e,
@@ -439,9 +448,11 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                 };
                 let last = matches!(event.kind, EventKind::Finished | EventKind::Failed);
                 // At most 4 updates a second; the final status always goes out.
-                if !last && last_sent.elapsed() < Duration::from_millis(250) {
+                if !last && last_sent.elapsed() < EVERY {
+                    held = Some(event.status);
                     continue;
                 }
+                held = None;
                 last_sent = tokio::time::Instant::now();
                 if tx.send(Ok(status_to_pb(&event.status))).await.is_err() || last {
                     return;

@@ -27,6 +27,8 @@ pub fn code(kind: Kind) -> Code {
         Kind::ResourceExhausted => Code::ResourceExhausted,
         Kind::Unavailable => Code::Unavailable,
         Kind::DeadlineExceeded => Code::DeadlineExceeded,
+        Kind::OutOfRange => Code::OutOfRange,
+        Kind::DataLoss => Code::DataLoss,
         Kind::Unknown => Code::Unknown,
     }
 }

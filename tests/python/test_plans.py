@@ -4,6 +4,7 @@ checked with tifffile (series shape and axes) and ome-types (schema-valid OME-XM
 names, plane indices and stage positions)."""
 
 import pathlib
+import re
 
 import grpc
 import ome_types
@@ -51,7 +52,7 @@ def test_a_plan_reads_back_as_planned(pb, serve, tmp_path):
         files = list(final.plan.files)
 
     assert [pathlib.Path(f).name for f in files] == ["timelapse_p000.ome.tiff", "timelapse_p001.ome.tiff"]
-    for f, (x, y, z0) in zip(files, [(100.0, 200.0, 90.0), (-300.0, 50.0, 110.0)]):
+    for f, (name, x, y, z0) in zip(files, [("left", 100.0, 200.0, 90.0), ("right", -300.0, 50.0, 110.0)]):
         with tifffile.TiffFile(f) as t:
             s = t.series[0]
             assert s.axes == "TCZYX"
@@ -67,6 +68,21 @@ def test_a_plan_reads_back_as_planned(pb, serve, tmp_path):
         assert sorted({(p.the_t, p.the_c, p.the_z) for p in px.planes}) == [
             (t, c, z) for t in range(4) for c in range(3) for z in range(5)
         ]
+        # What the instrument knows: the z step, each channel's laser and emission filter
+        # (demo.toml's emission_nm), the position, and numbers rounded as the quantity deserves.
+        assert px.physical_size_z == 1.0 and px.physical_size_z_unit.value == "µm"
+        for c, (ex, em) in zip(px.channels, [(405, 460), (488, 525), (561, 620)]):
+            assert (c.excitation_wavelength, c.emission_wavelength) == (ex, em), c
+            assert c.excitation_wavelength_unit.value == "nm"
+        label = ome.images[0].stage_label
+        assert label.name == name
+        assert (label.x, label.y, label.z) == (x, y, z0)
+        with tifffile.TiffFile(f) as t:
+            xml = t.ome_metadata
+        for key, decimals in [("DeltaT", 6), ("ExposureTime", 3), ("PositionX", 3), ("PositionZ", 3)]:
+            values = re.findall(rf' {key}="([^"]*)"', xml)
+            assert len(values) == 60, key
+            assert all(len(v.partition(".")[2]) <= decimals for v in values), (key, values[:5])
     folder = pathlib.Path(files[0]).parent
     assert (folder / "plan.useq.json").is_file() and (folder / "summary.json").is_file()
 

@@ -28,6 +28,7 @@ from .models import (
     Setting,
     State,
     from_value,
+    pixels_of,
     position_of,
     to_value,
 )
@@ -354,7 +355,8 @@ class Microscope:
         return AcquisitionStatus.from_proto(self._call(self._acq.GetAcquisition, _ref(id)))
 
     def acquisitions(self) -> List[AcquisitionStatus]:
-        """Every acquisition since the daemon started, oldest first."""
+        """Every acquisition you may read, oldest first: the datasets in the data root when the
+        daemon started, then every run since."""
         reply = self._call(self._acq.ListAcquisitions, apb.ListAcquisitionsRequest())
         return [AcquisitionStatus.from_proto(s) for s in reply.acquisitions]
 
@@ -371,6 +373,36 @@ class Microscope:
         keep what was taken."""
         reply = self._call(self._acq.StopAcquisition, _ref(id), timeout=self.timeout + _FINISH_FILES_S)
         return AcquisitionStatus.from_proto(reply)
+
+    def read_plane(
+        self,
+        id: AcquisitionId = 0,
+        plane: Optional[int] = None,
+        *,
+        t: Optional[int] = None,
+        c: Optional[int] = None,
+        z: Optional[int] = None,
+        position: int = 0,
+    ) -> np.ndarray:
+        """One plane of an acquisition's dataset as a (height, width) uint8/uint16 array,
+        finished or still being written; any dataset `acquisitions()` lists.
+
+        Address it by `plane` (its index in the file, from 0, in the order written) or by
+        `t`, `c` and `z` (each from 0; those left out are 0). `position` picks a plan's file:
+        its index in `status.files` (stage position p, grid tile g: p * tiles + g).
+
+        Raises `OutOfRange` for a plane not (yet) written or coordinates outside the data,
+        `NotFound` for one the run never took, `InvalidArgument` for a position the dataset
+        does not have or for `plane` given with coordinates.
+        """
+        request = apb.ReadPlaneRequest(id=id if isinstance(id, int) else id.id, position=position)
+        if t is not None or c is not None or z is not None:
+            if plane is not None:
+                raise ValueError("give either plane or t/c/z, not both")
+            request.coords.CopyFrom(apb.PlaneCoords(t=t or 0, c=c or 0, z=z or 0))
+        else:
+            request.plane = plane or 0
+        return pixels_of(self._call(self._acq.ReadPlane, request))
 
     def watch(self, id: AcquisitionId) -> Iterator[AcquisitionStatus]:
         """An acquisition's status now, then at each change (at most 4 a second), ending with
@@ -439,6 +471,18 @@ class Run:
 
     def cancel(self) -> AcquisitionStatus:
         return self.scope.cancel(self.id)
+
+    def read_plane(
+        self,
+        plane: Optional[int] = None,
+        *,
+        t: Optional[int] = None,
+        c: Optional[int] = None,
+        z: Optional[int] = None,
+        position: int = 0,
+    ) -> np.ndarray:
+        """One plane of this run's dataset; see `Microscope.read_plane`."""
+        return self.scope.read_plane(self.id, plane, t=t, c=c, z=z, position=position)
 
 
 def _ref(id: AcquisitionId) -> apb.AcquisitionRef:

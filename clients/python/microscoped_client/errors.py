@@ -56,6 +56,14 @@ class PermissionDenied(MicroscopedError):
     """The token is valid but does not allow this."""
 
 
+class OutOfRange(MicroscopedError):
+    """A plane not (yet) written, or coordinates outside a dataset's sizes."""
+
+
+class DataLoss(MicroscopedError):
+    """A dataset's file is damaged."""
+
+
 class AcquisitionFailed(MicroscopedError):
     """An acquisition ended in the FAILED state; `status.error` says why.
 
@@ -76,6 +84,8 @@ _BY_CODE = {
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
+    grpc.StatusCode.DATA_LOSS: DataLoss,
 }
 
 

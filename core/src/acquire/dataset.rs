@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use microscoped_driver_api::DeviceKind;
+use microscoped_driver_api::{DeviceKind, Value};
 use tracing::warn;
 
 use super::{AcqError, Acquisitions};
-use crate::storage::{InstrumentMeta, LaserMeta, ObjectiveMeta, MAX_LIGHTS};
+use crate::storage::{ChannelMeta, InstrumentMeta, LaserMeta, ObjectiveMeta, MAX_LIGHTS};
 
 impl Acquisitions {
     /// A name for a dataset the client did not name: `prefix`, the time, and a counter if
@@ -112,6 +112,93 @@ impl Acquisitions {
             detector_model: camera.to_owned(),
             lasers,
             objective,
+        }
+    }
+}
+
+impl Acquisitions {
+    /// A channel called `name` lit as the instrument is now: the laser that is on (when
+    /// exactly one is) and the emission filter in place. For runs without channel presets.
+    pub(super) async fn current_channel(&self, name: &str) -> ChannelMeta {
+        let mut on = Vec::new();
+        for l in self.0.host.of_kind(DeviceKind::Laser) {
+            if let Ok((true, nm)) = l.with_laser(|l| Ok((l.is_on()?, l.wavelength_nm()?))).await {
+                on.push(nm);
+            }
+        }
+        let label = match &self.0.instrument.emission_filter {
+            Some(wheel) => crate::presets::state_label(&self.0.host, wheel).await,
+            None => None,
+        };
+        self.channel_meta(name, on, label)
+    }
+
+    /// The channel a plan's preset `config` of `group` makes: the lasers its settings switch
+    /// on (`on = true`; one switched off again does not count) and the emission filter label
+    /// (or position) it selects on the instrument's emission filter wheel. What the preset
+    /// leaves alone is not known from it, so it is not claimed.
+    pub(super) async fn preset_channel(&self, group: &str, config: &str) -> ChannelMeta {
+        let Ok(preset) = self.0.presets.find(group, config) else {
+            return ChannelMeta::named(config);
+        };
+        let host = &self.0.host;
+        let mut on: Vec<String> = Vec::new();
+        let mut label = None;
+        for s in &preset.settings {
+            let Ok(device) = host.get(&s.device) else {
+                continue;
+            };
+            match (device.kind(), s.property.as_str(), &s.value) {
+                (DeviceKind::Laser, "on", Value::Bool(true)) if !on.contains(&s.device) => {
+                    on.push(s.device.clone());
+                }
+                (DeviceKind::Laser, "on", Value::Bool(false)) => on.retain(|n| n != &s.device),
+                (DeviceKind::State, "label", Value::String(l))
+                    if self.0.instrument.emission_filter.as_ref() == Some(&s.device) =>
+                {
+                    label = Some(l.clone());
+                }
+                (DeviceKind::State, "position", Value::Int(p))
+                    if self.0.instrument.emission_filter.as_ref() == Some(&s.device) =>
+                {
+                    let p = *p;
+                    label = device
+                        .with_state(move |w| Ok(w.labels()?.get(p as usize).cloned()))
+                        .await
+                        .ok()
+                        .flatten();
+                }
+                _ => {}
+            }
+        }
+        let mut wavelengths = Vec::with_capacity(on.len());
+        for name in on {
+            if let Ok(l) = host.get(&name) {
+                if let Ok(nm) = l.with_laser(|l| l.wavelength_nm()).await {
+                    wavelengths.push(nm);
+                }
+            }
+        }
+        self.channel_meta(config, wavelengths, label)
+    }
+
+    /// A channel lit by lasers of `wavelengths` (nm) through the emission filter `label`. OME
+    /// gives a channel one excitation wavelength: with several lasers it is left out (each
+    /// plane's laser powers are in its annotation).
+    fn channel_meta(
+        &self,
+        name: &str,
+        wavelengths: Vec<f64>,
+        label: Option<String>,
+    ) -> ChannelMeta {
+        let excitation_nm = match wavelengths.as_slice() {
+            [nm] => Some(*nm),
+            _ => None,
+        };
+        ChannelMeta {
+            name: name.to_owned(),
+            excitation_nm,
+            emission_nm: label.and_then(|l| self.0.instrument.emission_nm(&l)),
         }
     }
 }

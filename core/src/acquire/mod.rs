@@ -25,12 +25,14 @@ mod live;
 mod plan_run;
 mod run;
 mod sequence;
+mod stored;
 mod writer;
 
 pub use dataset::validate_dataset_name;
 pub use live::{LiveMode, LiveStatus, LiveViewer};
 pub use plan_run::{PlanCheck, PlanProgress, PlanStatus};
 pub use sequence::MAX_FRAMES;
+pub use stored::images;
 
 use crate::config::{InstrumentInfo, StorageConfig};
 use crate::host::{DeviceHost, HostError};
@@ -147,6 +149,8 @@ struct Inner {
     presets: Presets,
     /// Every acquisition since start, oldest first. A std mutex: never held across an await.
     runs: Mutex<Vec<Arc<Run>>>,
+    /// The datasets found in the data root at start, oldest first, as ended acquisitions.
+    past: Mutex<Vec<Status>>,
     /// The next acquisition id.
     next_id: AtomicU64,
     /// Events to every watcher; a watcher that falls behind skips events, never slows us.
@@ -181,6 +185,7 @@ impl Acquisitions {
             instrument,
             presets,
             runs: Mutex::new(Vec::new()),
+            past: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             events,
             closing: AtomicBool::new(false),
@@ -199,6 +204,23 @@ impl Acquisitions {
         self.0.runs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn past(&self) -> std::sync::MutexGuard<'_, Vec<Status>> {
+        self.0.past.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A dataset found at start with id `id` (0: the most recent, when nothing ran since).
+    fn find_past(&self, id: u64) -> Option<Status> {
+        let past = self.past();
+        if id == 0 {
+            return if self.runs().is_empty() {
+                past.last().cloned()
+            } else {
+                None
+            };
+        }
+        past.iter().find(|s| s.id == id).cloned()
+    }
+
     /// Subscribes to the daemon's events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.0.events.subscribe()
@@ -213,9 +235,11 @@ impl Acquisitions {
         });
     }
 
-    /// Every acquisition since start, oldest first.
+    /// Every dataset found at start, then every acquisition since, oldest first.
     pub fn list(&self) -> Vec<Status> {
-        self.runs().iter().map(|r| r.status()).collect()
+        let mut all = self.past().clone();
+        all.extend(self.runs().iter().map(|r| r.status()));
+        all
     }
 
     fn find(&self, id: u64) -> Result<Arc<Run>, AcqError> {
@@ -236,6 +260,9 @@ impl Acquisitions {
 
     /// The status of acquisition `id` (0: the most recent).
     pub fn get(&self, id: u64) -> Result<Status, AcqError> {
+        if let Some(s) = self.find_past(id) {
+            return Ok(s);
+        }
         Ok(self.find(id)?.status())
     }
 
@@ -251,6 +278,10 @@ impl Acquisitions {
 
     /// Asks acquisition `id` (0: the most recent) to stop and waits until its file is finished.
     pub async fn stop(&self, id: u64) -> Result<Status, AcqError> {
+        // A dataset from before the daemon started has ended: stopping it changes nothing.
+        if let Some(s) = self.find_past(id) {
+            return Ok(s);
+        }
         let run = self.find(id)?;
         run.stop.store(true, Ordering::Relaxed);
         if let Some(p) = &run.plan {
@@ -291,6 +322,8 @@ impl Acquisitions {
             p.ended = Some(run.started.elapsed());
             p.final_counters = Some(c);
         }
+        // Before the watchers hear of the end, so that what they find on disk says so too.
+        stored::write_summary(run);
         match &error {
             None => {
                 info!(id = run.id, ?state, received = c.received, written = c.written, dropped = c.dropped, path = %run.path.display(), "acquisition ended")

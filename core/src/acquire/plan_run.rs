@@ -24,7 +24,7 @@ use crate::host::{Claim, DeviceHandle};
 use crate::plan::{EventIndex, MdaEvent, MdaSequence, PlanLimits, PlanSummary};
 use crate::presets::Presets;
 use crate::ring::{AcqIndex, FrameRing, Produced};
-use crate::storage::DatasetMeta;
+use crate::storage::{ChannelMeta, DatasetMeta, StageLabel};
 
 /// Bytes of TIFF and OME-XML per plane, on top of its pixels (IFD, sidecar line, XML plane).
 const PLANE_OVERHEAD: u64 = 2048;
@@ -242,18 +242,22 @@ impl Acquisitions {
         let prep = self.prepare(owner, camera, name).await?;
         let sizes = check.summary.sizes;
         let n_grid = sizes.g.max(1);
-        let channels: Vec<String> = if plan.channels.is_empty() {
-            vec![prep.cam.name().to_owned()]
-        } else {
-            plan.channels.iter().map(|c| c.config.clone()).collect()
-        };
+        let mut channels: Vec<ChannelMeta> = Vec::with_capacity(plan.channels.len().max(1));
+        for c in &plan.channels {
+            channels.push(self.preset_channel(&c.group, &c.config).await);
+        }
+        if channels.is_empty() {
+            channels.push(self.current_channel(prep.cam.name()).await);
+        }
         let layout = Layout {
             size_t: sizes.t.max(1) as u32,
             size_c: channels.len() as u32,
             size_z: sizes.z.max(1) as u32,
             dimension_order: dimension_order(&plan),
             channels,
+            physical_size_z_um: plan.z_plan.as_ref().and_then(|z| z.spacing_um()),
         };
+        let mut labels = stage_labels(&plan, &events, check.files as usize, n_grid);
         // One file per stage position and grid tile.
         let files: Vec<(PathBuf, DatasetMeta)> = (0..check.files as usize)
             .map(|f| {
@@ -270,7 +274,9 @@ impl Acquisitions {
                     .and_then(|s| s.name.clone())
                     .map_or_else(|| stem.clone(), |n| format!("{stem} ({n})"));
                 let path = prep.dir.join(format!("{stem}.ome.tiff"));
-                (path, prep.dataset_meta(image_name, &layout))
+                let mut meta = prep.dataset_meta(image_name, &layout);
+                meta.stage_label = labels.get_mut(f).and_then(Option::take);
+                (path, meta)
             })
             .collect();
         let paths = files.iter().map(|(path, _)| path.clone()).collect();
@@ -315,6 +321,12 @@ impl Acquisitions {
     /// events with the camera let go (the frame being taken is finished first), so what the
     /// caller does next with the devices is not refused as busy.
     pub async fn set_paused(&self, id: u64, paused: bool) -> Result<Status, AcqError> {
+        if let Some(s) = self.find_past(id) {
+            return Err(AcqError::Precondition(format!(
+                "acquisition {} ({}) ended before the daemon started",
+                s.id, s.name
+            )));
+        }
         let run = self.find(id)?;
         let Some(plan) = &run.plan else {
             return Err(AcqError::Precondition(format!(
@@ -386,7 +398,6 @@ impl Acquisitions {
             p.time_left_s = 0.0;
         }
         self.end(&run, state, error);
-        write_summary(&run, &plan);
     }
 }
 
@@ -560,6 +571,12 @@ impl<'a> PlanRunner<'a> {
         let due = e
             .min_start_time
             .map(|s| Duration::from_secs_f64(s.max(0.0)));
+        if due.is_some_and(|d| Instant::now() < self.origin + d) {
+            // About to wait for a time point: the watchers see where the run stands (the last
+            // event done, the one waited for), not an update the rate limit held back.
+            self.acq.emit(EventKind::Progress, self.run);
+            self.last_emit = Instant::now();
+        }
         loop {
             self.check_stop()?;
             if *self.paused_rx.borrow_and_update() {
@@ -836,6 +853,52 @@ fn describe(e: &MdaEvent) -> String {
     parts.join(", ")
 }
 
+/// Each file's StageLabel: the stage position's name (or `p000`), with `_g000` for a grid
+/// tile, at the X and Y its events go to, and the Z they share (else the position's own z,
+/// the middle of a relative stack).
+fn stage_labels(
+    plan: &MdaSequence,
+    events: &[MdaEvent],
+    files: usize,
+    n_grid: usize,
+) -> Vec<Option<StageLabel>> {
+    let mut labels: Vec<Option<StageLabel>> = vec![None; files];
+    // Per file: whether its events all share one z so far.
+    let mut one_z = vec![true; files];
+    for e in events {
+        let (p, g) = (e.index.p.unwrap_or(0), e.index.g.unwrap_or(0));
+        let f = p * n_grid + g;
+        let Some(slot) = labels.get_mut(f) else {
+            continue;
+        };
+        match slot {
+            None => {
+                let base = e.pos_name.clone().unwrap_or_else(|| format!("p{p:03}"));
+                *slot = Some(StageLabel {
+                    name: match e.index.g {
+                        Some(g) => format!("{base}_g{g:03}"),
+                        None => base,
+                    },
+                    x_um: e.x,
+                    y_um: e.y,
+                    z_um: e.z,
+                });
+            }
+            Some(label) => {
+                if label.z_um != e.z {
+                    one_z[f] = false;
+                }
+            }
+        }
+    }
+    for (f, label) in labels.iter_mut().enumerate() {
+        if let (Some(label), false) = (label, one_z[f]) {
+            label.z_um = plan.stage_positions.get(f / n_grid).and_then(|p| p.z);
+        }
+    }
+    labels
+}
+
 /// OME's DimensionOrder for a plan: the plan's t, c and z from innermost out, then any left.
 fn dimension_order(plan: &MdaSequence) -> String {
     let mut order = String::from("XY");
@@ -879,30 +942,28 @@ fn free_bytes(path: &Path) -> Option<u64> {
     Some(s.f_bavail as u64 * s.f_frsize as u64)
 }
 
-/// Writes `summary.json` beside the files: the check, the progress and the counters. Called
-/// at start and at the end; a failure is logged, never fatal (the data matters more).
-pub(super) fn write_summary(run: &Run, plan: &PlanRun) {
-    let status = run.status();
-    let p = plan.progress().clone();
-    let c = status.counters;
-    let summary = serde_json::json!({
-        "name": status.name,
-        "camera": status.camera,
-        "state": format!("{:?}", status.state).to_lowercase(),
-        "error": status.error,
-        "elapsed_s": status.elapsed.as_secs_f64(),
-        "plan": plan.check.summary,
-        "estimated_bytes": plan.check.bytes,
-        "events_total": plan.events_total,
-        "events_done": p.events_done,
-        "late_time_points": p.late_events,
-        "max_late_s": p.max_late_s,
-        "frames": {"received": c.received, "written": c.written, "dropped": c.dropped},
-        "files": plan.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>(),
-    });
-    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    if let Err(e) = std::fs::write(plan.folder.join("summary.json"), text) {
-        warn!(error = %e, folder = %plan.folder.display(), "cannot write the plan summary");
+impl PlanRun {
+    /// The plan's part of the dataset's `summary.json`: the check, the progress, the files.
+    pub(super) fn summary_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let p = self.progress().clone();
+        let json = serde_json::json!({
+            "plan": self.check.summary,
+            "estimated_bytes": self.check.bytes,
+            "events_total": self.events_total,
+            "events_done": p.events_done,
+            "late_time_points": p.late_events,
+            "max_late_s": p.max_late_s,
+            "files": self.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+        });
+        match json {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    /// The dataset folder.
+    pub(super) fn folder(&self) -> &Path {
+        &self.folder
     }
 }
 

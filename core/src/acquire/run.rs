@@ -15,7 +15,7 @@ use super::writer::{Indexing, WriterThread};
 use super::{AcqError, Acquisitions, EventKind, RunState, Status};
 use crate::host::{Claim, DeviceHandle, HostError};
 use crate::ring::{AcqIndex, FrameMeta, FrameRing, RingCounters, StageCoords};
-use crate::storage::{DatasetMeta, InstrumentMeta, OmeTiffWriter, MAX_LIGHTS};
+use crate::storage::{ChannelMeta, DatasetMeta, InstrumentMeta, OmeTiffWriter, MAX_LIGHTS};
 
 /// What the devices around the camera read back, refreshed while an acquisition runs and
 /// copied into every frame's metadata.
@@ -143,7 +143,9 @@ pub(super) struct Layout {
     pub(super) size_c: u32,
     pub(super) size_z: u32,
     pub(super) dimension_order: String,
-    pub(super) channels: Vec<String>,
+    pub(super) channels: Vec<ChannelMeta>,
+    /// Distance between z planes in µm, for a z stack.
+    pub(super) physical_size_z_um: Option<f64>,
 }
 
 impl Prepared {
@@ -161,6 +163,8 @@ impl Prepared {
             dimension_order: layout.dimension_order.clone(),
             physical_size_um: self.physical_size_um,
             channels: layout.channels.clone(),
+            physical_size_z_um: layout.physical_size_z_um,
+            stage_label: None,
             instrument: self.instrument.clone(),
             acquisition_date: SystemTime::now(),
         }
@@ -315,8 +319,11 @@ impl Acquisitions {
             done: watch::channel(false).0,
             plan,
         });
-        if let Some(plan) = &run.plan {
-            plan_run::write_summary(&run, plan);
+        // A plan's summary says what it will do from the start; a sequence's is written at its
+        // end, so that a sequence killed before its first frame leaves only what `recover`
+        // cleans up.
+        if run.plan.is_some() {
+            super::stored::write_summary(&run);
         }
         self.runs().push(run.clone());
         self.emit(EventKind::Started, &run);

@@ -62,7 +62,8 @@ impl Acquisitions {
             size_c: 1,
             size_z: 1,
             dimension_order: "XYCZT".into(),
-            channels: vec![prep.cam.name().to_owned()],
+            channels: vec![self.current_channel(prep.cam.name()).await],
+            physical_size_z_um: None,
         };
         let meta = prep.dataset_meta(prep.name.clone(), &layout);
         let writers = prep.create_files(vec![(path.clone(), meta)])?;

@@ -1,4 +1,5 @@
-//! `[instrument]`: who the instrument is, its objective turret, pixel sizes and auto-shutter.
+//! `[instrument]`: who the instrument is, its objective turret, pixel sizes, auto-shutter and
+//! emission filter wheel.
 
 use std::fmt;
 
@@ -33,6 +34,53 @@ pub struct InstrumentInfo {
     /// The illumination shutter plans open for each exposure and close after it (unless the
     /// plan keeps it open across an axis), as Micro-Manager's auto-shutter does.
     pub shutter: Option<String>,
+    /// The state device whose labels are the emission filters, for the channels' emission
+    /// wavelength in the OME metadata.
+    pub emission_filter: Option<String>,
+    /// The emission wavelength (the band's centre, nm) of labels of the emission filter wheel,
+    /// as the config gives them; see [`InstrumentInfo::emission_nm`].
+    pub emission_nm: Vec<(String, f64)>,
+}
+
+impl InstrumentInfo {
+    /// The emission wavelength in nm that the emission filter labelled `label` selects: the
+    /// config's `emission_nm` for it, else the band in its name when the name is one
+    /// ([`band_centre_nm`]: "525/50", "FF01-525/45-25"), else unknown. A dye's name ("GFP")
+    /// is not read as a band: a filter named after a dye may pass any of several.
+    pub fn emission_nm(&self, label: &str) -> Option<f64> {
+        self.emission_nm
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, nm)| *nm)
+            .or_else(|| band_centre_nm(label))
+    }
+}
+
+/// The centre of a band-pass filter named by its band, "centre/width" in nm ("525/50",
+/// "ET 525/50m", "FF01-525/45-25"): exactly one such pair in the name, centre 300 to 1100 nm
+/// and width 1 to 200 nm. Anything else (a dye, a multi-band "405/488/561", "Empty") is
+/// `None`: better no wavelength in the file than a wrong one.
+pub fn band_centre_nm(label: &str) -> Option<f64> {
+    let mut found = None;
+    for token in label.split(|c: char| c.is_whitespace() || c == '-' || c == '_' || c == ',') {
+        if !token.contains('/') {
+            continue;
+        }
+        let mut parts = token.split('/');
+        let (Some(centre), Some(width), None) = (parts.next(), parts.next(), parts.next()) else {
+            return None;
+        };
+        // A letter after the width is a vendor's suffix ("525/50m": emitter).
+        let width = width.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let (Ok(centre), Ok(width)) = (centre.parse::<u32>(), width.parse::<u32>()) else {
+            return None;
+        };
+        if !(300..=1100).contains(&centre) || !(1..=200).contains(&width) || found.is_some() {
+            return None;
+        }
+        found = Some(f64::from(centre));
+    }
+    found
 }
 
 #[derive(Deserialize)]
@@ -46,6 +94,10 @@ pub(super) struct RawInstrument {
     pixel_size_um: Option<RawPixelSize>,
     #[serde(default)]
     shutter: Option<String>,
+    #[serde(default)]
+    emission_filter: Option<String>,
+    #[serde(default)]
+    emission_nm: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 /// `pixel_size_um = 0.65`, or `pixel_size_um = { "10x/0.3" = 0.65, "60x/1.4 oil" = 0.108 }`.
@@ -118,13 +170,78 @@ impl<'a> Parser<'a> {
                 ));
             }
         }
+        let emission_nm = self.emission(&raw, parsed)?;
         Ok(InstrumentInfo {
             name: raw.name,
             description: raw.description,
             objective: raw.objective,
             shutter: raw.shutter,
             pixel_size,
+            emission_filter: raw.emission_filter,
+            emission_nm,
         })
+    }
+
+    /// `instrument.emission_filter` names a state device; `instrument.emission_nm` gives
+    /// wavelengths from 200 to 2000 nm to labels that wheel has (when the config lists them).
+    fn emission(
+        &self,
+        raw: &RawInstrument,
+        devices: &[DeviceConfig],
+    ) -> Result<Vec<(String, f64)>, ConfigError> {
+        let at = |path: &[&str], message: String| {
+            let mut full = vec!["instrument"];
+            full.extend_from_slice(path);
+            self.error(self.find_key(&full), Some(full.join(".")), message)
+        };
+        let wheel = match &raw.emission_filter {
+            Some(name) => match devices.iter().find(|d| &d.name == name) {
+                Some(d) if d.kind() == DeviceKind::State => Some(d),
+                _ => {
+                    return Err(at(
+                        &["emission_filter"],
+                        format!(
+                            "{name:?} must name a state device (a filter wheel) of this config"
+                        ),
+                    ))
+                }
+            },
+            None => None,
+        };
+        let Some(table) = &raw.emission_nm else {
+            return Ok(Vec::new());
+        };
+        let Some(wheel) = wheel else {
+            return Err(at(
+                &["emission_nm"],
+                "wavelengths per filter need `instrument.emission_filter` to name the filter wheel"
+                    .into(),
+            ));
+        };
+        let labels = wheel.settings.labels();
+        let mut out = Vec::with_capacity(table.len());
+        for (label, &nm) in table {
+            if !(nm.is_finite() && (200.0..=2000.0).contains(&nm)) {
+                return Err(at(
+                    &["emission_nm", label],
+                    format!("must be a wavelength in nm from 200 to 2000, got {nm}"),
+                ));
+            }
+            if let Some(labels) = labels {
+                if !labels.iter().any(|l| l == label) {
+                    return Err(at(
+                        &["emission_nm", label],
+                        format!(
+                            "{label:?} is not a position of the filter wheel {:?}; its labels are {}",
+                            wheel.name,
+                            labels.join(", ")
+                        ),
+                    ));
+                }
+            }
+            out.push((label.clone(), nm));
+        }
+        Ok(out)
     }
 
     /// `instrument.pixel_size_um`: positive, and per objective only with a turret whose labels
@@ -191,6 +308,58 @@ mod tests {
     use super::super::tests::{err, HEAD};
     use super::super::Config;
     use super::*;
+
+    #[test]
+    fn band_names_are_read_conservatively() {
+        for (label, nm) in [
+            ("525/50", Some(525.0)),
+            ("ET 525/50m", Some(525.0)),
+            ("FF01-525/45-25", Some(525.0)),
+            ("GFP", None),
+            ("Empty", None),
+            ("405/488/561", None),
+            ("525/50 + 600/50", None),
+            ("60x/1.4", None),
+            ("1.5/2", None),
+        ] {
+            assert_eq!(band_centre_nm(label), nm, "{label}");
+        }
+    }
+
+    #[test]
+    fn emission_wavelengths_name_the_wheel_and_its_labels() {
+        let wheel =
+            "[devices.W]\ndriver = \"sim.state\"\nlabels = [\"GFP\", \"600/50\", \"Empty\"]\n";
+        let ok = Config::parse(
+            &format!("[instrument]\nname = \"t\"\nemission_filter = \"W\"\nemission_nm = {{ GFP = 525.0 }}\n[server]\nanonymous_loopback_admin = true\n{wheel}"),
+            "t.toml",
+        )
+        .unwrap();
+        let i = &ok.instrument;
+        assert_eq!(i.emission_filter.as_deref(), Some("W"));
+        assert_eq!(
+            (
+                i.emission_nm("GFP"),
+                i.emission_nm("600/50"),
+                i.emission_nm("Empty")
+            ),
+            (Some(525.0), Some(600.0), None)
+        );
+        let e = err(&format!(
+            "[instrument]\nname = \"t\"\nemission_filter = \"W\"\nemission_nm = {{ RFP = 600.0 }}\n{wheel}"
+        ));
+        assert_eq!(e.key.as_deref(), Some("instrument.emission_nm.RFP"), "{e}");
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.message.contains("GFP, 600/50, Empty"), "{e}");
+        let e = err(&format!(
+            "[instrument]\nname = \"t\"\nemission_filter = \"W\"\nemission_nm = {{ GFP = 52.5 }}\n{wheel}"
+        ));
+        assert!(e.message.contains("200 to 2000"), "{e}");
+        let e = err(&format!("{HEAD}emission_nm = {{ GFP = 525.0 }}\n{wheel}"));
+        assert!(e.message.contains("instrument.emission_filter"), "{e}");
+        let e = err(&format!("{HEAD}emission_filter = \"Nope\"\n{wheel}"));
+        assert_eq!(e.key.as_deref(), Some("instrument.emission_filter"), "{e}");
+    }
 
     #[test]
     fn the_auto_shutter_must_be_a_shutter() {

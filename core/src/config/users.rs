@@ -16,8 +16,8 @@ pub struct AccessConfig {
     pub anonymous_loopback_admin: bool,
 }
 
-/// The user an anonymous loopback client acts as; reserved, so no `[users.local]`.
-pub const ANONYMOUS_USER: &str = "local";
+/// Re-exported from the leaf that holds the user name rules.
+pub use crate::names::ANONYMOUS_USER;
 
 /// One user of the instrument.
 #[derive(Debug, Clone)]
@@ -61,23 +61,8 @@ impl<'a> Parser<'a> {
             let name_span = name.span();
             let name = name.into_inner().into_owned();
             let prefix = format!("users.{name}");
-            if let Err(why) = crate::names::validate_dataset_name(&name) {
-                // The name is a folder under the data root: the dataset rules apply.
-                return Err(self.error(
-                    Some(name_span),
-                    Some(prefix),
-                    why.replace("dataset name", "user name"),
-                ));
-            }
-            if name == ANONYMOUS_USER {
-                return Err(self.error(
-                    Some(name_span),
-                    Some(prefix),
-                    format!(
-                        "{ANONYMOUS_USER:?} is reserved for anonymous loopback access \
-                         (server.anonymous_loopback_admin); choose another name"
-                    ),
-                ));
+            if let Err(why) = crate::names::validate_user_name(&name) {
+                return Err(self.error(Some(name_span), Some(prefix), why));
             }
             let vspan = value.span();
             let raw: RawUser = self.deserialize(&prefix, vspan.clone(), value.into_inner())?;

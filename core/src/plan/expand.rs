@@ -668,6 +668,24 @@ fn z_positions(z: &ZPlan) -> Vec<f64> {
     v
 }
 
+impl ZPlan {
+    /// The distance between neighbouring planes in µm (OME's PhysicalSizeZ): the step, or
+    /// the spacing of a list of positions when it is even. `None` for one plane or an uneven
+    /// list, where no one distance describes the stack.
+    pub fn spacing_um(&self) -> Option<f64> {
+        let z = z_positions(self);
+        let first = (z.get(1)? - z[0]).abs();
+        if let Some((_, _, step)) = z_start_stop_step(&self.kind) {
+            return Some(step.abs());
+        }
+        let even = z
+            .windows(2)
+            .all(|w| ((w[1] - w[0]).abs() - first).abs() <= 1e-9 * first.max(1.0))
+            && z.windows(3).all(|w| (w[1] - w[0]) * (w[2] - w[1]) > 0.0);
+        (even && first > 0.0).then_some(first)
+    }
+}
+
 /// useq's `num_positions()`, which decides the middle plane for `do_stack: false`.
 /// It is computed differently from the planes themselves, so it is kept separate.
 fn z_num_positions(z: &ZPlan) -> usize {

@@ -469,7 +469,7 @@ pub struct MdaEvent {
 }
 
 /// Number of items along each axis of a plan (0 for an axis not iterated).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct AxisSizes {
     /// Time points.
     pub t: usize,
@@ -483,8 +483,10 @@ pub struct AxisSizes {
     pub z: usize,
 }
 
-/// What a plan amounts to: for dry runs and for sizing the output.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// What a plan amounts to: for dry runs and for sizing the output. Read back from a dataset's
+/// `summary.json` when the daemon lists datasets from before it started.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PlanSummary {
     /// Number of events (images).
     pub events: usize,

@@ -586,3 +586,27 @@ fn warnings_name_the_origin_relative_plans_count_from() {
         "{w}"
     );
 }
+
+#[test]
+fn z_spacing_is_the_step_or_an_even_list() {
+    let spacing = |z: &str| {
+        parse_json(&format!(r#"{{"z_plan": {z}}}"#))
+            .unwrap()
+            .z_plan
+            .unwrap()
+            .spacing_um()
+    };
+    assert_eq!(spacing(r#"{"range": 4, "step": 0.5}"#), Some(0.5));
+    assert_eq!(
+        spacing(r#"{"top": 10, "bottom": 0, "step": 2.5, "go_up": false}"#),
+        Some(2.5)
+    );
+    assert_eq!(
+        spacing(r#"{"above": 1, "below": 1, "step": 0.3}"#),
+        Some(0.3)
+    );
+    assert_eq!(spacing(r#"{"absolute": [5, 3, 1]}"#), Some(2.0));
+    assert_eq!(spacing(r#"{"relative": [0, 1, 3]}"#), None);
+    assert_eq!(spacing(r#"{"relative": [0, 1, 0]}"#), None);
+    assert_eq!(spacing(r#"{"range": 0, "step": 1}"#), None);
+}

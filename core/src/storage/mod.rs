@@ -1,4 +1,5 @@
-//! Storage: the streaming OME-TIFF writer, its crash-recovery sidecar, and `recover`.
+//! Storage: the streaming OME-TIFF writer, its crash-recovery sidecar, `recover`, and reading
+//! planes back (`read.rs`: one entry point per operation, dispatching on the image's format).
 //!
 //! [`OmeTiffWriter`] writes one image series as an uncompressed little-endian BigTIFF
 //! (`.ome.tiff`), one strip and one IFD per plane, OME-XML (2016-06) in IFD 0's
@@ -31,7 +32,7 @@ mod xml;
 mod tests;
 
 pub use ometiff::OmeTiffWriter;
-pub use read::{read_plane, PlaneData};
+pub use read::{describe, read_plane, Format, ImageInfo, PlaneAddress, PlaneData, ReadError};
 pub use recover::{recover, RecoverReport};
 pub use sidecar::sidecar_path;
 // Re-exported from their leaf module for the callers that name them through storage.
@@ -66,12 +67,84 @@ pub struct DatasetMeta {
     pub dimension_order: String,
     /// Sample-plane size of one (binned) pixel in micrometres, when known.
     pub physical_size_um: Option<f64>,
-    /// Channel names, `size_c` of them.
-    pub channels: Vec<String>,
+    /// The channels, `size_c` of them: name and light.
+    pub channels: Vec<ChannelMeta>,
+    /// Distance between z planes in micrometres (the plan's z step), for a z stack.
+    #[serde(default)]
+    pub physical_size_z_um: Option<f64>,
+    /// Where on the stage the image was taken: the plan's position (and grid tile).
+    #[serde(default)]
+    pub stage_label: Option<StageLabel>,
     /// The instrument as OME describes it.
     pub instrument: InstrumentMeta,
     /// When the acquisition started.
     pub acquisition_date: SystemTime,
+}
+
+/// One channel: its name and the light the instrument used for it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "RawChannel")]
+pub struct ChannelMeta {
+    /// The channel's name (a plan's channel preset, or the camera for a sequence).
+    pub name: String,
+    /// Excitation wavelength in nm: the laser's, when exactly one excites the channel.
+    pub excitation_nm: Option<f64>,
+    /// Emission wavelength in nm: the centre of the emission filter's band.
+    pub emission_nm: Option<f64>,
+}
+
+impl ChannelMeta {
+    /// A channel of which only the name is known.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A channel as sidecars store it: a bare name in sidecars written before channels had light.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum RawChannel {
+    Name(String),
+    Full {
+        name: String,
+        #[serde(default)]
+        excitation_nm: Option<f64>,
+        #[serde(default)]
+        emission_nm: Option<f64>,
+    },
+}
+
+impl From<RawChannel> for ChannelMeta {
+    fn from(raw: RawChannel) -> Self {
+        match raw {
+            RawChannel::Name(name) => ChannelMeta::named(name),
+            RawChannel::Full {
+                name,
+                excitation_nm,
+                emission_nm,
+            } => ChannelMeta {
+                name,
+                excitation_nm,
+                emission_nm,
+            },
+        }
+    }
+}
+
+/// The OME StageLabel of an image: the position's name and where it is, in micrometres.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StageLabel {
+    /// The plan position's name, or `p000` (with `_g000` for a grid tile).
+    pub name: String,
+    /// Stage X in µm.
+    pub x_um: Option<f64>,
+    /// Stage Y in µm.
+    pub y_um: Option<f64>,
+    /// Stage Z in µm.
+    pub z_um: Option<f64>,
 }
 
 /// The instrument, for the OME Instrument element.

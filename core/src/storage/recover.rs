@@ -26,6 +26,12 @@ pub struct RecoverReport {
     pub planes_without_metadata: u64,
     /// Bytes of the file afterwards.
     pub bytes: u64,
+    /// The file held no plane (the daemon was stopped before the first frame reached it):
+    /// nothing was recorded, so nothing was kept (see [`removed`](Self::removed)).
+    pub empty: bool,
+    /// What recovery of an empty file removed: the file, its sidecar, and the dataset folder
+    /// when nothing else was left in it. Empty otherwise.
+    pub removed: Vec<PathBuf>,
 }
 
 /// The error for a file we did not write. Like other errors from [`recover`] it does not repeat
@@ -93,14 +99,18 @@ fn walk(
 /// and no positions; the MapAnnotation says `written` and `recovered`); points IFD 0 at it;
 /// fsyncs; removes the sidecar.
 ///
-/// A file finished cleanly (no sidecar) is left alone and reported `already_complete`. Errors:
-/// the path is not a BigTIFF of ours (`InvalidData`), the sidecar's header is unreadable, or the
-/// file holds no complete plane (then the file and sidecar can only be deleted). Running it again
-/// after an interruption is safe.
+/// A file finished cleanly (no sidecar) is left alone and reported `already_complete`. A file
+/// with no plane linked (killed before the first frame) is cleaned up as the daemon cleans up a
+/// run that ends without a frame: see [`remove_empty`]; it is reported `empty`. Errors: the path
+/// is not a BigTIFF of ours (`InvalidData`), the sidecar's header is unreadable, or IFD 0 does
+/// not match the sidecar. Running it again after an interruption is safe.
 pub fn recover(path: &Path) -> io::Result<RecoverReport> {
     let file = OpenOptions::new().read(true).write(true).open(path)?;
     let file_len = file.metadata()?.len();
     let first = layout::read_header(&file, file_len).map_err(not_ours)?;
+    if first == 0 && sidecar_path(path).try_exists()? {
+        return remove_empty(path, &file, file_len);
+    }
     let ifd0 = layout::read_ifd(&file, first, file_len).map_err(|e| {
         if first == 0 {
             not_ours("it holds no image")
@@ -125,6 +135,8 @@ pub fn recover(path: &Path) -> io::Result<RecoverReport> {
             already_complete: true,
             planes_without_metadata: 0,
             bytes: file_len,
+            empty: false,
+            removed: Vec::new(),
         });
     }
 
@@ -188,5 +200,52 @@ pub fn recover(path: &Path) -> io::Result<RecoverReport> {
         already_complete: false,
         planes_without_metadata: without,
         bytes,
+        empty: false,
+        removed: Vec::new(),
+    })
+}
+
+/// Cleans up a file that holds no plane: a header, our Software string and the planned XML,
+/// with its sidecar beside it (the daemon was stopped between creating the file and linking the
+/// first frame). Nothing was recorded, and a TIFF without an IFD is no image a reader opens, so
+/// like a run that ends without a frame it leaves nothing behind: the file and sidecar are
+/// removed, and so is the folder holding them if it is the dataset's own folder (named as the
+/// sidecar's dataset, as the daemon lays datasets out) and nothing else is left in it. Files we
+/// did not write are refused as [`recover`] refuses them.
+fn remove_empty(path: &Path, file: &File, file_len: u64) -> io::Result<RecoverReport> {
+    let mut software = [0u8; layout::SOFTWARE.len()];
+    if file_len < layout::XML_AT
+        || file
+            .read_exact_at(&mut software, layout::SOFTWARE_AT)
+            .is_err()
+        || software != layout::SOFTWARE
+    {
+        return Err(not_ours("it holds no image"));
+    }
+    let side = sidecar_path(path);
+    let dataset = sidecar::read(&side)?.dataset.name;
+    std::fs::remove_file(path)?;
+    let mut removed = vec![path.to_path_buf()];
+    match std::fs::remove_file(&side) {
+        Ok(()) => removed.push(side),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(folder) = path.parent() {
+        let dataset_folder = folder.file_name() == Some(std::ffi::OsStr::new(&dataset));
+        // remove_dir removes only an empty folder: anything else in it keeps it.
+        if dataset_folder && std::fs::remove_dir(folder).is_ok() {
+            removed.push(folder.to_path_buf());
+        }
+    }
+    Ok(RecoverReport {
+        path: path.to_path_buf(),
+        planes: 0,
+        truncated_bytes: 0,
+        already_complete: false,
+        planes_without_metadata: 0,
+        bytes: 0,
+        empty: true,
+        removed,
     })
 }

@@ -23,7 +23,11 @@ fn meta(w: u32, h: u32, pixel_type: PixelType, t: u32, c: u32, z: u32) -> Datase
         size_z: z,
         dimension_order: "XYZCT".into(),
         physical_size_um: Some(0.108),
-        channels: (0..c).map(|i| format!("ch{i}")).collect(),
+        channels: (0..c)
+            .map(|i| ChannelMeta::named(format!("ch{i}")))
+            .collect(),
+        physical_size_z_um: None,
+        stage_label: None,
         instrument: InstrumentMeta {
             detector_model: "SimCam".into(),
             lasers: vec![
@@ -359,6 +363,80 @@ fn multidimensional_runs_map_every_plane() {
 }
 
 #[test]
+fn channel_light_z_step_and_stage_label_survive_a_crash_in_schema_order() {
+    let d = dir();
+    let path = d.path().join("lit.ome.tiff");
+    let mut m = meta(8, 4, PixelType::U16, 1, 2, 3);
+    m.channels[0] = ChannelMeta {
+        name: "GFP".into(),
+        excitation_nm: Some(488.0),
+        emission_nm: Some(525.0),
+    };
+    m.physical_size_z_um = Some(0.300_000_000_000_000_04);
+    m.stage_label = Some(StageLabel {
+        name: "left <1>".into(),
+        x_um: Some(100.000_000_1),
+        y_um: Some(-5.0),
+        z_um: None,
+    });
+    let mut w = OmeTiffWriter::create(&path, m.clone()).unwrap();
+    let mut i = 0;
+    for c in 0..2 {
+        for z in 0..3 {
+            let p = PlaneMeta {
+                delta_t_s: 0.123_456_789_123,
+                exposure_ms: 10.000_000_2,
+                ..multi_plane(0, c, z)
+            };
+            w.write_plane(&frame(&m, i), &p).unwrap();
+            i += 1;
+        }
+    }
+    // A kill, then recovery: everything comes back from the sidecar.
+    drop(w);
+    recover(&path).unwrap();
+    let xml = description(&path);
+    assert!(
+        xml.contains(" PhysicalSizeZ=\"0.3\" PhysicalSizeZUnit=\"&#xB5;m\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(
+            "<Channel ID=\"Channel:0:0\" Name=\"GFP\" SamplesPerPixel=\"1\" \
+             ExcitationWavelength=\"488\" ExcitationWavelengthUnit=\"nm\" \
+             EmissionWavelength=\"525\" EmissionWavelengthUnit=\"nm\"/>"
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains("<Channel ID=\"Channel:0:1\" Name=\"ch1\" SamplesPerPixel=\"1\"/>"));
+    // Image: ObjectiveSettings, StageLabel, Pixels, in that order.
+    let label = "<StageLabel Name=\"left &lt;1&gt;\" X=\"100\" XUnit=\"&#xB5;m\" Y=\"-5\" YUnit=\"&#xB5;m\"/>";
+    let (objective, at, pixels) = (
+        xml.find("<ObjectiveSettings").unwrap(),
+        xml.find(label).expect("the stage label"),
+        xml.find("<Pixels").unwrap(),
+    );
+    assert!(objective < at && at < pixels, "{xml}");
+    assert!(
+        xml.contains(" DeltaT=\"0.123457\" DeltaTUnit=\"s\" ExposureTime=\"10\" "),
+        "{xml}"
+    );
+
+    // A sidecar from before channels had light names them only; it still reads.
+    let old: DatasetMeta = serde_json::from_str(
+        &serde_json::to_string(&meta(8, 4, PixelType::U16, 1, 2, 1))
+            .unwrap()
+            .replace(
+                r#"{"name":"ch0","excitation_nm":null,"emission_nm":null}"#,
+                r#""ch0""#,
+            ),
+    )
+    .unwrap();
+    assert_eq!(old.channels[0], ChannelMeta::named("ch0"));
+    assert_eq!(old.physical_size_z_um, None);
+}
+
+#[test]
 fn finishing_with_no_planes_removes_the_file() {
     let d = dir();
     let path = d.path().join("empty.ome.tiff");
@@ -489,11 +567,37 @@ fn recover_rejects_other_files() {
     let e = recover(&other).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidData);
 
-    // Killed before the first plane: nothing to keep.
-    let early = d.path().join("early.ome.tiff");
-    drop(OmeTiffWriter::create(&early, meta(4, 4, PixelType::U8, 1, 1, 1)).unwrap());
-    let e = recover(&early).unwrap_err();
+    // A BigTIFF header with no image and no sidecar is not something we leave behind.
+    let bare = d.path().join("bare.ome.tiff");
+    fs::write(&bare, b"II\x2b\x00\x08\x00\x00\x00\0\0\0\0\0\0\0\0").unwrap();
+    let e = recover(&bare).unwrap_err();
     assert!(e.to_string().contains("holds no image"), "{e}");
+}
+
+#[test]
+fn recover_removes_a_file_killed_before_its_first_plane() {
+    let d = dir();
+    // In a folder of its own, named as the dataset (as the daemon lays it out): all of it goes.
+    let folder = d.path().join("img");
+    fs::create_dir(&folder).unwrap();
+    let early = folder.join("img.ome.tiff");
+    let mut m = meta(4, 4, PixelType::U8, 1, 1, 1);
+    m.name = "img".into();
+    drop(OmeTiffWriter::create(&early, m).unwrap());
+    let r = recover(&early).unwrap();
+    assert!(r.empty && r.planes == 0 && !r.already_complete);
+    assert_eq!(
+        r.removed,
+        [early.clone(), sidecar_path(&early), folder.clone()]
+    );
+    assert!(!folder.exists());
+
+    // Beside other files, or in a folder not named as the dataset: the folder stays.
+    let kept = d.path().join("img2.ome.tiff");
+    drop(OmeTiffWriter::create(&kept, meta(4, 4, PixelType::U8, 1, 1, 1)).unwrap());
+    let r = recover(&kept).unwrap();
+    assert_eq!(r.removed, [kept.clone(), sidecar_path(&kept)]);
+    assert!(d.path().exists() && !kept.exists());
 }
 
 #[test]

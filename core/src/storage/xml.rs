@@ -23,6 +23,21 @@ use super::{DatasetMeta, PlaneMeta};
 const NS: &str = "http://www.openmicroscopy.org/Schemas/OME/2016-06";
 const MICROMETRE: &str = "µm";
 
+// Decimals each quantity is written with: what the instrument can tell apart, no more (a
+// float's 16 digits say nothing more about the sample and hide what matters).
+/// Seconds to the microsecond (DeltaT).
+const SECONDS: usize = 6;
+/// Milliseconds to the microsecond (ExposureTime).
+const MILLISECONDS: usize = 3;
+/// Stage positions to the nanometre.
+const POSITION_UM: usize = 3;
+/// Pixel and z-step sizes to the picometre: a size is multiplied by many pixels.
+const SIZE_UM: usize = 6;
+/// Wavelengths to a hundredth of a nanometre.
+const WAVELENGTH_NM: usize = 2;
+/// Laser power to the microwatt.
+const POWER_MW: usize = 3;
+
 /// One written plane as the XML sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct XmlPlane {
@@ -152,9 +167,14 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
         if !laser.name.is_empty() {
             attr(&mut x, "Model", &laser.name);
         }
-        attr_f64(&mut x, "Power", Some(laser.power_mw));
+        attr_round(&mut x, "Power", Some(laser.power_mw), POWER_MW);
         attr(&mut x, "PowerUnit", "mW");
-        attr_pos(&mut x, "Wavelength", Some(laser.wavelength_nm));
+        attr_pos(
+            &mut x,
+            "Wavelength",
+            Some(laser.wavelength_nm),
+            WAVELENGTH_NM,
+        );
         attr(&mut x, "WavelengthUnit", "nm");
         x.push_str("/>\n");
     }
@@ -168,8 +188,8 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
         if !obj.model.is_empty() {
             attr(&mut x, "Model", &obj.model);
         }
-        attr_pos(&mut x, "NominalMagnification", obj.magnification);
-        attr_f64(&mut x, "LensNA", obj.numerical_aperture);
+        attr_pos(&mut x, "NominalMagnification", obj.magnification, 3);
+        attr_round(&mut x, "LensNA", obj.numerical_aperture, 3);
         x.push_str("/>\n");
     }
     x.push_str("</Instrument>\n");
@@ -182,6 +202,18 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
     x.push_str("</AcquisitionDate>\n<InstrumentRef ID=\"Instrument:0\"/>\n");
     if inst.objective.is_some() {
         x.push_str("<ObjectiveSettings ID=\"Objective:0\"/>\n");
+    }
+    // Image: ... ImagingEnvironment?, StageLabel?, Pixels (schema).
+    if let Some(label) = &meta.stage_label {
+        x.push_str("<StageLabel");
+        attr(&mut x, "Name", &label.name);
+        for (key, v) in [("X", label.x_um), ("Y", label.y_um), ("Z", label.z_um)] {
+            if v.is_some_and(f64::is_finite) {
+                attr_round(&mut x, key, v, POSITION_UM);
+                attr(&mut x, &format!("{key}Unit"), MICROMETRE);
+            }
+        }
+        x.push_str("/>\n");
     }
 
     let b = bits(meta.pixel_type);
@@ -217,10 +249,19 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
         .physical_size_um
         .is_some_and(|v| v > 0.0 && v.is_finite())
     {
-        attr_f64(&mut x, "PhysicalSizeX", meta.physical_size_um);
+        attr_pos(&mut x, "PhysicalSizeX", meta.physical_size_um, SIZE_UM);
         attr(&mut x, "PhysicalSizeXUnit", MICROMETRE);
-        attr_f64(&mut x, "PhysicalSizeY", meta.physical_size_um);
+        attr_pos(&mut x, "PhysicalSizeY", meta.physical_size_um, SIZE_UM);
         attr(&mut x, "PhysicalSizeYUnit", MICROMETRE);
+    }
+    // The z step means something only between planes of a stack.
+    if size_z > 1
+        && meta
+            .physical_size_z_um
+            .is_some_and(|v| v > 0.0 && v.is_finite())
+    {
+        attr_pos(&mut x, "PhysicalSizeZ", meta.physical_size_z_um, SIZE_UM);
+        attr(&mut x, "PhysicalSizeZUnit", MICROMETRE);
     }
     attr(&mut x, "BigEndian", "false");
     attr(&mut x, "Interleaved", "false");
@@ -230,10 +271,25 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
     for c in 0..size_c {
         x.push_str("<Channel");
         attr(&mut x, "ID", &format!("Channel:0:{c}"));
-        if let Some(name) = meta.channels.get(c as usize) {
-            attr(&mut x, "Name", name);
+        let channel = meta.channels.get(c as usize);
+        if let Some(ch) = channel {
+            attr(&mut x, "Name", &ch.name);
         }
         attr(&mut x, "SamplesPerPixel", "1");
+        if let Some(ch) = channel {
+            for (key, nm) in [
+                ("ExcitationWavelength", ch.excitation_nm),
+                ("EmissionWavelength", ch.emission_nm),
+            ] {
+                if nm.is_some_and(|v| v > 0.0 && v.is_finite()) {
+                    attr_pos(&mut x, key, nm, WAVELENGTH_NM);
+                    attr(&mut x, &format!("{key}Unit"), "nm");
+                }
+            }
+        }
+        // No LightSourceSettings pointing at the Laser: xmlschema (which ome-types validates
+        // with) refuses that valid reference, as it misreads the schema's key over a union of
+        // light source kinds; the wavelength is what readers use.
         x.push_str("/>\n");
     }
     match &written {
@@ -267,11 +323,11 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
             let mut light = String::new();
             if let Some(m) = &p.meta {
                 if m.delta_t_s.is_finite() {
-                    attr_f64(&mut x, "DeltaT", Some(m.delta_t_s));
+                    attr_round(&mut x, "DeltaT", Some(m.delta_t_s), SECONDS);
                     attr(&mut x, "DeltaTUnit", "s");
                 }
                 if m.exposure_ms.is_finite() {
-                    attr_f64(&mut x, "ExposureTime", Some(m.exposure_ms));
+                    attr_round(&mut x, "ExposureTime", Some(m.exposure_ms), MILLISECONDS);
                     attr(&mut x, "ExposureTimeUnit", "ms");
                 }
                 for (name, v) in [
@@ -280,7 +336,7 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
                     ("PositionZ", m.position_z_um),
                 ] {
                     if v.is_some_and(f64::is_finite) {
-                        attr_f64(&mut x, name, v);
+                        attr_round(&mut x, name, v, POSITION_UM);
                         attr(&mut x, &format!("{name}Unit"), MICROMETRE);
                     }
                 }
@@ -288,7 +344,7 @@ pub(crate) fn ome_xml(meta: &DatasetMeta, uuid: &str, contents: Contents<'_>) ->
                     if let Some(mw) = mw.filter(|v| v.is_finite()) {
                         light.push_str("<M");
                         attr(&mut light, "K", &format!("{} power_mW", laser.name));
-                        let _ = write!(light, ">{mw}</M>");
+                        let _ = write!(light, ">{}</M>", rounded(f64::from(mw), POWER_MW));
                     }
                 }
             }
@@ -349,22 +405,41 @@ fn attr_num(x: &mut String, key: &str, value: u32) {
     let _ = write!(x, " {key}=\"{value}\"");
 }
 
-/// Appends a float attribute when the value is present and finite (xsd:float has no "inf").
-fn attr_f64(x: &mut String, key: &str, value: Option<f64>) {
+/// Appends a float attribute rounded to `decimals`, when the value is present and finite
+/// (xsd:float has no "inf").
+fn attr_round(x: &mut String, key: &str, value: Option<f64>, decimals: usize) {
     if let Some(v) = value.filter(|v| v.is_finite()) {
-        // Display never uses an exponent, which turns 1e300 into 301 digits; switch to the
-        // exponent form (valid xsd:float) for extremes.
-        if v != 0.0 && !(1e-6..1e16).contains(&v.abs()) {
-            let _ = write!(x, " {key}=\"{v:e}\"");
-        } else {
-            let _ = write!(x, " {key}=\"{v}\"");
-        }
+        let _ = write!(x, " {key}=\"{}\"", rounded(v, decimals));
     }
 }
 
-/// A PositiveFloat attribute: omitted unless > 0.
-fn attr_pos(x: &mut String, key: &str, value: Option<f64>) {
-    attr_f64(x, key, value.filter(|v| *v > 0.0));
+/// A PositiveFloat attribute: omitted unless > 0. A value too small to show in `decimals`
+/// places keeps its own digits rather than becoming a 0 the schema refuses.
+fn attr_pos(x: &mut String, key: &str, value: Option<f64>, decimals: usize) {
+    match value.filter(|v| *v > 0.0 && v.is_finite()) {
+        Some(v) if rounded(v, decimals) == "0" => {
+            let _ = write!(x, " {key}=\"{v:e}\"");
+        }
+        v => attr_round(x, key, v, decimals),
+    }
+}
+
+/// `v` to `decimals` places without trailing zeros ("2.5", "10", "-0.125"); extremes in the
+/// exponent form (valid xsd:float) rather than 300 digits.
+pub(crate) fn rounded(v: f64, decimals: usize) -> String {
+    if v.abs() >= 1e16 {
+        return format!("{v:e}");
+    }
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    match s {
+        "-0" => "0".to_owned(),
+        s => s.to_owned(),
+    }
 }
 
 /// Escapes markup characters and writes everything outside printable ASCII as a character
@@ -444,6 +519,21 @@ mod tests {
         assert_eq!(a.len(), "urn:uuid:".len() + 36);
         assert_eq!(&a[9 + 14..9 + 15], "4");
         assert!("89ab".contains(&a[9 + 19..9 + 20]));
+    }
+
+    #[test]
+    fn numbers_are_rounded_as_their_quantity_deserves() {
+        assert_eq!(rounded(0.123_456_789_012_345_6, SECONDS), "0.123457");
+        assert_eq!(rounded(2.0, SECONDS), "2");
+        assert_eq!(rounded(2.5, SECONDS), "2.5");
+        assert_eq!(rounded(-0.0001, POSITION_UM), "0");
+        assert_eq!(rounded(-5.25, POSITION_UM), "-5.25");
+        assert_eq!(rounded(100.000_000_000_01, POSITION_UM), "100");
+        assert_eq!(rounded(1e300, POSITION_UM), "1e300");
+        assert_eq!(rounded(0.975_000_000_000_000_1, SIZE_UM), "0.975");
+        let mut x = String::new();
+        attr_pos(&mut x, "S", Some(1e-9), SIZE_UM);
+        assert_eq!(x, " S=\"1e-9\"");
     }
 
     #[test]

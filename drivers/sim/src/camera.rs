@@ -16,6 +16,7 @@ use crate::props;
 use crate::render::{self, SpotScratch, View};
 use crate::rng::{splitmix64, Rng};
 use crate::setting::{check_hang, check_positive, check_range, SettingError};
+use crate::state::{MAX_MAGNIFICATION, MIN_MAGNIFICATION};
 use crate::world::SimWorld;
 
 /// What the simulated camera images.
@@ -69,7 +70,8 @@ pub struct SimCameraSettings {
     pub height: u32,
     /// Bits per pixel, 8..=16: up to 8 the frames are u8, above that u16.
     pub bit_depth: u32,
-    /// Sample-plane size of one unbinned pixel, um.
+    /// Sample-plane size of one unbinned pixel, um. With a simulated objective turret that has
+    /// magnifications, the size through its first objective; the others scale it.
     pub pixel_size_um: f64,
     /// Initial exposure, ms.
     pub exposure_ms: f64,
@@ -439,6 +441,10 @@ impl SimCamera {
             SimPattern::Beads => {
                 signal.fill(0.0);
                 let scene = self.world.lock().scene(at);
+                let view = View {
+                    pixel_size_um: view.pixel_size_um * scene.pixel_scale,
+                    ..view
+                };
                 render::add_beads(
                     signal,
                     &view,
@@ -544,10 +550,15 @@ impl Device for SimCamera {
                 .unit("px")
                 .read_only()
                 .describe("Sensor height in unbinned pixels"),
-            PropertySpec::float("pixel_size_um", s.pixel_size_um, s.pixel_size_um)
+            // The objective in place scales it by up to the widest ratio of magnifications.
+            PropertySpec::float(
+                "pixel_size_um",
+                0.0,
+                MAX_PIXEL_UM * MAX_MAGNIFICATION / MIN_MAGNIFICATION,
+            )
                 .unit("um")
                 .read_only()
-                .describe("Sample-plane size of one unbinned pixel"),
+                .describe("Sample-plane size of one unbinned pixel through the objective in place"),
             self.fault.spec(),
         ]
     }
@@ -565,7 +576,7 @@ impl Device for SimCamera {
             "bit_depth" => Value::Int(i64::from(s.bit_depth)),
             "sensor_width" => Value::Int(i64::from(s.width)),
             "sensor_height" => Value::Int(i64::from(s.height)),
-            "pixel_size_um" => Value::Float(s.pixel_size_um),
+            "pixel_size_um" => Value::Float(s.pixel_size_um * self.world.lock().pixel_scale()),
             FAULT_PROPERTY => self.fault.get(),
             _ => return Err(props::unknown(&self.properties(), name, DEVICE)),
         })

@@ -18,6 +18,10 @@ const MIN_POSITIONS: usize = 2;
 const MAX_POSITIONS: usize = 64;
 /// Longest switch time accepted, ms.
 const MAX_SWITCH_MS: f64 = 60_000.0;
+/// Smallest objective magnification accepted.
+pub(crate) const MIN_MAGNIFICATION: f64 = 0.1;
+/// Largest objective magnification accepted.
+pub(crate) const MAX_MAGNIFICATION: f64 = 1000.0;
 
 /// Settings of a [`SimStateDevice`].
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +35,12 @@ pub struct SimStateDeviceSettings {
     /// bands: a config that lists other labels must not inherit four passbands.
     #[serde(default)]
     pub passbands_nm: Option<Vec<[f64; 2]>>,
+    /// Magnification of each position. A device with magnifications is an objective turret;
+    /// the first one built in a world scales what the camera sees: the camera's `pixel_size_um`
+    /// is the size through the first position, and the others divide it by their magnification
+    /// relative to that one (field of view and bead size follow).
+    #[serde(default)]
+    pub magnifications: Option<Vec<f64>>,
     /// Time a position change takes, ms.
     pub switch_ms: f64,
     /// Position at start.
@@ -51,6 +61,7 @@ impl Default for SimStateDeviceSettings {
                 [590.0, 650.0],
                 [380.0, 780.0],
             ]),
+            magnifications: None,
             switch_ms: 50.0,
             initial: 0,
             hang_ms: 5000,
@@ -109,6 +120,25 @@ impl Settings for SimStateDeviceSettings {
                 }
             }
         }
+        if let Some(mags) = &self.magnifications {
+            if mags.len() != n {
+                return Err(SettingError::new(
+                    "magnifications",
+                    format!("must have one entry per label ({n}), got {}", mags.len()),
+                ));
+            }
+            for (i, m) in mags.iter().enumerate() {
+                if !(m.is_finite() && (MIN_MAGNIFICATION..=MAX_MAGNIFICATION).contains(m)) {
+                    return Err(SettingError::new(
+                        "magnifications",
+                        format!(
+                            "entry {i} ({}) must be from {MIN_MAGNIFICATION} to {MAX_MAGNIFICATION}, got {m}",
+                            self.labels[i]
+                        ),
+                    ));
+                }
+            }
+        }
         check_range("switch_ms", self.switch_ms, 0.0, MAX_SWITCH_MS)?;
         if self.initial as usize >= n {
             return Err(SettingError::new(
@@ -142,6 +172,7 @@ impl SimStateDevice {
             let mut w = world.lock();
             w.filters.push(FilterState {
                 passbands: settings.passbands_nm.clone(),
+                magnifications: settings.magnifications.clone(),
                 target: settings.initial,
                 since: Instant::now(),
                 duration: Duration::ZERO,

@@ -911,3 +911,89 @@ fn ramp_frames_follow_the_formula() {
         cam.stop_sequence().unwrap();
     }
 }
+
+#[test]
+fn the_objective_in_place_sets_the_field_of_view_and_bead_size() {
+    let world = SimWorld::new(11);
+    let settings = SimCameraSettings {
+        width: 64,
+        height: 64,
+        exposure_ms: 20.0,
+        read_noise: 0.0,
+        bead_count: 1,
+        ..Default::default()
+    };
+    // The camera's bead field, to find a green bead with no other near it.
+    let density = 1.0 / (64.0 * 64.0 * settings.pixel_size_um * settings.pixel_size_um);
+    let field = crate::beads::BeadField::new(11, density);
+    let mut beads = Vec::new();
+    field.for_each_in(-2000.0, 2000.0, -2000.0, 2000.0, |b| beads.push(b));
+    let bead = *beads
+        .iter()
+        .find(|b| {
+            b.dye == 1
+                && beads
+                    .iter()
+                    .filter(|o| (o.x - b.x).hypot(o.y - b.y) < 60.0)
+                    .count()
+                    == 1
+        })
+        .expect("a lone green bead");
+    let mut camera = SimCamera::new(&world, settings).unwrap();
+    let mut laser = SimLaser::new(&world, SimLaserSettings::default()).unwrap();
+    laser.set_on(true).unwrap();
+    let mut xy = SimXYStage::new(
+        &world,
+        SimXYStageSettings {
+            speed_um_s: 1e6,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // Frames are centred on pixel 32 (a pixel's width left of the middle): put the bead there.
+    xy.move_absolute_um(bead.x, bead.y).unwrap();
+    wait_idle(|| xy.is_busy().unwrap());
+    let mut turret = SimStateDevice::new(
+        &world,
+        SimStateDeviceSettings {
+            labels: vec!["10x/0.3".into(), "60x/1.4 oil".into()],
+            passbands_nm: None,
+            magnifications: Some(vec![10.0, 60.0]),
+            switch_ms: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+
+    // The spot's radius in pixels around the frame's centre.
+    let width = |signal: &[f64]| {
+        let (mut sum, mut var) = (0.0, 0.0);
+        for r in 16..48 {
+            for c in 16..48 {
+                let v = signal[r * 64 + c].max(0.0);
+                let (dx, dy) = (c as f64 - 32.0, r as f64 - 32.0);
+                sum += v;
+                var += v * (dx * dx + dy * dy) / 2.0;
+            }
+        }
+        (var / sum).sqrt()
+    };
+    let low = snap_signal(&mut camera);
+    assert_eq!(
+        camera.get_property("pixel_size_um").unwrap(),
+        Value::Float(0.65)
+    );
+    turret.set_position(1).unwrap();
+    wait_idle(|| turret.is_busy().unwrap());
+    let high = snap_signal(&mut camera);
+    match camera.get_property("pixel_size_um").unwrap() {
+        Value::Float(um) => assert!((um - 0.65 / 6.0).abs() < 1e-9, "{um}"),
+        other => panic!("{other:?}"),
+    }
+    let ratio = width(&high) / width(&low);
+    // 6x the magnification: the spot is about 6 times wider (a pixel's own width and shot
+    // noise keep it a little under).
+    assert!((4.5..7.0).contains(&ratio), "the spot grew {ratio} times");
+    // The same light, spread wider.
+    assert!(peak(&high) < peak(&low) / 5.0);
+}

@@ -15,7 +15,8 @@ pub(crate) const BLOCKED_TRANSMISSION: f64 = 0.02;
 /// Cloning is cheap and gives another handle to the same world. Devices register themselves when
 /// they are built; the first XY stage built is the one the camera looks through, the first
 /// [`SimStage`](crate::SimStage) is the focus axis, the first state device with passbands is the
-/// emission filter, and every shutter must be open for light to reach the sample.
+/// emission filter, the first with magnifications is the objective turret, and every shutter
+/// must be open for light to reach the sample.
 #[derive(Debug, Clone)]
 pub struct SimWorld {
     inner: Arc<Mutex<World>>,
@@ -69,6 +70,7 @@ pub(crate) struct LaserState {
 #[derive(Debug, Clone)]
 pub(crate) struct FilterState {
     pub(crate) passbands: Option<Vec<[f64; 2]>>,
+    pub(crate) magnifications: Option<Vec<f64>>,
     pub(crate) target: u32,
     pub(crate) since: Instant,
     pub(crate) duration: Duration,
@@ -103,6 +105,9 @@ pub(crate) struct Scene {
     pub(crate) defocus_um: f64,
     /// For each dye in [`DYES`]: effective excitation power (mW) times filter transmission.
     pub(crate) dye_gain: [f64; 3],
+    /// What the objective in place does to the camera's pixel size: the turret's first
+    /// magnification over the current one (1 without a turret).
+    pub(crate) pixel_scale: f64,
 }
 
 impl World {
@@ -133,7 +138,20 @@ impl World {
             stage_xy,
             defocus_um,
             dye_gain,
+            pixel_scale: self.pixel_scale(),
         }
+    }
+
+    /// The first magnification of the objective turret over the magnification in place: the
+    /// factor on the camera's sample-plane pixel size. A turret between positions counts as at
+    /// its target, as `position` reports.
+    pub(crate) fn pixel_scale(&self) -> f64 {
+        self.filters
+            .iter()
+            .find_map(|f| f.magnifications.as_ref().map(|m| (f, m)))
+            .and_then(|(f, m)| Some(m.first()? / m.get(f.target as usize)?))
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(1.0)
     }
 
     /// The scene stamp at `now` (see [`Stamp`](crate::Stamp)).

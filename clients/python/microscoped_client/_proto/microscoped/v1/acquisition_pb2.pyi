@@ -358,12 +358,26 @@ class LeaseEvent(_message.Message):
     def __init__(self, holder: _Optional[str] = ..., by: _Optional[str] = ..., reason: _Optional[str] = ..., expires_unix_us: _Optional[int] = ...) -> None: ...
 
 class ReadPlaneRequest(_message.Message):
-    __slots__ = ("id", "plane")
+    __slots__ = ("id", "plane", "position", "coords")
     ID_FIELD_NUMBER: _ClassVar[int]
     PLANE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    COORDS_FIELD_NUMBER: _ClassVar[int]
     id: int
     plane: int
-    def __init__(self, id: _Optional[int] = ..., plane: _Optional[int] = ...) -> None: ...
+    position: int
+    coords: PlaneCoords
+    def __init__(self, id: _Optional[int] = ..., plane: _Optional[int] = ..., position: _Optional[int] = ..., coords: _Optional[_Union[PlaneCoords, _Mapping]] = ...) -> None: ...
+
+class PlaneCoords(_message.Message):
+    __slots__ = ("t", "c", "z")
+    T_FIELD_NUMBER: _ClassVar[int]
+    C_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    t: int
+    c: int
+    z: int
+    def __init__(self, t: _Optional[int] = ..., c: _Optional[int] = ..., z: _Optional[int] = ...) -> None: ...
 
 class LiveStatusRequest(_message.Message):
     __slots__ = ("camera",)

@@ -131,8 +131,10 @@ class AcquisitionServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListAcquisitions(self, request, context):
-        """Every acquisition since the daemon started that the caller may read (their own, or whose
-        the config's can_read allows; admins: all), oldest first.
+        """Every acquisition the caller may read (their own, or whose the config's can_read allows;
+        admins: all), oldest first: the datasets found in the data root when the daemon started
+        (ended; a run the daemon was killed during shows FAILED and how to `recover` it), then
+        every acquisition since.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,17 +208,22 @@ class AcquisitionServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def WatchAcquisition(self, request, context):
-        """One acquisition's progress: its status now, then at each change (at most 4 per second),
-        ending with its final status once it has ended.
+        """One acquisition's progress: its status now, then at each change (at most 4 per second; a
+        change held back by that limit is sent once it allows, so a run that goes quiet shows where
+        it stands), ending with its final status once it has ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReadPlane(self, request, context):
-        """One plane of an acquisition's file, finished or still being written (the planes written so
-        far). PERMISSION_DENIED for a dataset the caller may not read; OUT_OF_RANGE for a plane not
-        (yet) in the file.
+        """One plane of an acquisition's dataset, finished or still being written (the planes written
+        so far), addressed by position and plane index or by (t, c, z); any dataset ListAcquisitions
+        shows, sequence or plan. PERMISSION_DENIED for a dataset the caller may not read;
+        INVALID_ARGUMENT for a request that names no plane (a position the dataset does not have,
+        both `plane` and `coords`); OUT_OF_RANGE for a plane not (yet) in the file or coordinates
+        outside its sizes; NOT_FOUND for a plane the run never took (stopped before it, frame
+        dropped) or a file that is gone; DATA_LOSS only for a damaged file.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
