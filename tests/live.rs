@@ -492,7 +492,8 @@ async fn a_camera_fault_ends_live_mode_with_its_reason_and_a_reset_brings_it_bac
     assert!(failed.error.contains("sim_fault"), "{failed:?}");
     assert_eq!((failed.viewers, failed.ring_bytes), (1, 0));
     reset_camera(&d).await.expect("the camera answers again");
-    status_until(&mut a, "live again", |s| mode(s) == pb::LiveMode::Live).await;
+    let back = status_until(&mut a, "live again", |s| mode(s) == pb::LiveMode::Live).await;
+    assert!(back.error.is_empty(), "a stale failure: {back:?}");
     // Frames come again (the newest: any left over from before the fault are skipped).
     let again = status(&mut a).await.frames;
     let start = Instant::now();

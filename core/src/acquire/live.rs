@@ -286,6 +286,8 @@ impl Acquisitions {
             done: watch::channel(false).0,
         });
         cam.session = Some(session.clone());
+        // A new try: the last failure no longer describes what viewers see.
+        cam.failed = None;
         info!(camera, "live mode starts");
         tokio::spawn(self.clone().run_live(handle, claim, session));
         None
