@@ -161,6 +161,7 @@ const OBSERVER_MAY: &[&str] = &[
     "GetAcquisition",
     "ListAcquisitions",
     "LiveView",
+    "GetLiveStatus",
     "WatchEvents",
     "ReadPlane",
     "WhoAmI",

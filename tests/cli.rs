@@ -898,6 +898,61 @@ fn old_names_of_travel_and_home_are_refused_naming_the_new_one() {
     }
 }
 
+#[test]
+fn live_shows_a_frame_rate_without_an_acquisition() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let d = Served::with_config(&ramp_config(dir.path(), &root), "");
+    // 30 frames at 20 a second take 1.45 s at least, whatever the machine: long enough for
+    // the line a second.
+    let o = d.cli(&["live", "--frames", "30", "--max-fps", "20"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    // Not a terminal: plain lines, no preview.
+    assert!(!out.contains('\x1b'), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("Camera: live mode, ")
+            && l.contains(" fps, ")
+            && l.contains("256 x 256, exposure 5 ms")),
+        "{out}"
+    );
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with("30 frames in ") && last.ends_with(" fps)"),
+        "{out}"
+    );
+    // Nothing was written.
+    assert!(!root.join("local").exists());
+}
+
+#[test]
+fn live_on_a_terminal_draws_a_preview_in_half_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let d = Served::with_config(&ramp_config(dir.path(), &root), "");
+    // `script` gives the command a terminal of its own and copies what it draws.
+    let o = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "'{BIN}' live --frames 3 --width 32 --addr {}",
+            d.addr
+        ))
+        .arg("/dev/null")
+        .output()
+        .expect("script runs");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains('\u{2580}'), "no half blocks: {out:?}");
+    // Grays, the cursor hidden while drawing and shown again at the end.
+    assert!(
+        out.contains("\x1b[38;2;") && out.contains("\x1b[?25l"),
+        "{out:?}"
+    );
+    assert!(out.contains("\x1b[?25h"), "{out:?}");
+    assert!(out.contains("3 frames in "), "{out:?}");
+}
+
 /// Every `--help` of the command tree (the command itself, then its subcommands), by name.
 fn every_help(path: &mut Vec<String>, helps: &mut Vec<(String, String)>) {
     let mut cmd = Command::new(BIN);

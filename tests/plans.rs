@@ -519,6 +519,131 @@ async fn pause_resume_and_cancel_mid_run_leave_valid_files() {
     d.shutdown().await.unwrap();
 }
 
+/// A snap's stamp: the scene the camera saw.
+fn snap_stamp(img: &pb::Image) -> Stamp {
+    let px: Vec<u16> = img
+        .data
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    Stamp::read(&px[..STAMP_PIXELS]).expect("a snap carries a stamp")
+}
+
+#[tokio::test]
+async fn a_paused_plan_lets_the_devices_be_used_and_resumes_at_its_own_settings() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let mut scope = d.client.clone();
+    // Every event wants the same channel and position: only a run that forgets what it set
+    // when paused puts them back after someone changed them.
+    let plan = "stage_positions: [{x: 100.0, y: 200.0, z: 50.0}]\nchannels: [GFP]\ntime_plan: {interval: 0.1, loops: 20}\n";
+    let s = a
+        .start_plan(yaml(plan, "refocus"))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = s.id;
+    let done_of = |s: &pb::AcquisitionStatus| s.plan.as_ref().map_or(0, |p| p.events_done);
+    poll_until(&mut a, id, "2 events done", |s| done_of(s) >= 2).await;
+
+    // The pause answers once the run stands still with the camera let go.
+    let paused = a
+        .pause_acquisition(pb::AcquisitionRef { id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(paused.state, pb::AcquisitionState::Paused as i32);
+    let snap = |exposure_ms| pb::SnapRequest {
+        camera: String::new(),
+        exposure_ms,
+    };
+    let before = scope.snap(snap(0.0)).await.expect("snap while paused");
+    assert_eq!(snap_stamp(before.get_ref()).filter, Some(1));
+    // Refocus, another channel, another place, another exposure.
+    scope
+        .apply_preset(pb::ApplyPresetRequest {
+            group: "Channel".into(),
+            preset: "mCherry".into(),
+        })
+        .await
+        .expect("presets while paused");
+    for (device, position_um) in [("XY", vec![1000.0, -1000.0]), ("Z", vec![10.0])] {
+        scope
+            .move_absolute(pb::MoveRequest {
+                device: device.into(),
+                position_um,
+            })
+            .await
+            .expect("moves while paused");
+        scope
+            .wait_for_idle(pb::WaitForIdleRequest {
+                device: device.into(),
+                timeout_ms: 0,
+            })
+            .await
+            .unwrap();
+    }
+    scope
+        .set_property(pb::SetPropertyRequest {
+            device: "Camera".into(),
+            property: "exposure_ms".into(),
+            value: Some(pb::Value {
+                kind: Some(pb::value::Kind::FloatValue(9.0)),
+            }),
+        })
+        .await
+        .expect("camera settings while paused");
+    let after = snap_stamp(scope.snap(snap(0.0)).await.unwrap().get_ref());
+    assert_eq!(after.filter, Some(2));
+    assert!(close(after.exposure_ms, 9.0) && close(after.x_um, 1000.0) && close(after.z_um, 10.0));
+    // The auto-shutter is closed while paused, and no other acquisition gets the camera.
+    let shutter = scope
+        .get_shutter(pb::DeviceRef {
+            device: "Shutter".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!shutter.open);
+    let e = a
+        .start_sequence(pb::StartSequenceRequest {
+            camera: String::new(),
+            frames: 1,
+            until_stopped: false,
+            name: "meanwhile".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("paused"), "{}", e.message());
+
+    a.resume_acquisition(pb::AcquisitionRef { id })
+        .await
+        .unwrap();
+    let done = watch_to_end(&mut a, id).await;
+    assert_eq!(
+        done.state,
+        pb::AcquisitionState::Finished as i32,
+        "{done:?}"
+    );
+    let (planes, _) = stamps(&local(&root).join("refocus").join("refocus.ome.tiff"));
+    assert_eq!(planes.len(), 20);
+    // Every plane, before and after the pause, at the plan's channel, exposure and place.
+    for (i, s) in planes.iter().enumerate() {
+        assert_eq!(s.filter, Some(1), "plane {i}: {s:?}");
+        assert_eq!(s.lasers_on, 0b010, "plane {i}: {s:?}");
+        assert!(close(s.exposure_ms, 4.0), "plane {i}: {s:?}");
+        assert!(
+            close(s.x_um, 100.0) && close(s.y_um, 200.0),
+            "plane {i}: {s:?}"
+        );
+        assert!(close(s.z_um, 50.0), "plane {i}: {s:?}");
+        assert!(s.shutter_open, "plane {i} exposed in the dark");
+    }
+    d.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_plan_outlives_the_client_that_started_it() {
     let root = tempfile::tempdir().unwrap();

@@ -163,8 +163,11 @@ struct HandleInner {
     tx: SyncSender<Job>,
     /// Faulted or not. A std mutex: it is never held across an await.
     health: Mutex<Health>,
-    /// The long job the device thread is running, if any (see [`DeviceHandle::run_exclusive`]).
-    job: Mutex<Option<String>>,
+    /// The long job the device is claimed for, if any (see [`DeviceHandle::claim`]).
+    job: Mutex<Option<ClaimState>>,
+    /// Ordinary commands sent and not yet started: a claim that admits commands (live mode)
+    /// looks at it between frames and steps aside.
+    waiting: std::sync::atomic::AtomicUsize,
     /// The facility safety limits the device is wrapped in (see [`crate::limits`]).
     limits: DeviceLimits,
 }
@@ -206,6 +209,7 @@ impl DeviceHandle {
             tx,
             health: Mutex::new(Health::Ok),
             job: Mutex::new(None),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             limits,
         })))
     }
@@ -293,14 +297,36 @@ impl DeviceHandle {
         self.send(Some(timeout), Sender::Normal, f).await
     }
 
+    /// The job that refuses ordinary commands now: a claim that admits them refuses nothing.
     fn job(&self) -> Option<String> {
-        self.0.job.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .job
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|c| !c.admits)
+            .map(|c| c.job.clone())
+    }
+
+    /// Whether ordinary commands wait for the device thread: a long job that admits them
+    /// (live mode) ends its turn between two frames so they run.
+    pub fn commands_waiting(&self) -> bool {
+        self.0.waiting.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 
     /// Claims the device for a long job named `job` (e.g. "acquisition 3"): until the returned
     /// guard is dropped, other callers get [`HostError::InUse`] at once instead of queueing
     /// behind the job and timing out. Fails if the device is faulted or already claimed.
     pub fn claim(&self, job: &str) -> Result<Claim, HostError> {
+        self.take_claim(job)?;
+        Ok(Claim {
+            handle: self.clone(),
+            released: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Marks the device claimed for `job`, unless it is faulted or claimed already.
+    fn take_claim(&self, job: &str) -> Result<(), HostError> {
         if let Health::Faulted(reason) = self.health() {
             return Err(HostError::Faulted {
                 device: self.0.name.clone(),
@@ -308,14 +334,17 @@ impl DeviceHandle {
             });
         }
         let mut current = self.0.job.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(job) = current.as_ref() {
+        if let Some(c) = current.as_ref() {
             return Err(HostError::InUse {
                 device: self.0.name.clone(),
-                job: job.clone(),
+                job: c.job.clone(),
             });
         }
-        *current = Some(job.to_owned());
-        Ok(Claim(self.clone()))
+        *current = Some(ClaimState {
+            job: job.to_owned(),
+            admits: false,
+        });
+        Ok(())
     }
 
     /// Runs a long job on the device thread with no timeout; the caller holds the claim. A
@@ -350,13 +379,25 @@ impl DeviceHandle {
             let state = state.clone();
             let inner = self.0.clone();
             Box::new(move |dev| {
+                if sender == Sender::Normal {
+                    inner
+                        .waiting
+                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 if state.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
                 // The claim is checked again here: a command that raced an acquisition's
                 // claim must not run under it.
                 if sender == Sender::Normal {
-                    if let Some(job) = inner.job.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                    let refused = inner
+                        .job
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_ref()
+                        .filter(|c| !c.admits)
+                        .map(|c| c.job.clone());
+                    if let Some(job) = refused {
                         let _ = reply_tx.send(Err(Refusal::Claimed(job)));
                         return;
                     }
@@ -365,7 +406,18 @@ impl DeviceHandle {
                 let _ = reply_tx.send(f(dev).map_err(Refusal::Device));
             })
         };
-        match self.0.tx.try_send(job) {
+        if sender == Sender::Normal {
+            self.0
+                .waiting
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let sent = self.0.tx.try_send(job);
+        if sent.is_err() && sender == Sender::Normal {
+            self.0
+                .waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(HostError::QueueFull { device }),
             Err(TrySendError::Disconnected(_)) => {
@@ -447,7 +499,14 @@ impl DeviceHandle {
     /// Asks a device whether it answers, even when faulted, and clears the fault if it does.
     /// A device running an acquisition is not faulted and is not asked: its thread is busy.
     pub async fn reset(&self) -> Result<(), HostError> {
-        if let Some(job) = self.job() {
+        let claimed = self
+            .0
+            .job
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.job.clone());
+        if let Some(job) = claimed {
             return Err(HostError::InUse {
                 device: self.0.name.clone(),
                 job,
@@ -481,19 +540,79 @@ impl DeviceHandle {
     }
 }
 
+/// Who holds a device's claim, and whether ordinary commands may run meanwhile.
+struct ClaimState {
+    /// What the claim is for, as refusals name it.
+    job: String,
+    /// Ordinary commands run between the holder's jobs (live mode); other claims are still
+    /// refused.
+    admits: bool,
+}
+
 /// A device claimed for a long job; dropping it frees the device for other callers.
-pub struct Claim(DeviceHandle);
+pub struct Claim {
+    handle: DeviceHandle,
+    /// Let go for a while ([`Claim::release`]): the device is not ours until taken back.
+    released: std::sync::atomic::AtomicBool,
+}
 
 impl Claim {
     /// The device claimed.
     pub fn device(&self) -> &DeviceHandle {
-        &self.0
+        &self.handle
+    }
+
+    /// Lets the device go for a while (a paused plan): anyone may use or claim it until
+    /// [`take_back`](Self::take_back).
+    pub fn release(&self) {
+        if !self
+            .released
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            *self.handle.0.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// Claims a released device again for `job`; fails as [`DeviceHandle::claim`] does if it
+    /// is faulted or someone else claimed it meanwhile.
+    pub fn take_back(&self, job: &str) -> Result<(), HostError> {
+        if self.released.load(std::sync::atomic::Ordering::Relaxed) {
+            self.handle.take_claim(job)?;
+            self.released
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Makes `other`, a claim on the same device (live mode's, handed over), this released
+    /// claim's again, for `job`: the device is never free in between.
+    pub fn take_over(&self, other: Claim, job: &str) {
+        // `other` lets go of nothing when dropped: its claim is now ours.
+        other
+            .released
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.released
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.set_job(job, false);
+    }
+
+    /// Renames the job and sets whether ordinary commands run between the holder's jobs
+    /// (`admits`): live mode keeps the device from other claims but lets the people at the
+    /// instrument use it. An acquisition taking a claim over from live mode makes it
+    /// exclusive again.
+    pub fn set_job(&self, job: &str, admits: bool) {
+        *self.handle.0.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(ClaimState {
+            job: job.to_owned(),
+            admits,
+        });
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        *self.0 .0.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if !self.released.load(std::sync::atomic::Ordering::Relaxed) {
+            *self.handle.0.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 }
 

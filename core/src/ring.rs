@@ -1,6 +1,7 @@
 //! The frame ring buffer: slots preallocated when an acquisition starts, one producer (the camera
 //! thread, writing straight into a slot), one lossless consumer (the storage writer) and any
-//! number of lossy consumers (live view: they copy the newest frame and may skip).
+//! number of lossy consumers (live view: they copy the newest frame and may skip). Live mode
+//! uses a ring of a few slots with no writer ([`FrameRing::for_viewing`]).
 //!
 //! The producer never waits for the writer: when every slot holds a frame the writer has not
 //! taken yet, the overflow policy decides. `Drop` takes the camera's frame into a scratch slot and
@@ -168,6 +169,9 @@ pub struct FrameRing {
     available: Condvar,
     /// The overflow policy.
     policy: OverflowPolicy,
+    /// Whether a lossless consumer (the writer) takes every frame. A ring for viewing only
+    /// (live mode) has none: each frame is free as soon as a newer one is stored.
+    writer: bool,
     /// Frames that came from the camera.
     received: AtomicU64,
     /// Frames written by the lossless consumer.
@@ -200,11 +204,23 @@ impl FrameRing {
             cursor: Mutex::new(Cursor::default()),
             available: Condvar::new(),
             policy,
+            writer: true,
             received: AtomicU64::new(0),
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             lost_in_camera: AtomicU64::new(0),
             epoch: Instant::now(),
+        }
+    }
+
+    /// A ring for viewing only (live mode: the camera runs, nothing is written): `slots`
+    /// slots (at least 2) and no lossless consumer, so the camera never finds it full and
+    /// viewers take the newest frame. Its counters count frames received; none is written or
+    /// dropped.
+    pub fn for_viewing(shape: FrameShape, slots: usize) -> Self {
+        Self {
+            writer: false,
+            ..Self::new(shape, 0, slots, OverflowPolicy::Drop)
         }
     }
 
@@ -303,6 +319,10 @@ impl FrameRing {
             return Ok(Produced::Closed);
         }
         c.head = head + 1;
+        if !self.writer {
+            // Nobody writes: the frame is the viewers' to take or skip, never in the way.
+            c.tail = c.head;
+        }
         drop(c);
         self.available.notify_all();
         Ok(Produced::Stored)
@@ -581,5 +601,19 @@ mod tests {
         assert_eq!(out.len(), SHAPE.bytes());
         assert!(out.iter().all(|&b| b == 2));
         assert!(ring.latest(m.seq + 1, &mut out).is_none());
+    }
+
+    #[test]
+    fn a_ring_for_viewing_never_fills_and_shows_the_newest_frame() {
+        let ring = FrameRing::for_viewing(SHAPE, 2);
+        let mut out = Vec::new();
+        for n in 0..10 {
+            assert_eq!(ring.produce(frame(n)).unwrap(), Produced::Stored);
+        }
+        let m = ring.latest(0, &mut out).unwrap();
+        assert_eq!(m.camera_seq, 9);
+        assert!(out.iter().all(|&b| b == 9));
+        let c = ring.counters();
+        assert_eq!((c.received, c.written, c.dropped, c.pending), (10, 0, 0, 0));
     }
 }

@@ -11,6 +11,7 @@ mod access;
 mod acquisition;
 pub mod bench;
 mod devices;
+mod live;
 mod offline;
 
 /// The command line.
@@ -240,6 +241,27 @@ pub enum RemoteCommand {
         #[command(subcommand)]
         command: LeaseCommand,
     },
+    /// Watch a camera live: the frame rate and a small preview in the terminal (one line a
+    /// second with the frame rate when the output is not a terminal). Starts live mode (the
+    /// camera running, nothing written) if you may control the instrument and nothing runs;
+    /// shows an acquisition's frames while one runs. Ctrl-C to stop.
+    #[command(display_order = 16)]
+    Live {
+        /// Camera to watch; may be left out when the instrument has one.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        camera: String,
+        /// Stop after this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// At most this many frames a second (0: as fast as they come).
+        #[arg(long, default_value_t = 0.0)]
+        max_fps: f64,
+        /// Preview width in terminal columns.
+        #[arg(long, default_value_t = 64)]
+        width: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Ask a faulted device whether it answers again, and clear the fault if it does.
     #[command(display_order = 15)]
     Reset {
@@ -373,6 +395,7 @@ impl RemoteCommand {
             | Self::Presets { remote }
             | Self::Preset { remote, .. }
             | Self::Reset { remote, .. }
+            | Self::Live { remote, .. }
             | Self::Acquisitions { remote }
             | Self::Watch { remote, .. }
             | Self::Pause { remote, .. }
@@ -443,6 +466,21 @@ pub async fn dispatch(command: Command) -> Result<(), Error> {
         RemoteCommand::Presets { .. } => devices::presets(s).await,
         RemoteCommand::Preset { group, name, .. } => devices::apply_preset(s, &group, &name).await,
         RemoteCommand::Reset { device, .. } => devices::reset(s, &device).await,
+        RemoteCommand::Live {
+            camera,
+            frames,
+            max_fps,
+            width,
+            ..
+        } => {
+            let opts = live::Options {
+                camera,
+                frames,
+                max_fps,
+                width,
+            };
+            live::live(s, opts).await
+        }
         RemoteCommand::Acquire {
             plan: Some(plan),
             dry_run,

@@ -8,7 +8,7 @@ use microscoped_driver_api::PixelType;
 use super::Image;
 
 /// The pixels of an image as 16-bit values (8-bit images widened), row-major.
-fn pixels_u16(img: &Image) -> anyhow::Result<Vec<u16>> {
+pub fn pixels_u16(img: &Image) -> anyhow::Result<Vec<u16>> {
     let n = img.width as usize * img.height as usize;
     match img.pixel_type {
         Some(PixelType::U16) if img.data.len() == 2 * n => Ok(img

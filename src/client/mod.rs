@@ -14,10 +14,10 @@ mod types;
 mod values;
 
 pub use error::{Error, Result};
-pub use image::{auto_contrast, save_image};
+pub use image::{auto_contrast, pixels_u16, save_image};
 pub use transport::{channel, AuthChannel, Bearer, Target};
 pub use types::{
-    AcquisitionStatus, Device, Image, Instrument, Lease, Plan, PlanIndex, PlanProgress,
+    AcquisitionStatus, Device, Image, Instrument, Lease, LiveStatus, Plan, PlanIndex, PlanProgress,
     PlanSummary, Position, Preset, PresetGroup, Sequence, Setting,
 };
 pub use values::{parse_value, show_number, show_value};
@@ -307,6 +307,17 @@ impl Session {
             })
             .await?;
         Ok(Updates(s.into_inner(), std::marker::PhantomData))
+    }
+
+    /// What a camera's live view shows now (live mode, an acquisition, nothing).
+    pub async fn live_status(&mut self, camera: &str) -> Result<LiveStatus> {
+        let s = self
+            .acq
+            .get_live_status(pb::LiveStatusRequest {
+                camera: camera.into(),
+            })
+            .await?;
+        Ok(s.into_inner().into())
     }
 
     /// Takes the control lease for `ttl_s` seconds, or renews it if it is yours.

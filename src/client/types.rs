@@ -88,6 +88,49 @@ pub struct Image {
     pub exposure_ms: f64,
 }
 
+/// What a camera's live view shows now, its viewers and the ring they read.
+#[derive(Debug, Clone)]
+pub struct LiveStatus {
+    /// The camera.
+    pub camera: String,
+    /// Live mode, an acquisition, or nothing; `None` for a mode this client does not know.
+    pub mode: Option<crate::acquire::LiveMode>,
+    /// Open live views, observers included.
+    pub viewers: u32,
+    /// Of those, the ones that keep live mode running.
+    pub drivers: u32,
+    /// Frames received by what viewers see now.
+    pub frames: u64,
+    /// Bytes of the ring viewers read (0: none allocated).
+    pub ring_bytes: u64,
+    /// The acquisition viewers see, if one owns the camera.
+    pub acquisition: Option<u64>,
+    /// Why live mode last failed, if it did.
+    pub error: Option<String>,
+}
+
+impl From<pb::LiveStatus> for LiveStatus {
+    fn from(s: pb::LiveStatus) -> Self {
+        use crate::acquire::LiveMode;
+        Self {
+            camera: s.camera,
+            mode: match pb::LiveMode::try_from(s.mode) {
+                Ok(pb::LiveMode::Off) => Some(LiveMode::Off),
+                Ok(pb::LiveMode::Starting) => Some(LiveMode::Starting),
+                Ok(pb::LiveMode::Live) => Some(LiveMode::Live),
+                Ok(pb::LiveMode::Acquisition) => Some(LiveMode::Acquisition),
+                _ => None,
+            },
+            viewers: s.viewers,
+            drivers: s.drivers,
+            frames: s.frames,
+            ring_bytes: s.ring_bytes,
+            acquisition: (s.acquisition_id != 0).then_some(s.acquisition_id),
+            error: (!s.error.is_empty()).then_some(s.error),
+        }
+    }
+}
+
 /// A sequence to start.
 #[derive(Debug, Clone, Default)]
 pub struct Sequence {

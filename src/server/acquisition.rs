@@ -101,6 +101,7 @@ impl AcquisitionService {
                 let s = self
                     .acq
                     .set_paused(found?.id, paused)
+                    .await
                     .map_err(convert::error_status)?;
                 Ok(Response::new(status_to_pb(&s)))
             },
@@ -468,7 +469,10 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         &self,
         req: Request<pb::LiveViewRequest>,
     ) -> Result<Response<Self::LiveViewStream>, Status> {
-        require(&self.access, &req, Need::Observe, "")?;
+        let caller = require(&self.access, &req, Need::Observe, "")?;
+        // Watching is a read; starting the camera for it is a change of the instrument, so
+        // only a viewer who may control it starts live mode (and keeps it running).
+        let may_start = self.access.allows(&caller, Need::Control);
         let req = req.into_inner();
         if !(req.max_fps == 0.0 || (0.01..=10_000.0).contains(&req.max_fps)) {
             return Err(Status::invalid_argument(format!(
@@ -476,11 +480,16 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                 req.max_fps
             )));
         }
-        let camera = self
-            .host
-            .camera(&req.camera)
+        let viewer = self
+            .acq
+            .live_viewer(&req.camera, may_start)
             .map_err(convert::error_status)?;
-        let camera = camera.name().to_owned();
+        let camera = viewer.camera().to_owned();
+        if may_start {
+            // Running the camera is a change of the instrument: who may cause it is recorded.
+            let detail = serde_json::json!({ "may_start_live_mode": true, "max_fps": req.max_fps });
+            record(&self.access, &caller, &camera, detail, Ok(()));
+        }
         // The ring's stage coordinates come from the first XY stage and first focus stage.
         let first = |k| self.host.of_kind(k).next().map(|d| d.name().to_owned());
         let xy_name = first(microscoped_driver_api::DeviceKind::XYStage);
@@ -492,9 +501,11 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         };
         // One frame in flight: a slow client holds back only its own next frame.
         let (tx, rx) = mpsc::channel(1);
-        let acq = self.acq.clone();
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
+            // Held as long as the stream: dropping it leaves the view (and stops live mode
+            // with the last viewer who keeps it running).
+            let viewer = viewer;
             let mut ring: Option<Arc<FrameRing>> = None;
             let mut bit_depth = 16;
             let mut after = 0u64;
@@ -507,7 +518,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                     _ = tx.closed() => return,
                     _ = stopping.wait_for(|s| *s) => return,
                 }
-                let current = acq.live_ring(&camera);
+                let current = viewer.frames();
                 let current_ring = current.as_ref().map(|(r, _)| r.clone());
                 if !same_ring(&ring, &current_ring) {
                     ring = current_ring;
@@ -564,6 +575,33 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_live_status(
+        &self,
+        req: Request<pb::LiveStatusRequest>,
+    ) -> Result<Response<pb::LiveStatus>, Status> {
+        require(&self.access, &req, Need::Observe, "")?;
+        let s = self
+            .acq
+            .live_status(&req.get_ref().camera)
+            .map_err(convert::error_status)?;
+        Ok(Response::new(pb::LiveStatus {
+            camera: s.camera,
+            mode: match s.mode {
+                acquire::LiveMode::Off => pb::LiveMode::Off,
+                acquire::LiveMode::Starting => pb::LiveMode::Starting,
+                acquire::LiveMode::Live => pb::LiveMode::Live,
+                acquire::LiveMode::Acquisition => pb::LiveMode::Acquisition,
+            } as i32,
+            viewers: s.viewers,
+            drivers: s.drivers,
+            frames: s.frames,
+            ring_slots: s.ring_slots,
+            ring_bytes: s.ring_bytes,
+            acquisition_id: s.acquisition.unwrap_or(0),
+            error: s.error.unwrap_or_default(),
+        }))
     }
 
     type WatchEventsStream = Stream<pb::Event>;

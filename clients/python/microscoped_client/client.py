@@ -259,6 +259,41 @@ class Microscope:
         timeout = self.timeout + (exposure_ms or 0.0) / 1000.0
         return Frame.from_proto(self._call(self._scope.Snap, request, timeout=timeout))
 
+    def live(
+        self, camera: str = "", *, max_fps: float = 0.0, frames: Optional[int] = None
+    ) -> Iterator[Tuple[np.ndarray, Frame]]:
+        """The camera's newest frames as they come: (pixels, frame) pairs, pixels a (height,
+        width) uint8 or uint16 array and `frame` its metadata (exposure, time, stage positions).
+
+            for image, frame in scope.live(frames=100):
+                print(image.mean(), frame.exposure_ms)
+
+        While an acquisition runs on the camera, its frames; otherwise live mode (the camera
+        running, nothing written), which starts if you may control the instrument (you hold
+        the lease, or are an admin and nobody does) and stops when the last such viewer leaves.
+        Without that right you see what others run. Frames are lossy: a slow loop gets fewer,
+        never older ones. Ends after `frames` frames, when you break out of the loop, or when
+        the daemon shuts down; at most `max_fps` a second (0: as fast as they come).
+        """
+        request = apb.LiveViewRequest(camera=camera, max_fps=max_fps)
+        # No deadline: live view runs until the caller stops reading.
+        stream = self._acq.LiveView(request, metadata=self._metadata)
+        taken = 0
+        try:
+            if frames is not None and frames <= 0:
+                return
+            for image in stream:
+                frame = Frame.from_proto(image)
+                yield frame.pixels, frame
+                taken += 1
+                if frames is not None and taken >= frames:
+                    return
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            # Leaving the view tells the daemon at once, so live mode stops with its last viewer.
+            stream.cancel()
+
     # -- presets --------------------------------------------------------------------------
 
     def presets(self) -> Dict[str, Dict[str, List[Setting]]]:

@@ -181,8 +181,32 @@ impl Access {
                 "this request carries no identity: the daemon refuses it",
             ));
         };
+        let refusal = self.refusal(&caller, need);
+        match refusal {
+            None => Ok(caller),
+            Some(e) => {
+                self.record(
+                    &caller,
+                    target,
+                    serde_json::Value::Null,
+                    Outcome::Denied(&e.message),
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether `caller` has what `need` asks, recording nothing: for a request that does more
+    /// for those who may (a live view starts live mode for a caller who may control).
+    pub fn allows(&self, caller: &Caller, need: Need) -> bool {
+        self.refusal(caller, need).is_none()
+    }
+
+    /// Why `caller` lacks what `need` asks, if they do: the one decision `require` and
+    /// `allows` share.
+    fn refusal(&self, caller: &Caller, need: Need) -> Option<Error> {
         let who = &caller.identity;
-        let refusal = match need {
+        match need {
             Need::Observe => None,
             Need::Operate | Need::Control if who.role < Role::Operator => Some(Error::new(
                 Kind::PermissionDenied,
@@ -203,18 +227,6 @@ impl Access {
             )),
             Need::Control => self.0.leases.check_control(who).err().map(Error::from),
             Need::Operate | Need::Admin => None,
-        };
-        match refusal {
-            None => Ok(caller),
-            Some(e) => {
-                self.record(
-                    &caller,
-                    target,
-                    serde_json::Value::Null,
-                    Outcome::Denied(&e.message),
-                );
-                Err(e)
-            }
         }
     }
 

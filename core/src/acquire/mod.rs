@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 mod dataset;
+mod live;
 mod plan_run;
 mod run;
 mod sequence;
@@ -28,6 +29,7 @@ mod stored;
 mod writer;
 
 pub use dataset::validate_dataset_name;
+pub use live::{LiveMode, LiveStatus, LiveViewer};
 pub use plan_run::{mib, PlanCheck, PlanProgress, PlanStatus};
 pub use sequence::MAX_FRAMES;
 pub use stored::images;
@@ -157,6 +159,8 @@ struct Inner {
     closing: AtomicBool,
     /// Called with the final status of every acquisition that fails.
     on_failure: Mutex<Option<FailureHook>>,
+    /// Each camera's live viewers and live mode. A std mutex: never held across an await.
+    live: Mutex<std::collections::HashMap<String, live::LiveCam>>,
 }
 
 /// What the engine calls when an acquisition fails (see [`Acquisitions::on_failure`]).
@@ -186,6 +190,7 @@ impl Acquisitions {
             events,
             closing: AtomicBool::new(false),
             on_failure: Mutex::new(None),
+            live: Mutex::new(Default::default()),
         }))
     }
 
@@ -261,12 +266,13 @@ impl Acquisitions {
         Ok(self.find(id)?.status())
     }
 
-    /// The ring of the acquisition running on `camera` and its bit depth, for live view.
-    pub fn live_ring(&self, camera: &str) -> Option<(Arc<FrameRing>, u32)> {
+    /// The ring of the acquisition running on `camera` (not a paused plan, which lets the
+    /// camera go) and its bit depth, for live view.
+    pub(super) fn live_ring(&self, camera: &str) -> Option<(Arc<FrameRing>, u32)> {
         self.runs()
             .iter()
             .rev()
-            .find(|r| r.camera == camera && !*r.done.borrow())
+            .find(|r| r.camera == camera && r.holds_camera())
             .and_then(|r| Some((r.ring()?, r.bit_depth)))
     }
 
@@ -288,9 +294,11 @@ impl Acquisitions {
         Ok(run.status())
     }
 
-    /// Stops every running acquisition and waits until their files are finished (shutdown).
+    /// Stops every running acquisition and live mode and waits until their files are finished
+    /// and their cameras free (shutdown).
     pub async fn stop_all(&self) {
         self.0.closing.store(true, Ordering::Relaxed);
+        self.stop_live().await;
         let running: Vec<_> = self
             .runs()
             .iter()

@@ -92,6 +92,9 @@ pub(super) struct PlanRun {
     events_total: u64,
     /// Set by PauseAcquisition; the run looks at it between events.
     paused: watch::Sender<bool>,
+    /// True while the run stands paused with the camera let go to the people at the
+    /// instrument: PauseAcquisition answers once it is.
+    holding: watch::Sender<bool>,
     progress: Mutex<PlanProgress>,
 }
 
@@ -105,6 +108,11 @@ impl PlanRun {
             files: self.files.clone(),
             check: self.check.clone(),
         }
+    }
+
+    /// Whether the run stands paused with the camera let go.
+    pub(super) fn holding(&self) -> bool {
+        *self.holding.borrow()
     }
 
     /// Wakes a run waiting on its pause flag (to see a stop).
@@ -299,6 +307,7 @@ impl Acquisitions {
             folder: prep.dir.clone(),
             files: paths,
             paused: watch::channel(false).0,
+            holding: watch::channel(false).0,
             progress: Mutex::new(PlanProgress {
                 time_left_s: check.summary.duration_s,
                 ..Default::default()
@@ -323,8 +332,10 @@ impl Acquisitions {
         Ok(status)
     }
 
-    /// Pauses (`true`) or resumes a plan.
-    pub fn set_paused(&self, id: u64, paused: bool) -> Result<Status, AcqError> {
+    /// Pauses (`true`) or resumes a plan. A pause answers once the run stands between two
+    /// events with the camera let go (the frame being taken is finished first), so what the
+    /// caller does next with the devices is not refused as busy.
+    pub async fn set_paused(&self, id: u64, paused: bool) -> Result<Status, AcqError> {
         if let Some(s) = self.find_past(id) {
             return Err(AcqError::Precondition(format!(
                 "acquisition {} ({}) ended before the daemon started",
@@ -347,6 +358,15 @@ impl Acquisitions {
         plan.paused.send_replace(paused);
         info!(id = run.id, paused, "plan pause changed");
         self.emit(EventKind::Progress, &run);
+        if paused {
+            let mut holding = plan.holding.subscribe();
+            let mut done = run.done.subscribe();
+            // Ends when the run holds, or ends (stopped, failed) before it got there.
+            tokio::select! {
+                _ = holding.wait_for(|h| *h) => {}
+                _ = done.wait_for(|d| *d) => {}
+            }
+        }
         Ok(run.status())
     }
 
@@ -580,7 +600,7 @@ impl<'a> PlanRunner<'a> {
         loop {
             self.check_stop()?;
             if *self.paused_rx.borrow_and_update() {
-                self.wait_while_paused().await;
+                self.wait_while_paused().await?;
                 continue;
             }
             match due.map(|d| self.origin + d) {
@@ -604,16 +624,57 @@ impl<'a> PlanRunner<'a> {
 
     /// Waits until resumed or stopped. Intervals count from the resume: the time plan shifts
     /// by the pause.
-    async fn wait_while_paused(&mut self) {
+    ///
+    /// People pause to refocus: meanwhile the run lets the camera go (snaps, settings and
+    /// live mode work; other acquisitions are still refused, see `prepare`), the
+    /// auto-shutter is closed, and the run forgets the channel, exposure and stage positions
+    /// it set, so the next event sets them all again instead of trusting they are unchanged.
+    /// On resume it takes the camera back, from live mode if that runs meanwhile.
+    async fn wait_while_paused(&mut self) -> Result<(), Halt> {
         let since = Instant::now();
+        if let (Some(shutter), true) = (&self.shutter, self.shutter_open) {
+            if let Err(e) = shutter.with_shutter(|s| s.set_open(false)).await {
+                warn!(error = %e, "could not close the shutter for the pause");
+            }
+        }
+        self.shutter_open = false;
+        self.channel = None;
+        self.at_xy = None;
+        self.at_z = None;
+        let job = format!("acquisition {} ({})", self.run.id, self.run.name);
+        self.claim.release();
+        self.plan.holding.send_replace(true);
+        info!(
+            id = self.run.id,
+            "plan paused: the devices are free for the lease holder"
+        );
         self.acq.emit(EventKind::Progress, self.run);
         while *self.paused_rx.borrow_and_update() && self.check_stop().is_ok() {
             let _ = tokio::time::timeout(POLL * 10, self.paused_rx.changed()).await;
         }
+        // Viewers follow the run again from here, so live mode does not start anew meanwhile.
+        self.plan.holding.send_replace(false);
         let paused = since.elapsed();
         self.origin += paused;
         self.paused_for += paused;
         self.acq.emit(EventKind::Progress, self.run);
+        // A run stopped while paused ends here, without taking the camera back.
+        self.check_stop()?;
+        self.acq
+            .reclaim_camera(self.claim, &job)
+            .await
+            .map_err(|e| Halt::Failed(format!("taking the camera back after the pause: {e}")))?;
+        // The exposure may have been changed meanwhile: what the camera has now is what an
+        // event compares with (and what frames record if the camera does not say).
+        self.exposure = self
+            .cam
+            .run_claimed(self.claim, |d| match d {
+                AnyDevice::Camera(c) => c.exposure_ms(),
+                _ => Err(DeviceError::invalid("not a camera")),
+            })
+            .await
+            .map_err(|e| Halt::Failed(format!("reading the exposure after the pause: {e}")))?;
+        Ok(())
     }
 
     /// Counts a time point that starts `late` after its due time, if that is beyond the

@@ -78,6 +78,12 @@ impl Run {
         self.ring.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Whether the run has the camera now: it has not ended and is not a plan standing
+    /// paused (which lets the camera go until the resume).
+    pub(super) fn holds_camera(&self) -> bool {
+        !*self.done.borrow() && !self.plan.as_ref().is_some_and(|p| p.holding())
+    }
+
     pub(super) fn counters(&self) -> RingCounters {
         let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         match (p.final_counters, self.ring()) {
@@ -227,7 +233,21 @@ impl Acquisitions {
     ) -> Result<Prepared, AcqError> {
         let cam = self.0.host.camera(camera)?.clone();
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        let claim = cam.claim(&format!("acquisition {id} ({name})"))?;
+        // A paused plan lets the camera go but keeps it from other acquisitions.
+        if let Some(r) = self
+            .runs()
+            .iter()
+            .find(|r| r.camera == cam.name() && !*r.done.borrow() && !r.holds_camera())
+        {
+            return Err(AcqError::Host(HostError::InUse {
+                device: cam.name().to_owned(),
+                job: format!("acquisition {} ({}), paused", r.id, r.name),
+            }));
+        }
+        // Live mode on the camera hands it over: its viewers go on with this run's frames.
+        let claim = self
+            .claim_camera(&cam, &format!("acquisition {id} ({name})"))
+            .await?;
         let setup = camera_setup(&cam, &claim).await?;
         let physical_size_um =
             crate::presets::pixel_size_um(&self.0.instrument, &self.0.host, &cam, Some(&claim))

@@ -28,6 +28,14 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_LEASE_RELEASED: _ClassVar[EventKind]
     EVENT_KIND_LEASE_EXPIRED: _ClassVar[EventKind]
     EVENT_KIND_LEASE_BROKEN: _ClassVar[EventKind]
+
+class LiveMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIVE_MODE_UNSPECIFIED: _ClassVar[LiveMode]
+    LIVE_MODE_OFF: _ClassVar[LiveMode]
+    LIVE_MODE_STARTING: _ClassVar[LiveMode]
+    LIVE_MODE_LIVE: _ClassVar[LiveMode]
+    LIVE_MODE_ACQUISITION: _ClassVar[LiveMode]
 ACQUISITION_STATE_UNSPECIFIED: AcquisitionState
 ACQUISITION_STATE_RUNNING: AcquisitionState
 ACQUISITION_STATE_FINISHED: AcquisitionState
@@ -43,6 +51,11 @@ EVENT_KIND_LEASE_TAKEN: EventKind
 EVENT_KIND_LEASE_RELEASED: EventKind
 EVENT_KIND_LEASE_EXPIRED: EventKind
 EVENT_KIND_LEASE_BROKEN: EventKind
+LIVE_MODE_UNSPECIFIED: LiveMode
+LIVE_MODE_OFF: LiveMode
+LIVE_MODE_STARTING: LiveMode
+LIVE_MODE_LIVE: LiveMode
+LIVE_MODE_ACQUISITION: LiveMode
 
 class StartSequenceRequest(_message.Message):
     __slots__ = ("camera", "frames", "until_stopped", "name")
@@ -365,3 +378,31 @@ class PlaneCoords(_message.Message):
     c: int
     z: int
     def __init__(self, t: _Optional[int] = ..., c: _Optional[int] = ..., z: _Optional[int] = ...) -> None: ...
+
+class LiveStatusRequest(_message.Message):
+    __slots__ = ("camera",)
+    CAMERA_FIELD_NUMBER: _ClassVar[int]
+    camera: str
+    def __init__(self, camera: _Optional[str] = ...) -> None: ...
+
+class LiveStatus(_message.Message):
+    __slots__ = ("camera", "mode", "viewers", "drivers", "frames", "ring_slots", "ring_bytes", "acquisition_id", "error")
+    CAMERA_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    VIEWERS_FIELD_NUMBER: _ClassVar[int]
+    DRIVERS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    RING_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    RING_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ACQUISITION_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    camera: str
+    mode: LiveMode
+    viewers: int
+    drivers: int
+    frames: int
+    ring_slots: int
+    ring_bytes: int
+    acquisition_id: int
+    error: str
+    def __init__(self, camera: _Optional[str] = ..., mode: _Optional[_Union[LiveMode, str]] = ..., viewers: _Optional[int] = ..., drivers: _Optional[int] = ..., frames: _Optional[int] = ..., ring_slots: _Optional[int] = ..., ring_bytes: _Optional[int] = ..., acquisition_id: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...

@@ -60,6 +60,11 @@ class AcquisitionStub(object):
                 request_serializer=microscoped_dot_v1_dot_acquisition__pb2.LiveViewRequest.SerializeToString,
                 response_deserializer=microscoped_dot_v1_dot_microscope__pb2.Image.FromString,
                 _registered_method=True)
+        self.GetLiveStatus = channel.unary_unary(
+                '/microscoped.v1.Acquisition/GetLiveStatus',
+                request_serializer=microscoped_dot_v1_dot_acquisition__pb2.LiveStatusRequest.SerializeToString,
+                response_deserializer=microscoped_dot_v1_dot_acquisition__pb2.LiveStatus.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/microscoped.v1.Acquisition/WatchEvents',
                 request_serializer=microscoped_dot_v1_dot_acquisition__pb2.WatchEventsRequest.SerializeToString,
@@ -136,9 +141,23 @@ class AcquisitionServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def LiveView(self, request, context):
-        """Live view: the newest frame of a camera's running acquisitions, at most `max_fps` per second.
+        """Live view: the newest frame of the camera, at most `max_fps` per second. While an
+        acquisition owns the camera, its frames; otherwise live mode (the camera running for
+        viewing, nothing written), which the first viewer who may control the instrument (the
+        lease holder, or an admin when nobody holds it) starts and the last such viewer stops by
+        leaving. Observers see what runs but do not start live mode. An acquisition started during
+        live mode takes the camera over and the viewers go on with its frames; live mode resumes
+        when it ends. Commands to the camera (exposure, snaps) work during live mode.
         The stream stays open across acquisitions until the client cancels it. A slow client gets
         fewer frames; it never slows the camera or the writer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLiveStatus(self, request, context):
+        """What a camera's live view shows now (live mode, an acquisition, nothing), its viewers and
+        the ring they read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -240,6 +259,11 @@ def add_AcquisitionServicer_to_server(servicer, server):
                     servicer.LiveView,
                     request_deserializer=microscoped_dot_v1_dot_acquisition__pb2.LiveViewRequest.FromString,
                     response_serializer=microscoped_dot_v1_dot_microscope__pb2.Image.SerializeToString,
+            ),
+            'GetLiveStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLiveStatus,
+                    request_deserializer=microscoped_dot_v1_dot_acquisition__pb2.LiveStatusRequest.FromString,
+                    response_serializer=microscoped_dot_v1_dot_acquisition__pb2.LiveStatus.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -412,6 +436,33 @@ class Acquisition(object):
             '/microscoped.v1.Acquisition/LiveView',
             microscoped_dot_v1_dot_acquisition__pb2.LiveViewRequest.SerializeToString,
             microscoped_dot_v1_dot_microscope__pb2.Image.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLiveStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/microscoped.v1.Acquisition/GetLiveStatus',
+            microscoped_dot_v1_dot_acquisition__pb2.LiveStatusRequest.SerializeToString,
+            microscoped_dot_v1_dot_acquisition__pb2.LiveStatus.FromString,
             options,
             channel_credentials,
             insecure,
