@@ -52,15 +52,15 @@ stamp = true
 
 [devices.XY]
 driver = "sim.xy_stage"
-x_range = [-5000.0, 5000.0]
-y_range = [-5000.0, 5000.0]
+x_travel_um = [-5000.0, 5000.0]
+y_travel_um = [-5000.0, 5000.0]
 speed_um_s = 100000.0
 
 [devices.Z]
 driver = "sim.stage"
-range = [0.0, 200.0]
+travel_um = [0.0, 200.0]
 speed_um_s = 10000.0
-home = 100.0
+home_um = 100.0
 
 [devices.Filter]
 driver = "sim.state"

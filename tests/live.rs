@@ -41,7 +41,7 @@ pattern = "ramp"
 
 [devices.Z]
 driver = "sim.stage"
-range = [0.0, 200.0]
+travel_um = [0.0, 200.0]
 speed_um_s = 10000.0
 
 {users}

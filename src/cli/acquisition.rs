@@ -185,12 +185,12 @@ pub(super) fn state_name(state: Option<RunState>) -> &'static str {
 /// Prints how an acquisition ended; an error if it failed.
 fn report_end(last: &AcquisitionStatus) -> Result<(), Error> {
     println!(
-        "{}: received {} written {} dropped {} ({:.1} MB in {:.2} s)",
+        "{}: received {} written {} dropped {} ({} in {:.2} s)",
         state_name(last.state),
         last.received,
         last.written,
         last.dropped,
-        last.bytes as f64 / 1e6,
+        microscoped::acquire::mib(last.bytes),
         last.elapsed_s
     );
     if last.state == Some(RunState::Failed) {
@@ -222,11 +222,30 @@ pub async fn plan(
     };
     if dry_run {
         let p = s.validate_plan(&plan).await?;
-        let sizes = p.sizes;
+        let n = p.sizes;
+        // Only the axes the plan iterates: a size of 0 on an unused axis says nothing.
+        let sizes: Vec<String> = p
+            .used_axes
+            .chars()
+            .filter_map(|axis| {
+                let size = match axis {
+                    't' => n.t,
+                    'p' => n.p,
+                    'g' => n.g,
+                    'c' => n.c,
+                    'z' => n.z,
+                    _ => return None,
+                };
+                (size > 0).then(|| format!("{axis} {size}"))
+            })
+            .collect();
         println!("{}: valid", path.display());
         println!(
-            "{} images in {} file(s); axes {} (t {} p {} g {} c {} z {})",
-            p.events, p.files, p.used_axes, sizes.t, sizes.p, sizes.g, sizes.c, sizes.z
+            "{} images in {} file(s); axes {} ({})",
+            p.events,
+            p.files,
+            p.used_axes,
+            sizes.join(" ")
         );
         println!("at least {:.1} s", p.duration_s);
         println!(
