@@ -955,3 +955,51 @@ fn a_plan_whose_daemon_was_killed_is_recovered_by_its_folder() {
     let file = sidecar.to_str().unwrap().trim_end_matches(".frames.jsonl");
     assert_eq!(tiff_planes(Path::new(file)).0, 1);
 }
+
+/// A plan the daemon was killed during, found by the next daemon: `acquisitions` counts the
+/// planes its files hold (its summary, written at its start, says none), does not pretend to
+/// know where it stood, and names one `recover` for its folder rather than one of its files.
+#[test]
+fn a_killed_plan_is_listed_by_the_next_daemon_with_its_planes_and_its_folder_to_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let config = demo_config(dir.path(), &root);
+    let d = Served::with_config(&config, "");
+    // A frame at each position, then a minute's wait for the next time point.
+    let plan = dir.path().join("two.yaml");
+    std::fs::write(
+        &plan,
+        "stage_positions: [{x: 0, y: 0}, {x: 10, y: 0}]\ntime_plan: {interval: 60, loops: 2}\n",
+    )
+    .unwrap();
+    let (cli, _lines, folder) =
+        acquire_in_background(&d, &[plan.to_str().unwrap(), "--name", "two"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let planes_in = |p: usize| {
+        std::fs::read_to_string(format!("{folder}/two_p00{p}.ome.tiff.frames.jsonl"))
+            .map_or(0, |s| s.lines().count().saturating_sub(1))
+    };
+    while planes_in(0) < 1 || planes_in(1) < 1 {
+        assert!(std::time::Instant::now() < deadline, "no frame written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill_daemon_and_wait(d, cli);
+
+    let d = Served::with_config(&config, "");
+    let o = d.cli(&["acquisitions"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("local/two"))
+        .unwrap_or_else(|| panic!("not listed: {out}"));
+    assert!(
+        line.contains("failed") && line.contains("2/4 images"),
+        "{out}"
+    );
+    assert!(!line.contains(" t 1/"), "no place it stood is known: {out}");
+    assert!(
+        out.contains(&format!("`microscoped recover {folder}` completes them")),
+        "{out}"
+    );
+}

@@ -450,7 +450,7 @@ async fn datasets_from_before_a_restart_are_listed_and_read() {
         .await
         .unwrap()
         .into_inner();
-    watch_all(&mut a, plan.id).await;
+    let plan_end = watch_all(&mut a, plan.id).await.pop().unwrap();
     let seq = a
         .start_sequence(pb::StartSequenceRequest {
             until_stopped: true,
@@ -498,6 +498,13 @@ async fn datasets_from_before_a_restart_are_listed_and_read() {
     assert_eq!((p.width, p.height), (W, H));
     let progress = p.plan.clone().expect("a plan's progress");
     assert_eq!((progress.events_total, progress.events_done), (24, 24));
+    // Where it ended, as it said before the restart.
+    let before = plan_end.plan.unwrap();
+    assert!(before.current.is_some());
+    assert_eq!(
+        (progress.current, &progress.channel, &progress.position_name),
+        (before.current, &before.channel, &before.position_name)
+    );
     assert_eq!(progress.files.len(), 2);
     assert_eq!(progress.summary.unwrap().used_axes, "tpcz");
     let s = by_name("yesterday-seq");
