@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::Daemon;
+use common::{acq, Daemon};
 use microscoped::pb;
 use pb::acquisition_client::AcquisitionClient;
 use tonic::transport::Channel;
@@ -49,11 +49,6 @@ home = 50.0
 "#,
         root.display()
     )
-}
-
-fn acq(d: &Daemon) -> AcquisitionClient<Channel> {
-    AcquisitionClient::new(d.channel.clone())
-        .max_decoding_message_size(microscoped::MAX_MESSAGE_BYTES)
 }
 
 fn start(frames: u64, name: &str) -> pb::StartSequenceRequest {

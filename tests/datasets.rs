@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{shared_demo, Daemon, Team};
+use common::{acq, ended, poll_until, shared_demo, yaml, Daemon, Team};
 use microscoped::pb;
 use microscoped::storage::{
     ChannelMeta, Counters, DatasetMeta, InstrumentMeta, OmeTiffWriter, PlaneMeta,
@@ -80,26 +80,6 @@ Camera.exposure_ms = 3.0
     )
 }
 
-fn acq(d: &Daemon) -> AcquisitionClient<Channel> {
-    AcquisitionClient::new(d.channel.clone())
-        .max_decoding_message_size(microscoped::MAX_MESSAGE_BYTES)
-}
-
-fn yaml(text: &str, name: &str) -> pb::PlanRequest {
-    pb::PlanRequest {
-        plan: Some(pb::plan_request::Plan::UseqYaml(text.to_owned())),
-        name: name.to_owned(),
-        camera: String::new(),
-    }
-}
-
-fn ended(s: &pb::AcquisitionStatus) -> bool {
-    !matches!(
-        pb::AcquisitionState::try_from(s.state),
-        Ok(pb::AcquisitionState::Running | pb::AcquisitionState::Paused)
-    )
-}
-
 /// Every status WatchAcquisition sends until the run ends; bounded.
 async fn watch_all(a: &mut AcquisitionClient<Channel>, id: u64) -> Vec<pb::AcquisitionStatus> {
     let mut updates = a
@@ -120,27 +100,6 @@ async fn watch_all(a: &mut AcquisitionClient<Channel>, id: u64) -> Vec<pb::Acqui
         "the stream ended before the run"
     );
     all
-}
-
-/// Polls a run until `pred` holds; bounded.
-async fn poll_until(
-    a: &mut AcquisitionClient<Channel>,
-    id: u64,
-    pred: impl Fn(&pb::AcquisitionStatus) -> bool,
-) -> pb::AcquisitionStatus {
-    let start = Instant::now();
-    loop {
-        let s = a
-            .get_acquisition(pb::AcquisitionRef { id })
-            .await
-            .unwrap()
-            .into_inner();
-        if pred(&s) {
-            return s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "never: {s:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn at_plane(id: u64, position: u32, plane: u64) -> pb::ReadPlaneRequest {
@@ -319,7 +278,7 @@ async fn plan_datasets_read_back_by_position_and_plane_or_by_tcz() {
         .await
         .unwrap()
         .into_inner();
-    poll_until(&mut a, run.id, |s| s.written >= 2).await;
+    poll_until(&mut a, run.id, "2 frames written", |s| s.written >= 2).await;
     a.stop_acquisition(pb::AcquisitionRef { id: run.id })
         .await
         .unwrap();
@@ -351,7 +310,7 @@ async fn planes_are_read_while_the_file_is_written() {
         .await
         .unwrap()
         .into_inner();
-    poll_until(&mut a, run.id, |s| s.written >= 3).await;
+    poll_until(&mut a, run.id, "3 frames written", |s| s.written >= 3).await;
     // The file is being written: its sidecar says which plane is where.
     let file = root.path().join("local/growing/growing.ome.tiff");
     assert!(microscoped::storage::sidecar_path(&file).exists());
@@ -460,7 +419,7 @@ async fn datasets_from_before_a_restart_are_listed_and_read() {
         .await
         .unwrap()
         .into_inner();
-    poll_until(&mut a, seq.id, |s| s.written >= 2).await;
+    poll_until(&mut a, seq.id, "2 frames written", |s| s.written >= 2).await;
     let stopped = a
         .stop_acquisition(pb::AcquisitionRef { id: seq.id })
         .await
