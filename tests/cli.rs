@@ -60,6 +60,18 @@ fn check_accepts_the_demo_and_names_file_line_and_key_in_a_broken_config() {
     assert!(text(&o).1.contains("cannot read the config"));
 }
 
+/// A child's stderr, line by line as it comes, read on a thread of its own.
+fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
 /// The daemon in its own process on a free loopback port.
 struct Served {
     child: Child,
@@ -91,13 +103,7 @@ impl Served {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let log = stderr_lines(&mut child);
         let addr = loop {
             let line = log
                 .recv_timeout(Duration::from_secs(30))
@@ -771,13 +777,7 @@ fn acquire_in_background(d: &Served, args: &[&str]) -> (Child, mpsc::Receiver<St
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let lines = stderr_lines(&mut child);
     let path = loop {
         let line = lines
             .recv_timeout(Duration::from_secs(60))
