@@ -709,3 +709,39 @@ async fn a_watcher_sees_where_a_plan_waits_between_time_points() {
     }
     d.shutdown().await.unwrap();
 }
+
+/// A position the run has not reached yet is not written yet (`OUT_OF_RANGE`, as a plane past
+/// the end of a file being written is), not `NOT_FOUND`: a script waiting for planes retries
+/// on one code.
+#[tokio::test]
+async fn a_position_not_reached_yet_is_out_of_range_like_any_plane_not_written_yet() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    // Both time points at the first position (a minute apart) before the second.
+    let plan = "axis_order: ptc\nstage_positions: [{x: 0, y: 0}, {x: 10, y: 0}]\n\
+                channels: [DAPI]\ntime_plan: {interval: 60, loops: 2}\n";
+    let run = a
+        .start_plan(yaml(plan, "later"))
+        .await
+        .unwrap()
+        .into_inner();
+    poll_until(&mut a, run.id, "the first frame written", |s| {
+        s.written >= 1
+    })
+    .await;
+    read(&mut a, at_plane(run.id, 0, 0)).await;
+    for req in [at_plane(run.id, 1, 0), at_coords(run.id, 1, 0, 0, 0)] {
+        refused(
+            &mut a,
+            req,
+            Code::OutOfRange,
+            &["no plane", "being written"],
+        )
+        .await;
+    }
+    a.stop_acquisition(pb::AcquisitionRef { id: run.id })
+        .await
+        .unwrap();
+    d.shutdown().await.unwrap();
+}
