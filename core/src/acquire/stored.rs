@@ -102,14 +102,24 @@ impl Acquisitions {
                 ),
             ));
         };
-        let read = tokio::task::spawn_blocking(move || storage::read_plane(&path, addr))
+        let file = path.clone();
+        let read = tokio::task::spawn_blocking(move || storage::read_plane(&file, addr))
             .await
             .map_err(|_| Error::new(Kind::Unknown, "reading the plane panicked"))?;
         read.map_err(|e| {
             let e = Error::from(e);
+            // `recover` only for a file no run writes any more: run on one the daemon is
+            // still writing, it would race the writer.
+            let live = matches!(s.state, RunState::Running | RunState::Paused);
+            let hint =
+                if !live && e.kind == Kind::OutOfRange && storage::sidecar_path(&path).exists() {
+                    format!("; `microscoped recover {}` completes it", path.display())
+                } else {
+                    String::new()
+                };
             Error::new(
                 e.kind,
-                format!("acquisition {} ({}): {}", s.id, s.name, e.message),
+                format!("acquisition {} ({}): {}{hint}", s.id, s.name, e.message),
             )
         })
     }

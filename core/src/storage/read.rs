@@ -281,7 +281,7 @@ mod ome_tiff {
     pub(super) fn read_plane(path: &Path, addr: PlaneAddress) -> Result<PlaneData, ReadError> {
         let o = open(path)?;
         let yet = if o.writing {
-            " (yet: it is being written, or was left by a daemon that stopped; `microscoped recover` finishes such a file)"
+            " (yet: the file is being written, or was left by a daemon that stopped)"
         } else {
             ""
         };
