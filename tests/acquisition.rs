@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::Daemon;
+use common::{acq, ended, poll_until, Daemon};
 use microscoped::pb;
 use pb::acquisition_client::AcquisitionClient;
 use tonic::transport::Channel;
@@ -51,11 +51,6 @@ home_um = 50.0
     )
 }
 
-fn acq(d: &Daemon) -> AcquisitionClient<Channel> {
-    AcquisitionClient::new(d.channel.clone())
-        .max_decoding_message_size(microscoped::MAX_MESSAGE_BYTES)
-}
-
 fn start(frames: u64, name: &str) -> pb::StartSequenceRequest {
     pb::StartSequenceRequest {
         camera: String::new(),
@@ -67,22 +62,7 @@ fn start(frames: u64, name: &str) -> pb::StartSequenceRequest {
 
 /// Polls until the acquisition has ended; bounded.
 async fn wait_done(a: &mut AcquisitionClient<Channel>, id: u64) -> pb::AcquisitionStatus {
-    let start = Instant::now();
-    loop {
-        let s = a
-            .get_acquisition(pb::AcquisitionRef { id })
-            .await
-            .unwrap()
-            .into_inner();
-        if s.state != pb::AcquisitionState::Running as i32 {
-            return s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "acquisition {id} never ended: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(a, id, "ended", ended).await
 }
 
 /// The ramp the simulated camera draws for frame `n` (12-bit).

@@ -60,6 +60,18 @@ fn check_accepts_the_demo_and_names_file_line_and_key_in_a_broken_config() {
     assert!(text(&o).1.contains("cannot read the config"));
 }
 
+/// A child's stderr, line by line as it comes, read on a thread of its own.
+fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
 /// The daemon in its own process on a free loopback port.
 struct Served {
     child: Child,
@@ -91,13 +103,7 @@ impl Served {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let log = stderr_lines(&mut child);
         let addr = loop {
             let line = log
                 .recv_timeout(Duration::from_secs(30))
@@ -1115,13 +1121,7 @@ fn acquire_in_background(d: &Served, args: &[&str]) -> (Child, mpsc::Receiver<St
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let lines = stderr_lines(&mut child);
     let path = loop {
         let line = lines
             .recv_timeout(Duration::from_secs(60))
@@ -1298,4 +1298,52 @@ fn a_plan_whose_daemon_was_killed_is_recovered_by_its_folder() {
     assert!(!sidecar.exists());
     let file = sidecar.to_str().unwrap().trim_end_matches(".frames.jsonl");
     assert_eq!(tiff_planes(Path::new(file)).0, 1);
+}
+
+/// A plan the daemon was killed during, found by the next daemon: `acquisitions` counts the
+/// planes its files hold (its summary, written at its start, says none), does not pretend to
+/// know where it stood, and names one `recover` for its folder rather than one of its files.
+#[test]
+fn a_killed_plan_is_listed_by_the_next_daemon_with_its_planes_and_its_folder_to_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let config = demo_config(dir.path(), &root);
+    let d = Served::with_config(&config, "");
+    // A frame at each position, then a minute's wait for the next time point.
+    let plan = dir.path().join("two.yaml");
+    std::fs::write(
+        &plan,
+        "stage_positions: [{x: 0, y: 0}, {x: 10, y: 0}]\ntime_plan: {interval: 60, loops: 2}\n",
+    )
+    .unwrap();
+    let (cli, _lines, folder) =
+        acquire_in_background(&d, &[plan.to_str().unwrap(), "--name", "two"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let planes_in = |p: usize| {
+        std::fs::read_to_string(format!("{folder}/two_p00{p}.ome.tiff.frames.jsonl"))
+            .map_or(0, |s| s.lines().count().saturating_sub(1))
+    };
+    while planes_in(0) < 1 || planes_in(1) < 1 {
+        assert!(std::time::Instant::now() < deadline, "no frame written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill_daemon_and_wait(d, cli);
+
+    let d = Served::with_config(&config, "");
+    let o = d.cli(&["acquisitions"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("local/two"))
+        .unwrap_or_else(|| panic!("not listed: {out}"));
+    assert!(
+        line.contains("failed") && line.contains("2/4 images"),
+        "{out}"
+    );
+    assert!(!line.contains(" t 1/"), "no place it stood is known: {out}");
+    assert!(
+        out.contains(&format!("`microscoped recover {folder}` completes them")),
+        "{out}"
+    );
 }

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{shared_demo, Daemon, Team};
+use common::{acq, ended, poll_until, shared_demo, yaml, Daemon, Team};
 use microscoped::pb;
 use microscoped::storage::{
     ChannelMeta, Counters, DatasetMeta, InstrumentMeta, OmeTiffWriter, PlaneMeta,
@@ -80,26 +80,6 @@ Camera.exposure_ms = 3.0
     )
 }
 
-fn acq(d: &Daemon) -> AcquisitionClient<Channel> {
-    AcquisitionClient::new(d.channel.clone())
-        .max_decoding_message_size(microscoped::MAX_MESSAGE_BYTES)
-}
-
-fn yaml(text: &str, name: &str) -> pb::PlanRequest {
-    pb::PlanRequest {
-        plan: Some(pb::plan_request::Plan::UseqYaml(text.to_owned())),
-        name: name.to_owned(),
-        camera: String::new(),
-    }
-}
-
-fn ended(s: &pb::AcquisitionStatus) -> bool {
-    !matches!(
-        pb::AcquisitionState::try_from(s.state),
-        Ok(pb::AcquisitionState::Running | pb::AcquisitionState::Paused)
-    )
-}
-
 /// Every status WatchAcquisition sends until the run ends; bounded.
 async fn watch_all(a: &mut AcquisitionClient<Channel>, id: u64) -> Vec<pb::AcquisitionStatus> {
     let mut updates = a
@@ -120,27 +100,6 @@ async fn watch_all(a: &mut AcquisitionClient<Channel>, id: u64) -> Vec<pb::Acqui
         "the stream ended before the run"
     );
     all
-}
-
-/// Polls a run until `pred` holds; bounded.
-async fn poll_until(
-    a: &mut AcquisitionClient<Channel>,
-    id: u64,
-    pred: impl Fn(&pb::AcquisitionStatus) -> bool,
-) -> pb::AcquisitionStatus {
-    let start = Instant::now();
-    loop {
-        let s = a
-            .get_acquisition(pb::AcquisitionRef { id })
-            .await
-            .unwrap()
-            .into_inner();
-        if pred(&s) {
-            return s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "never: {s:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn at_plane(id: u64, position: u32, plane: u64) -> pb::ReadPlaneRequest {
@@ -319,7 +278,7 @@ async fn plan_datasets_read_back_by_position_and_plane_or_by_tcz() {
         .await
         .unwrap()
         .into_inner();
-    poll_until(&mut a, run.id, |s| s.written >= 2).await;
+    poll_until(&mut a, run.id, "2 frames written", |s| s.written >= 2).await;
     a.stop_acquisition(pb::AcquisitionRef { id: run.id })
         .await
         .unwrap();
@@ -351,7 +310,7 @@ async fn planes_are_read_while_the_file_is_written() {
         .await
         .unwrap()
         .into_inner();
-    poll_until(&mut a, run.id, |s| s.written >= 3).await;
+    poll_until(&mut a, run.id, "3 frames written", |s| s.written >= 3).await;
     // The file is being written: its sidecar says which plane is where.
     let file = root.path().join("local/growing/growing.ome.tiff");
     assert!(microscoped::storage::sidecar_path(&file).exists());
@@ -450,7 +409,7 @@ async fn datasets_from_before_a_restart_are_listed_and_read() {
         .await
         .unwrap()
         .into_inner();
-    watch_all(&mut a, plan.id).await;
+    let plan_end = watch_all(&mut a, plan.id).await.pop().unwrap();
     let seq = a
         .start_sequence(pb::StartSequenceRequest {
             until_stopped: true,
@@ -460,7 +419,7 @@ async fn datasets_from_before_a_restart_are_listed_and_read() {
         .await
         .unwrap()
         .into_inner();
-    poll_until(&mut a, seq.id, |s| s.written >= 2).await;
+    poll_until(&mut a, seq.id, "2 frames written", |s| s.written >= 2).await;
     let stopped = a
         .stop_acquisition(pb::AcquisitionRef { id: seq.id })
         .await
@@ -498,6 +457,13 @@ async fn datasets_from_before_a_restart_are_listed_and_read() {
     assert_eq!((p.width, p.height), (W, H));
     let progress = p.plan.clone().expect("a plan's progress");
     assert_eq!((progress.events_total, progress.events_done), (24, 24));
+    // Where it ended, as it said before the restart.
+    let before = plan_end.plan.unwrap();
+    assert!(before.current.is_some());
+    assert_eq!(
+        (progress.current, &progress.channel, &progress.position_name),
+        (before.current, &before.channel, &before.position_name)
+    );
     assert_eq!(progress.files.len(), 2);
     assert_eq!(progress.summary.unwrap().used_axes, "tpcz");
     let s = by_name("yesterday-seq");
@@ -741,5 +707,44 @@ async fn a_watcher_sees_where_a_plan_waits_between_time_points() {
             all.iter().map(progress).collect::<Vec<_>>()
         );
     }
+    d.shutdown().await.unwrap();
+}
+
+/// A position the run has not reached yet is not written yet (`OUT_OF_RANGE`, as a plane past
+/// the end of a file being written is), not `NOT_FOUND`: a script waiting for planes retries
+/// on one code.
+#[tokio::test]
+async fn a_position_not_reached_yet_is_out_of_range_like_any_plane_not_written_yet() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    // Both time points at the first position (a minute apart) before the second.
+    let plan = "axis_order: ptc\nstage_positions: [{x: 0, y: 0}, {x: 10, y: 0}]\n\
+                channels: [DAPI]\ntime_plan: {interval: 60, loops: 2}\n";
+    let run = a
+        .start_plan(yaml(plan, "later"))
+        .await
+        .unwrap()
+        .into_inner();
+    poll_until(&mut a, run.id, "the first frame written", |s| {
+        s.written >= 1
+    })
+    .await;
+    read(&mut a, at_plane(run.id, 0, 0)).await;
+    for req in [
+        at_plane(run.id, 1, 0),
+        at_coords(run.id, 1, 0, 0, 0),
+        at_coords(run.id, 0, 1, 0, 0),
+    ] {
+        let what = format!("{req:?}");
+        let e = a.read_plane(req).await.expect_err(&what);
+        assert_eq!(e.code(), Code::OutOfRange, "{what}: {e:?}");
+        assert!(e.message().contains("being written"), "{what}: {e:?}");
+        // The daemon is writing it: `recover` now would race the writer.
+        assert!(!e.message().contains("recover"), "{what}: {e:?}");
+    }
+    a.stop_acquisition(pb::AcquisitionRef { id: run.id })
+        .await
+        .unwrap();
     d.shutdown().await.unwrap();
 }

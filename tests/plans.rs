@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Daemon;
+use common::{acq, ended, poll_until, yaml, Daemon};
 use microscoped::pb;
 use microscoped_sim::{Stamp, STAMP_PIXELS};
 use pb::acquisition_client::AcquisitionClient;
@@ -125,26 +125,6 @@ fn local(root: &tempfile::TempDir) -> std::path::PathBuf {
     root.path().join("local")
 }
 
-fn acq(d: &Daemon) -> AcquisitionClient<Channel> {
-    AcquisitionClient::new(d.channel.clone())
-        .max_decoding_message_size(microscoped::MAX_MESSAGE_BYTES)
-}
-
-fn yaml(text: &str, name: &str) -> pb::PlanRequest {
-    pb::PlanRequest {
-        plan: Some(pb::plan_request::Plan::UseqYaml(text.to_owned())),
-        name: name.to_owned(),
-        camera: String::new(),
-    }
-}
-
-fn ended(s: &pb::AcquisitionStatus) -> bool {
-    !matches!(
-        pb::AcquisitionState::try_from(s.state),
-        Ok(pb::AcquisitionState::Running | pb::AcquisitionState::Paused)
-    )
-}
-
 /// Follows a run through WatchAcquisition until it ends; bounded.
 async fn watch_to_end(a: &mut AcquisitionClient<Channel>, id: u64) -> pb::AcquisitionStatus {
     let mut updates = a
@@ -163,31 +143,6 @@ async fn watch_to_end(a: &mut AcquisitionClient<Channel>, id: u64) -> pb::Acquis
     let last = last.expect("at least one status");
     assert!(ended(&last), "the stream ended before the run: {last:?}");
     last
-}
-
-/// Polls a run until `pred` holds; bounded.
-async fn poll_until(
-    a: &mut AcquisitionClient<Channel>,
-    id: u64,
-    what: &str,
-    pred: impl Fn(&pb::AcquisitionStatus) -> bool,
-) -> pb::AcquisitionStatus {
-    let start = Instant::now();
-    loop {
-        let s = a
-            .get_acquisition(pb::AcquisitionRef { id })
-            .await
-            .unwrap()
-            .into_inner();
-        if pred(&s) {
-            return s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "never {what}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Every plane of a file (in file order) as its stamp, and IFD 0's OME-XML.

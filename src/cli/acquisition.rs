@@ -51,12 +51,13 @@ fn progress_bar(st: &AcquisitionStatus, hint: &str) -> ProgressBar {
 }
 
 /// Where a plan stands on the axes it uses, each as the event's place of the axis' size
-/// (from 1): `t 2/3 c 1/2 z 5/5`. Axes the plan does not iterate are left out.
+/// (from 1): `t 2/3 c 1/2 z 5/5`. Axes the plan does not iterate are left out, and so is all
+/// of it when the daemon does not know where the plan stands.
 pub(super) fn where_in_plan(p: &PlanProgress) -> String {
-    let Some(summary) = &p.summary else {
+    let (Some(summary), Some(i)) = (&p.summary, p.current) else {
         return String::new();
     };
-    let (i, n) = (p.current, summary.sizes);
+    let n = summary.sizes;
     summary
         .used_axes
         .chars()

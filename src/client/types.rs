@@ -202,8 +202,9 @@ pub struct PlanProgress {
     pub events_total: u64,
     /// Events done.
     pub events_done: u64,
-    /// The event under way.
-    pub current: PlanIndex,
+    /// The event under way (the last one once ended); `None` when the daemon does not know,
+    /// as for a dataset from a run it was killed during.
+    pub current: Option<PlanIndex>,
     /// Its channel, if any.
     pub channel: String,
     /// Time points that started late.
@@ -460,7 +461,7 @@ impl From<pb::AcquisitionStatus> for AcquisitionStatus {
             plan: s.plan.map(|p| PlanProgress {
                 events_total: p.events_total,
                 events_done: p.events_done,
-                current: p.current.unwrap_or_default().into(),
+                current: p.current.map(Into::into),
                 channel: p.channel,
                 late_events: p.late_events,
                 max_late_s: p.max_late_s,

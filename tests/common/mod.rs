@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use microscoped::config::Config;
+use microscoped::pb;
+use microscoped::pb::acquisition_client::AcquisitionClient;
 use microscoped::pb::microscope_client::MicroscopeClient;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -155,4 +157,52 @@ pub fn shared_demo(team: &Team, root: &std::path::Path, extra: &str) -> String {
         )
         .replace("ring_mb = 512", "ring_mb = 16");
     format!("{demo}\n{}\n{extra}", team.config)
+}
+
+/// A client of the daemon's Acquisition service that takes planes of any size.
+pub fn acq(d: &Daemon) -> AcquisitionClient<Channel> {
+    AcquisitionClient::new(d.channel.clone())
+        .max_decoding_message_size(microscoped::MAX_MESSAGE_BYTES)
+}
+
+/// A plan request from useq YAML text.
+pub fn yaml(text: &str, name: &str) -> pb::PlanRequest {
+    pb::PlanRequest {
+        plan: Some(pb::plan_request::Plan::UseqYaml(text.to_owned())),
+        name: name.to_owned(),
+        camera: String::new(),
+    }
+}
+
+/// The run has ended (neither running nor paused).
+pub fn ended(s: &pb::AcquisitionStatus) -> bool {
+    !matches!(
+        pb::AcquisitionState::try_from(s.state),
+        Ok(pb::AcquisitionState::Running | pb::AcquisitionState::Paused)
+    )
+}
+
+/// Polls a run until `pred` holds; bounded (`what` names the wait in the failure).
+pub async fn poll_until(
+    a: &mut AcquisitionClient<Channel>,
+    id: u64,
+    what: &str,
+    pred: impl Fn(&pb::AcquisitionStatus) -> bool,
+) -> pb::AcquisitionStatus {
+    let start = std::time::Instant::now();
+    loop {
+        let s = a
+            .get_acquisition(pb::AcquisitionRef { id })
+            .await
+            .unwrap()
+            .into_inner();
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never {what}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

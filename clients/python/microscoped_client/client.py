@@ -398,7 +398,7 @@ class Microscope:
         `NotFound` for one the run never took, `InvalidArgument` for a position the dataset
         does not have or for `plane` given with coordinates.
         """
-        request = apb.ReadPlaneRequest(id=id if isinstance(id, int) else id.id, position=position)
+        request = apb.ReadPlaneRequest(id=_ref(id).id, position=position)
         if t is not None or c is not None or z is not None:
             if plane is not None:
                 raise ValueError("give either plane or t/c/z, not both")

@@ -983,6 +983,11 @@ impl PlanRun {
             "estimated_bytes": self.check.bytes,
             "events_total": self.events_total,
             "events_done": p.events_done,
+            // Where it stands (the last event once ended), so a listing after a restart shows
+            // what it showed before.
+            "current": p.current,
+            "channel": p.channel,
+            "position_name": p.position_name,
             "late_time_points": p.late_events,
             "max_late_s": p.max_late_s,
             "files": self.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>(),

@@ -102,14 +102,24 @@ impl Acquisitions {
                 ),
             ));
         };
-        let read = tokio::task::spawn_blocking(move || storage::read_plane(&path, addr))
+        let file = path.clone();
+        let read = tokio::task::spawn_blocking(move || storage::read_plane(&file, addr))
             .await
             .map_err(|_| Error::new(Kind::Unknown, "reading the plane panicked"))?;
         read.map_err(|e| {
             let e = Error::from(e);
+            // `recover` only for a file no run writes any more: run on one the daemon is
+            // still writing, it would race the writer.
+            let live = matches!(s.state, RunState::Running | RunState::Paused);
+            let hint =
+                if !live && e.kind == Kind::OutOfRange && storage::sidecar_path(&path).exists() {
+                    format!("; `microscoped recover {}` completes it", path.display())
+                } else {
+                    String::new()
+                };
             Error::new(
                 e.kind,
-                format!("acquisition {} ({}): {}", s.id, s.name, e.message),
+                format!("acquisition {} ({}): {}{hint}", s.id, s.name, e.message),
             )
         })
     }
@@ -232,14 +242,20 @@ fn stored_status(owner: &str, name: &str, dir: &Path) -> Option<(SystemTime, Sta
     let said = get("state").and_then(Value::as_str);
     let said_error = get("error").and_then(Value::as_str).map(str::to_owned);
     let (state, error) = if let Some(f) = unfinished.first() {
+        // One command for all of them: `recover` takes the folder and completes every file.
+        let what = if unfinished.len() > 1 {
+            dir
+        } else {
+            f.as_path()
+        };
         (
             RunState::Failed,
             Some(format!(
                 "the daemon stopped during this acquisition (killed or crashed) and left {} \
                  unfinished file(s) holding the planes taken; `microscoped recover {}` completes {}",
                 unfinished.len(),
-                f.display(),
-                if unfinished.len() > 1 { "each" } else { "it" }
+                what.display(),
+                if unfinished.len() > 1 { "them" } else { "it" }
             )),
         )
     } else if let Some(why) = damaged {
@@ -304,8 +320,25 @@ fn stored_status(owner: &str, name: &str, dir: &Path) -> Option<(SystemTime, Sta
     let plan = is_plan.then(|| {
         let n = |k: &str| get(k).and_then(Value::as_u64).unwrap_or(0);
         PlanStatus {
+            // A summary from the plan's start (the daemon was killed) knows neither what was
+            // done nor where it stood: the files hold one plane per event taken.
             progress: PlanProgress {
-                events_done: n("events_done"),
+                events_done: if ended_normally {
+                    n("events_done")
+                } else {
+                    planes
+                },
+                current: get("current")
+                    .filter(|_| ended_normally)
+                    .and_then(|c| serde_json::from_value(c.clone()).ok()),
+                channel: get("channel")
+                    .filter(|_| ended_normally)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                position_name: get("position_name")
+                    .filter(|_| ended_normally)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 late_events: n("late_time_points"),
                 max_late_s: get("max_late_s").and_then(Value::as_f64).unwrap_or(0.0),
                 ..Default::default()

@@ -390,7 +390,7 @@ impl GridMode {
 
 /// Index of an event along each axis; `None` for an axis the plan does not iterate
 /// (useq leaves such an axis out of the event's `index` dict).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct EventIndex {
     /// Time point.
     #[serde(skip_serializing_if = "Option::is_none")]

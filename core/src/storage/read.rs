@@ -264,10 +264,24 @@ mod ome_tiff {
         ))
     }
 
+    /// A file without planes, to a reader: while it is written (or left by a killed daemon)
+    /// its planes are "not yet", as any plane past its end is, so a script waiting for a
+    /// position the run has not reached retries on one code.
+    fn no_planes_yet(path: &Path, o: &Open, yet: &str) -> ReadError {
+        if o.writing {
+            ReadError::OutOfRange(format!(
+                "{} holds no plane: the run has not written its first frame{yet}",
+                path.display()
+            ))
+        } else {
+            no_planes(path)
+        }
+    }
+
     pub(super) fn read_plane(path: &Path, addr: PlaneAddress) -> Result<PlaneData, ReadError> {
         let o = open(path)?;
         let yet = if o.writing {
-            " (yet: it is being written, or was left by a daemon that stopped; `microscoped recover` finishes such a file)"
+            " (yet: the file is being written, or was left by a daemon that stopped)"
         } else {
             ""
         };
@@ -275,7 +289,7 @@ mod ome_tiff {
             PlaneAddress::Index(i) => i,
             PlaneAddress::Coords { t, c, z } => {
                 if o.first == 0 {
-                    return Err(no_planes(path));
+                    return Err(no_planes_yet(path, &o, yet));
                 }
                 match coords_from_sidecar(path, &o, (t, c, z))? {
                     Some(Found::At(ifd_at, index)) => {
@@ -300,7 +314,7 @@ mod ome_tiff {
         };
         match nth_ifd(path, &o, index)? {
             Ok(ifd) => pixels(path, &o, &ifd, index),
-            Err(0) => Err(no_planes(path)),
+            Err(0) => Err(no_planes_yet(path, &o, yet)),
             Err(n) => Err(ReadError::OutOfRange(format!(
                 "{} holds {n} plane(s), 0 to {}; plane {index} is not there{yet}",
                 path.display(),
