@@ -667,14 +667,21 @@ impl<'a> PlanRunner<'a> {
         // The exposure may have been changed meanwhile: what the camera has now is what an
         // event compares with (and what frames record if the camera does not say).
         self.exposure = self
-            .cam
+            .camera_exposure()
+            .await
+            .map_err(|e| Halt::Failed(format!("reading the exposure after the pause: {e}")))?;
+        Ok(())
+    }
+
+    /// The exposure the camera has now: a preset, or a user during a pause, may have changed
+    /// it, and frames record what the camera had.
+    async fn camera_exposure(&self) -> Result<f64, crate::host::HostError> {
+        self.cam
             .run_claimed(self.claim, |d| match d {
                 AnyDevice::Camera(c) => c.exposure_ms(),
                 _ => Err(DeviceError::invalid("not a camera")),
             })
             .await
-            .map_err(|e| Halt::Failed(format!("reading the exposure after the pause: {e}")))?;
-        Ok(())
     }
 
     /// Counts a time point that starts `late` after its due time, if that is beyond the
@@ -711,14 +718,7 @@ impl<'a> PlanRunner<'a> {
                     .map_err(|err| at.fail(format!("applying preset {:?}: {err}", ch.config)))?;
                 self.channel = Some(key);
                 // A preset may set the exposure: read it back for the frames' metadata.
-                self.exposure = self
-                    .cam
-                    .run_claimed(self.claim, |d| match d {
-                        AnyDevice::Camera(c) => c.exposure_ms(),
-                        _ => Err(DeviceError::invalid("not a camera")),
-                    })
-                    .await
-                    .map_err(|err| at.fail(err))?;
+                self.exposure = self.camera_exposure().await.map_err(|err| at.fail(err))?;
             }
         }
         if let Some(ms) = e.exposure.filter(|ms| (*ms - self.exposure).abs() > 1e-9) {
