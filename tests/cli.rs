@@ -228,6 +228,29 @@ fn client_subcommands_against_a_served_daemon_then_sigterm() {
 }
 
 #[test]
+fn sigterm_right_after_serving_still_stops_in_order() {
+    // The signal handlers must be in place before the daemon says it serves: a service manager
+    // (or a test) that stops it at once must get the orderly shutdown, not a kill. The window
+    // was small, so a few tries.
+    for _ in 0..5 {
+        let mut d = Served::start();
+        let pid = d.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = d.child.wait().unwrap();
+        assert!(status.success(), "exit status {status:?}");
+        let lines: Vec<String> = d.log.iter().collect();
+        assert!(
+            lines.iter().any(|l| l.contains("shutdown complete")),
+            "{lines:#?}"
+        );
+    }
+}
+
+#[test]
 fn client_without_a_daemon_says_how_to_start_one() {
     let o = run(&["devices", "--addr", "127.0.0.1:1"]);
     assert_eq!(o.status.code(), Some(3));

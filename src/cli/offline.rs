@@ -29,35 +29,38 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-    microscoped::run(config, listener, shutdown_signal())
+    let shutdown = shutdown_signal()
+        .map_err(|e| anyhow::anyhow!("cannot install the shutdown signal handlers: {e}"))?;
+    microscoped::run(config, listener, shutdown)
         .await
         .map_err(Error::Other)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM, so both an operator and a service manager stop the
-/// daemon in order.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// daemon in order. The handlers are installed now, before the daemon says it is serving: a
+/// future that installed them when first polled left a window in which a SIGTERM right after
+/// "serving" killed the daemon without its orderly shutdown.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+            tracing::info!("shutdown requested");
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown requested");
+        })
     }
-    tracing::info!("shutdown requested");
 }
 
 /// `check FILE`: checks a config as `serve` would, as far as it can without the hardware (see
