@@ -3,7 +3,8 @@
 use super::{MdaEvent, MdaSequence, PlanError, PlanSummary};
 
 /// What the instrument allows, for [`MdaSequence::validate`]. A limit left `None` is
-/// not checked (the instrument has no such device, or its range is unknown).
+/// not checked (the instrument has no such device, or its range is unknown), though a stage
+/// target must still be a finite number.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanLimits {
     /// Known presets as (group, name).
@@ -22,7 +23,8 @@ pub struct PlanLimits {
 impl MdaSequence {
     /// Checks the whole plan against the instrument and sums it up. Errors name the
     /// field: an unknown preset (`channels[1].config`, with the known ones), an event
-    /// outside stage travel (`stage_positions[2].x`, `grid_plan`, `z_plan`), an
+    /// outside stage travel or at a target that is not finite (`stage_positions[2].x`,
+    /// `grid_plan`, `z_plan`), an
     /// exposure outside the camera's range, bad values (see [`check`](Self::check)),
     /// or a plan with nothing to acquire.
     pub fn validate(
