@@ -1131,3 +1131,104 @@ async fn the_demo_objective_changes_what_the_camera_sees() {
     };
     assert!((um - 0.65 / 6.0).abs() < 1e-9, "{um}");
 }
+
+/// A NaN or an infinity is a value protobuf carries: every float of a request refuses it by
+/// the field's name, and nothing changes on the instrument.
+#[tokio::test]
+async fn non_finite_floats_are_refused_naming_the_field() {
+    let mut d = Daemon::demo().await;
+    let before = |d: &Daemon| {
+        let mut c = d.client.clone();
+        async move {
+            let xy = c.get_position(dev("XY")).await.unwrap().into_inner();
+            let z = c.get_position(dev("Z")).await.unwrap().into_inner();
+            let laser = c
+                .get_laser_state(dev("Laser488"))
+                .await
+                .unwrap()
+                .into_inner();
+            (xy.position_um, z.position_um, laser.setpoint_mw)
+        }
+    };
+    let was = before(&d).await;
+    expect_err(
+        d.client
+            .move_absolute(pb::MoveRequest {
+                device: "XY".into(),
+                position_um: vec![10.0, f64::INFINITY],
+            })
+            .await,
+        Code::InvalidArgument,
+        &["position_um[1]: inf is not finite; give a finite value"],
+    );
+    expect_err(
+        d.client
+            .move_relative(pb::MoveRequest {
+                device: "Z".into(),
+                position_um: vec![f64::NEG_INFINITY],
+            })
+            .await,
+        Code::InvalidArgument,
+        &["position_um[0]: -inf is not finite"],
+    );
+    expect_err(
+        d.client
+            .set_laser_power(pb::SetLaserPowerRequest {
+                device: "Laser488".into(),
+                power_mw: f64::NAN,
+            })
+            .await,
+        Code::InvalidArgument,
+        &["power_mw: NaN is not a number; give a finite value"],
+    );
+    expect_err(
+        d.client
+            .set_property(set(
+                "Laser488",
+                "power_setpoint_mw",
+                Kind::FloatValue(f64::NAN),
+            ))
+            .await,
+        Code::InvalidArgument,
+        &["Laser488.power_setpoint_mw: NaN is not a number"],
+    );
+    expect_err(
+        d.client
+            .set_properties(pb::SetPropertiesRequest {
+                settings: vec![set(
+                    "Camera",
+                    "exposure_ms",
+                    Kind::FloatValue(f64::INFINITY),
+                )],
+            })
+            .await,
+        Code::InvalidArgument,
+        &["Camera.exposure_ms: inf is not finite"],
+    );
+    expect_err(
+        d.client
+            .snap(pb::SnapRequest {
+                camera: String::new(),
+                exposure_ms: f64::NAN,
+            })
+            .await,
+        Code::InvalidArgument,
+        &["exposure_ms: NaN is not a number"],
+    );
+    let mut acq = pb::acquisition_client::AcquisitionClient::new(d.channel.clone());
+    expect_err(
+        acq.live_view(pb::LiveViewRequest {
+            camera: String::new(),
+            max_fps: f64::INFINITY,
+        })
+        .await,
+        Code::InvalidArgument,
+        &["max_fps: inf is not finite"],
+    );
+    assert_eq!(
+        before(&d).await,
+        was,
+        "a refused request changed the instrument"
+    );
+    d.shutdown().await.unwrap();
+}

@@ -1127,3 +1127,125 @@ time_plan: {interval: 0.01, loops: 2}
     }
     d.shutdown().await.unwrap();
 }
+
+/// Structured plans carry NaN where JSON cannot: a NaN position or exposure is refused by its
+/// field, never read as "not set". A grid whose overlap overflows the step validates no more
+/// than it runs: ValidatePlan and StartPlan refuse it with the same message, before anything
+/// moves.
+#[tokio::test]
+async fn non_finite_values_and_targets_are_refused_alike_by_validate_and_start() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    let mut a = acq(&d);
+    let mut c = d.client.clone();
+    let xy = |c: &mut pb::microscope_client::MicroscopeClient<Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.get_position(pb::DeviceRef {
+                device: "XY".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .position_um
+        }
+    };
+    let xy_before = xy(&mut c).await;
+    let structured = |seq: pb::MdaSequence| pb::PlanRequest {
+        plan: Some(pb::plan_request::Plan::Sequence(seq)),
+        name: "bad".into(),
+        camera: String::new(),
+    };
+    let dapi = || pb::PlanChannel {
+        config: "DAPI".into(),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            structured(pb::MdaSequence {
+                stage_positions: vec![pb::PlanPosition {
+                    x: Some(f64::NAN),
+                    y: Some(f64::NAN),
+                    ..Default::default()
+                }],
+                channels: vec![dapi()],
+                ..Default::default()
+            }),
+            "stage_positions[0].x: NaN is not a number; give a finite value",
+        ),
+        (
+            structured(pb::MdaSequence {
+                channels: vec![pb::PlanChannel {
+                    exposure: Some(f64::NAN),
+                    ..dapi()
+                }],
+                ..Default::default()
+            }),
+            "channels[0].exposure: NaN is not a number; give a finite value",
+        ),
+        (
+            structured(pb::MdaSequence {
+                channels: vec![dapi()],
+                z_plan: Some(pb::PlanZ {
+                    relative: vec![0.0, f64::INFINITY],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            "z_plan.relative[1]: inf is not finite",
+        ),
+        (
+            structured(pb::MdaSequence {
+                channels: vec![dapi()],
+                grid_plan: Some(pb::PlanGrid {
+                    rows: Some(1),
+                    columns: Some(1),
+                    overlap_x: Some(-1e308),
+                    overlap_y: Some(0.0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            "grid_plan.overlap: [-1e308, 0.0] % makes the step between tiles inf",
+        ),
+        (
+            yaml(
+                "channels: [DAPI]\ngrid_plan: {rows: 1, columns: 1, overlap: [-1.0e+308, 0]}\n",
+                "bad",
+            ),
+            "grid_plan.overlap: [-1e308, 0.0] % makes the step between tiles inf",
+        ),
+        (
+            // Each value finite, their sum not: z = 1e308 + 1e308.
+            yaml(
+                "channels: [{config: DAPI, z_offset: 1.0e+308}]\nz_plan: {absolute: [1.0e+308]}\n",
+                "bad",
+            ),
+            "z_plan: z = inf µm",
+        ),
+    ];
+    for (req, message) in cases {
+        let check = a.validate_plan(req.clone()).await.unwrap_err();
+        let start = a.start_plan(req).await.unwrap_err();
+        assert_eq!(check.code(), Code::InvalidArgument, "{check:?}");
+        assert!(check.message().contains(message), "{check:?}");
+        assert_eq!(
+            (start.code(), start.message()),
+            (check.code(), check.message()),
+            "StartPlan and ValidatePlan disagree"
+        );
+    }
+    assert_eq!(
+        xy(&mut c).await,
+        xy_before,
+        "a refused plan moved the stage"
+    );
+    assert!(a
+        .list_acquisitions(pb::ListAcquisitionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .acquisitions
+        .is_empty());
+    d.shutdown().await.unwrap();
+}

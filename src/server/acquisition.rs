@@ -474,6 +474,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
         // only a viewer who may control it starts live mode (and keeps it running).
         let may_start = self.access.allows(&caller, Need::Control);
         let req = req.into_inner();
+        convert::finite("max_fps", req.max_fps)?;
         if !(req.max_fps == 0.0 || (0.01..=10_000.0).contains(&req.max_fps)) {
             return Err(Status::invalid_argument(format!(
                 "max_fps must be 0 (as fast as you read) or from 0.01 to 10000, got {}",

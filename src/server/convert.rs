@@ -105,13 +105,36 @@ pub fn value_json(v: &Option<pb::Value>) -> serde_json::Value {
     }
 }
 
-/// A property value from the API; an absent value is the client's mistake.
+/// A property value from the API; an absent value is the client's mistake, and so is a float
+/// that is not a finite number.
 pub fn value_from_pb(v: Option<pb::Value>, what: &str) -> Result<Value, Status> {
-    v.and_then(pb::Value::into_domain).ok_or_else(|| {
+    let v = v.and_then(pb::Value::into_domain).ok_or_else(|| {
         Status::invalid_argument(format!(
             "{what}: a value is required (bool_value, int_value, float_value or string_value)"
         ))
-    })
+    })?;
+    if let Value::Float(f) = v {
+        finite(what, f)?;
+    }
+    Ok(v)
+}
+
+/// A float of a request, refused unless it is a finite number: the one check every handler
+/// makes on a float the client sent. Protobuf carries NaN and infinities, and JSON (which plans
+/// pass through) would turn them into `null`, a value "not set"; so a non-finite value is
+/// refused with the field's name, never read as a default.
+pub fn finite(field: &str, v: f64) -> Result<f64, Status> {
+    if v.is_finite() {
+        return Ok(v);
+    }
+    let what = if v.is_nan() {
+        "NaN is not a number".to_owned()
+    } else {
+        format!("{v} is not finite")
+    };
+    Err(Status::invalid_argument(format!(
+        "{field}: {what}; give a finite value"
+    )))
 }
 
 #[cfg(test)]
@@ -146,5 +169,27 @@ mod tests {
         }
         let e = value_from_pb(None, "Camera.exposure_ms").unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn non_finite_floats_are_refused_by_name() {
+        assert_eq!(finite("x", -0.5).unwrap(), -0.5);
+        let e = finite("stage_positions[0].x", f64::NAN).unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert_eq!(
+            e.message(),
+            "stage_positions[0].x: NaN is not a number; give a finite value"
+        );
+        let e = finite("power_mw", f64::NEG_INFINITY).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "power_mw: -inf is not finite; give a finite value"
+        );
+        let e = value_from_pb(
+            Some(value_to_pb(Value::Float(f64::INFINITY))),
+            "Cam.exposure_ms",
+        )
+        .unwrap_err();
+        assert!(e.message().starts_with("Cam.exposure_ms: inf"), "{e:?}");
     }
 }

@@ -222,10 +222,8 @@ fn move_target(d: &DeviceHandle, position: &[f64]) -> Result<(), Status> {
             position.len()
         )));
     }
-    if let Some(bad) = position.iter().find(|p| !p.is_finite()) {
-        return Err(Status::invalid_argument(format!(
-            "position_um must be finite numbers, got {bad}"
-        )));
+    for (i, &p) in position.iter().enumerate() {
+        convert::finite(&format!("position_um[{i}]"), p)?;
     }
     Ok(())
 }
@@ -597,8 +595,8 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         audited(&self.access, &caller, &target, detail, async move {
             let req = req.into_inner();
             let d = self.device(&req.device)?;
-            let power = req.power_mw;
-            if !power.is_finite() || power < 0.0 {
+            let power = convert::finite("power_mw", req.power_mw)?;
+            if power < 0.0 {
                 return Err(Status::invalid_argument(format!(
                     "power_mw must be a number >= 0, got {power}"
                 )));
@@ -704,8 +702,8 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         let result = async move {
             let req = req.into_inner();
             let cam = self.host.camera(&req.camera).map_err(error_status)?;
-            let exposure = req.exposure_ms;
-            if exposure != 0.0 && !(exposure.is_finite() && exposure > 0.0) {
+            let exposure = convert::finite("exposure_ms", req.exposure_ms)?;
+            if exposure < 0.0 {
                 return Err(Status::invalid_argument(format!(
                 "exposure_ms must be > 0 (or 0 for the camera's current exposure), got {exposure}"
             )));

@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value as Json};
 use tonic::Status;
 
+use super::convert::finite;
 use crate::acquire::{PlanCheck, PlanStatus};
 use crate::pb;
 use crate::plan::{self, EventIndex, MdaSequence};
@@ -50,66 +51,84 @@ fn useq_json(seq: &pb::MdaSequence) -> Result<Json, Status> {
         let positions: Vec<Json> = seq
             .stage_positions
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(i, p)| {
                 let mut m = Map::new();
-                put(&mut m, "x", p.x);
-                put(&mut m, "y", p.y);
-                put(&mut m, "z", p.z);
+                let field = |k: &str| format!("stage_positions[{i}].{k}");
+                put_f64(&mut m, "x", p.x, &field("x"))?;
+                put_f64(&mut m, "y", p.y, &field("y"))?;
+                put_f64(&mut m, "z", p.z, &field("z"))?;
                 if !p.name.is_empty() {
                     m.insert("name".into(), json!(p.name));
                 }
-                Json::Object(m)
+                Ok(Json::Object(m))
             })
-            .collect();
+            .collect::<Result<_, Status>>()?;
         doc.insert("stage_positions".into(), Json::Array(positions));
     }
     if !seq.channels.is_empty() {
         let channels: Vec<Json> = seq
             .channels
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let mut m = Map::new();
+                let field = |k: &str| format!("channels[{i}].{k}");
                 m.insert("config".into(), json!(c.config));
                 if !c.group.is_empty() {
                     m.insert("group".into(), json!(c.group));
                 }
-                put(&mut m, "exposure", c.exposure);
+                put_f64(&mut m, "exposure", c.exposure, &field("exposure"))?;
                 put(&mut m, "do_stack", c.do_stack);
-                put(&mut m, "z_offset", c.z_offset);
+                put_f64(&mut m, "z_offset", c.z_offset, &field("z_offset"))?;
                 put(&mut m, "acquire_every", c.acquire_every);
-                Json::Object(m)
+                Ok(Json::Object(m))
             })
-            .collect();
+            .collect::<Result<_, Status>>()?;
         doc.insert("channels".into(), Json::Array(channels));
     }
     if let Some(t) = &seq.time_plan {
-        let phase = |p: &pb::PlanTimePhase| {
+        let phase = |i: usize, p: &pb::PlanTimePhase| {
             let mut m = Map::new();
-            put(&mut m, "interval", p.interval_s);
-            put(&mut m, "duration", p.duration_s);
+            let field = |k: &str| format!("time_plan.phases[{i}].{k}");
+            put_f64(&mut m, "interval", p.interval_s, &field("interval_s"))?;
+            put_f64(&mut m, "duration", p.duration_s, &field("duration_s"))?;
             put(&mut m, "loops", p.loops);
-            Json::Object(m)
+            Ok::<_, Status>(Json::Object(m))
         };
         let plan = match t.phases.as_slice() {
             [] => Json::Object(Map::new()),
-            [one] => phase(one),
-            many => json!({ "phases": many.iter().map(phase).collect::<Vec<_>>() }),
+            [one] => phase(0, one)?,
+            many => {
+                let phases = many
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| phase(i, p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                json!({ "phases": phases })
+            }
         };
         doc.insert("time_plan".into(), plan);
     }
     if let Some(z) = &seq.z_plan {
         let mut m = Map::new();
-        put(&mut m, "range", z.range);
-        put(&mut m, "step", z.step);
-        put(&mut m, "top", z.top);
-        put(&mut m, "bottom", z.bottom);
-        put(&mut m, "above", z.above);
-        put(&mut m, "below", z.below);
-        if !z.absolute.is_empty() {
-            m.insert("absolute".into(), json!(z.absolute));
+        for (key, v) in [
+            ("range", z.range),
+            ("step", z.step),
+            ("top", z.top),
+            ("bottom", z.bottom),
+            ("above", z.above),
+            ("below", z.below),
+        ] {
+            put_f64(&mut m, key, v, &format!("z_plan.{key}"))?;
         }
-        if !z.relative.is_empty() {
-            m.insert("relative".into(), json!(z.relative));
+        for (key, list) in [("absolute", &z.absolute), ("relative", &z.relative)] {
+            for (i, &v) in list.iter().enumerate() {
+                finite(&format!("z_plan.{key}[{i}]"), v)?;
+            }
+            if !list.is_empty() {
+                m.insert(key.into(), json!(list));
+            }
         }
         put(&mut m, "go_up", z.go_up);
         doc.insert("z_plan".into(), Json::Object(m));
@@ -121,12 +140,21 @@ fn useq_json(seq: &pb::MdaSequence) -> Result<Json, Status> {
         if !g.relative_to.is_empty() {
             m.insert("relative_to".into(), json!(g.relative_to));
         }
-        put(&mut m, "top", g.top);
-        put(&mut m, "left", g.left);
-        put(&mut m, "bottom", g.bottom);
-        put(&mut m, "right", g.right);
-        put(&mut m, "width", g.width);
-        put(&mut m, "height", g.height);
+        for (key, v) in [
+            ("top", g.top),
+            ("left", g.left),
+            ("bottom", g.bottom),
+            ("right", g.right),
+            ("width", g.width),
+            ("height", g.height),
+        ] {
+            put_f64(&mut m, key, v, &format!("grid_plan.{key}"))?;
+        }
+        for (key, v) in [("overlap_x", g.overlap_x), ("overlap_y", g.overlap_y)] {
+            if let Some(v) = v {
+                finite(&format!("grid_plan.{key}"), v)?;
+            }
+        }
         match (g.overlap_x, g.overlap_y) {
             (None, None) => {}
             (x, y) => {
@@ -148,6 +176,20 @@ fn put<T: serde::Serialize>(m: &mut Map<String, Json>, key: &str, v: Option<T>) 
     if let Some(v) = v {
         m.insert(key.into(), json!(v));
     }
+}
+
+/// [`put`] for a float, which must be finite: JSON has no NaN, so `json!` would make it `null`
+/// and the plan would read it as unset.
+fn put_f64(
+    m: &mut Map<String, Json>,
+    key: &str,
+    v: Option<f64>,
+    field: &str,
+) -> Result<(), Status> {
+    if let Some(v) = v {
+        m.insert(key.into(), json!(finite(field, v)?));
+    }
+    Ok(())
 }
 
 fn index_to_pb(i: &EventIndex) -> pb::PlanIndex {

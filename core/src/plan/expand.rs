@@ -803,6 +803,18 @@ struct GridShape {
 fn grid_shape(g: &GridPlan, (fw, fh): (f64, f64)) -> Result<GridShape, PlanError> {
     let dx = fw - (fw * g.overlap.0) / 100.0;
     let dy = fh - (fh * g.overlap.1) / 100.0;
+    // useq bounds no overlap; one so negative that the step overflows would put every tile at
+    // NaN or infinity, which no stage reaches.
+    if !(dx.is_finite() && dy.is_finite()) {
+        let (ox, oy) = g.overlap;
+        return Err(PlanError::new(
+            "grid_plan.overlap",
+            format!(
+                "[{ox:?}, {oy:?}] % makes the step between tiles {dx:?} x {dy:?} µm with a field \
+                 of view of {fw:?} x {fh:?} µm; give an overlap that keeps the step a finite distance"
+            ),
+        ));
+    }
     let tiles = |v: f64| -> Result<usize, PlanError> {
         if v.is_finite() && v <= MAX_EVENTS as f64 {
             Ok(v.max(1.0) as usize)

@@ -472,6 +472,39 @@ fn positions_outside_travel_name_the_position_and_axis() {
 }
 
 #[test]
+fn targets_that_overflow_are_refused_before_anything_moves() {
+    // useq bounds no overlap; this one makes the step between tiles infinite.
+    let plan = parse_json(r#"{"grid_plan": {"rows": 1, "columns": 1, "overlap": [-1e308, 0]}}"#)
+        .expect("parses");
+    let e = plan
+        .validate(&limits(), Some((200.0, 200.0)))
+        .expect_err("overlap");
+    assert_eq!(e.field, "grid_plan.overlap");
+    assert!(e.message.contains("inf"), "{e}");
+    // The same without a stage to check travel against, and in a plain expansion.
+    assert_eq!(
+        plan.validate(&PlanLimits::default(), Some((200.0, 200.0)))
+            .expect_err("overlap")
+            .field,
+        "grid_plan.overlap"
+    );
+    assert!(plan.events(Some((200.0, 200.0))).is_err());
+
+    // Each value finite, their sum not: refused, naming the z plan, even with no Z travel known.
+    let plan = parse_json(
+        r#"{"channels": [{"config": "DAPI", "z_offset": 1e308}], "z_plan": {"absolute": [1e308]}}"#,
+    )
+    .expect("parses");
+    let no_travel = PlanLimits {
+        z_travel_um: None,
+        ..limits()
+    };
+    let e = plan.validate(&no_travel, None).expect_err("z overflow");
+    assert_eq!(e.field, "z_plan");
+    assert!(e.message.contains("z = inf µm"), "{e}");
+}
+
+#[test]
 fn exposure_outside_the_camera_range() {
     let plan =
         parse_json(r#"{"channels": [{"config": "GFP", "exposure": 5000}]}"#).expect("parses");

@@ -3,7 +3,8 @@
 use super::{MdaEvent, MdaSequence, PlanError, PlanSummary};
 
 /// What the instrument allows, for [`MdaSequence::validate`]. A limit left `None` is
-/// not checked (the instrument has no such device, or its range is unknown).
+/// not checked (the instrument has no such device, or its range is unknown), though a stage
+/// target must still be a finite number.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanLimits {
     /// Known presets as (group, name).
@@ -22,7 +23,8 @@ pub struct PlanLimits {
 impl MdaSequence {
     /// Checks the whole plan against the instrument and sums it up. Errors name the
     /// field: an unknown preset (`channels[1].config`, with the known ones), an event
-    /// outside stage travel (`stage_positions[2].x`, `grid_plan`, `z_plan`), an
+    /// outside stage travel or at a target that is not finite (`stage_positions[2].x`,
+    /// `grid_plan`, `z_plan`), an
     /// exposure outside the camera's range, bad values (see [`check`](Self::check)),
     /// or a plan with nothing to acquire.
     pub fn validate(
@@ -95,32 +97,40 @@ impl MdaSequence {
             if !parts.is_empty() {
                 s.push_str(&format!(" (at {})", parts.join(", ")));
             }
-            format!(
-                "{s} is outside the {} stage travel {lo}..{hi} µm",
-                if axis == "z" { "Z" } else { "XY" }
-            )
-        };
-        if let Some(((xlo, xhi), (ylo, yhi))) = limits.xy_travel_um {
-            for (axis, v, lo, hi) in [("x", e.x, xlo, xhi), ("y", e.y, ylo, yhi)] {
-                if let Some(v) = v.filter(|v| *v < lo || *v > hi) {
-                    let field = match (e.index.g, e.index.p) {
-                        (Some(_), _) => "grid_plan".to_owned(),
-                        (None, Some(p)) => format!("stage_positions[{p}].{axis}"),
-                        (None, None) => "stage_positions".to_owned(),
-                    };
-                    return Err(PlanError::new(field, context(axis, v, lo, hi)));
-                }
+            let stage = if axis == "z" { "Z" } else { "XY" };
+            if v.is_finite() {
+                format!("{s} is outside the {stage} stage travel {lo}..{hi} µm")
+            } else {
+                format!("{s} is not a place the {stage} stage can go: the plan's values add up to a non-finite target")
             }
-        }
-        if let (Some((lo, hi)), Some(v)) = (limits.z_travel_um, e.z) {
-            if v < lo || v > hi {
-                let field = match (e.index.z, e.index.p) {
-                    (Some(_), _) => "z_plan".to_owned(),
-                    (None, Some(p)) => format!("stage_positions[{p}].z"),
+        };
+        // A target that is not finite is refused even where the travel is unknown: the run
+        // would fail on it at that event, after the events before it.
+        let (xy_travel, z_travel) = (
+            limits
+                .xy_travel_um
+                .unwrap_or(((f64::MIN, f64::MAX), (f64::MIN, f64::MAX))),
+            limits.z_travel_um.unwrap_or((f64::MIN, f64::MAX)),
+        );
+        let ((xlo, xhi), (ylo, yhi)) = xy_travel;
+        for (axis, v, lo, hi) in [("x", e.x, xlo, xhi), ("y", e.y, ylo, yhi)] {
+            if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
+                let field = match (e.index.g, e.index.p) {
+                    (Some(_), _) => "grid_plan".to_owned(),
+                    (None, Some(p)) => format!("stage_positions[{p}].{axis}"),
                     (None, None) => "stage_positions".to_owned(),
                 };
-                return Err(PlanError::new(field, context("z", v, lo, hi)));
+                return Err(PlanError::new(field, context(axis, v, lo, hi)));
             }
+        }
+        let (lo, hi) = z_travel;
+        if let Some(v) = e.z.filter(|v| !(lo..=hi).contains(v)) {
+            let field = match (e.index.z, e.index.p) {
+                (Some(_), _) => "z_plan".to_owned(),
+                (None, Some(p)) => format!("stage_positions[{p}].z"),
+                (None, None) => "stage_positions".to_owned(),
+            };
+            return Err(PlanError::new(field, context("z", v, lo, hi)));
         }
         Ok(())
     }
