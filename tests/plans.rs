@@ -1183,6 +1183,16 @@ async fn inputs_of_100_kb_get_short_errors_that_a_default_client_receives() {
         Code::NotFound,
         &["(100000 bytes)", "GFP"],
     );
+    // A label goes to the driver, whose message repeats it whole: the daemon caps the message.
+    let label = pb::SetStateRequest {
+        device: "Filter".into(),
+        target: Some(pb::set_state_request::Target::Label(big.clone())),
+    };
+    short(
+        refused(m.set_state(label).await),
+        Code::NotFound,
+        &["no position is labelled", "message cut"],
+    );
     // A dataset name: the plan is fine, the name is not.
     short(
         refused(a.start_plan(yaml("channels: [GFP]\n", &big)).await),
