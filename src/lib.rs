@@ -82,6 +82,11 @@ pub mod pb {
 /// sensor is tens of MiB, far over tonic's 4 MiB default.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// The largest request the daemon accepts. Requests carry names, values and plans, never
+/// images, so tonic's 4 MiB default is far above any honest one (a plan's text is at most 1 MiB);
+/// a larger one is refused (tonic's OUT_OF_RANGE) before it is decoded.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
 /// HTTP/2 flow-control windows for both sides. The 64 KiB default makes a stream of 8 MiB
 /// frames wait for a window update every 64 KiB, capping live view far below loopback speed.
 pub const STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
@@ -125,7 +130,7 @@ pub async fn run(
         access.clone(),
     );
     let acquisition = pb::acquisition_server::AcquisitionServer::new(acquisition)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let service = server::MicroscopeService::new(
         config.instrument.clone(),
@@ -135,7 +140,7 @@ pub async fn run(
         access.clone(),
     );
     let service = pb::microscope_server::MicroscopeServer::new(service)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let access_service =
         pb::access_server::AccessServer::new(server::access::AccessService::new(access.clone()));

@@ -60,6 +60,33 @@ fn check_accepts_the_demo_and_names_file_line_and_key_in_a_broken_config() {
     assert!(text(&o).1.contains("cannot read the config"));
 }
 
+#[test]
+fn check_places_an_encoding_error_and_says_where_the_missing_users_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    // A Latin-1 "µ" (0xB5) in a comment on line 3, column 5.
+    std::fs::write(&path, b"[instrument]\nname = \"x\"\n# 5 \xB5m per pixel\n").unwrap();
+    let o = run(&["check", path.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success(), "accepted");
+    assert!(
+        err.contains("broken.toml:3:5:") && err.contains("0xB5") && err.contains("UTF-8"),
+        "{err}"
+    );
+
+    // No users and no [server]: the place is after the last line, with what to write there.
+    std::fs::write(&path, "[instrument]\nname = \"x\"\n").unwrap();
+    let o = run(&["check", path.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success(), "accepted");
+    assert!(
+        err.contains("broken.toml:3:1: key `users`")
+            && err.contains("[users.alice]")
+            && err.contains("anonymous_loopback_admin = true"),
+        "{err}"
+    );
+}
+
 /// A child's stderr, line by line as it comes, read on a thread of its own.
 fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, lines) = mpsc::channel();

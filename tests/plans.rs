@@ -1249,3 +1249,122 @@ async fn non_finite_values_and_targets_are_refused_alike_by_validate_and_start()
         .is_empty());
     d.shutdown().await.unwrap();
 }
+
+/// The status of a call that must fail.
+fn refused<T>(r: Result<tonic::Response<T>, tonic::Status>) -> tonic::Status {
+    match r {
+        Ok(_) => panic!("accepted"),
+        Err(s) => s,
+    }
+}
+
+/// 100 kB of a client's text where a name, a key or a value goes, and a plan over the size
+/// limit: each is refused with the right status and a short message, which a client with
+/// tonic's default limits (decoding and metadata) receives whole instead of
+/// RESOURCE_EXHAUSTED. The message quotes the start of the input and says its length.
+#[tokio::test]
+async fn inputs_of_100_kb_get_short_errors_that_a_default_client_receives() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::with_config(&config(root.path())).await;
+    // Default limits throughout: no max_decoding_message_size, a plain channel.
+    let mut m = microscoped::pb::microscope_client::MicroscopeClient::new(d.channel.clone());
+    let mut a = AcquisitionClient::new(d.channel.clone());
+    let big = "x".repeat(100_000);
+    let short = |s: tonic::Status, code: Code, parts: &[&str]| {
+        assert_eq!(s.code(), code, "{:.300}", s.message());
+        let most = microscoped::names::MAX_MESSAGE_BYTES + 64;
+        assert!(s.message().len() <= most, "{} bytes", s.message().len());
+        for p in parts {
+            assert!(s.message().contains(p), "{:?} lacks {p:?}", s.message());
+        }
+    };
+
+    let device = pb::DeviceRef {
+        device: big.clone(),
+    };
+    short(
+        refused(m.get_position(device).await),
+        Code::NotFound,
+        &["(100000 bytes)", "XY"],
+    );
+    let property = pb::GetPropertyRequest {
+        device: "Camera".into(),
+        property: big.clone(),
+    };
+    short(
+        refused(m.get_property(property).await),
+        Code::NotFound,
+        &["(100000 bytes)", "exposure_ms"],
+    );
+    let preset = pb::ApplyPresetRequest {
+        group: "Channel".into(),
+        preset: big.clone(),
+    };
+    short(
+        refused(m.apply_preset(preset).await),
+        Code::NotFound,
+        &["(100000 bytes)", "GFP"],
+    );
+    // A label goes to the driver, whose message repeats it whole: the daemon caps the message.
+    let label = pb::SetStateRequest {
+        device: "Filter".into(),
+        target: Some(pb::set_state_request::Target::Label(big.clone())),
+    };
+    short(
+        refused(m.set_state(label).await),
+        Code::NotFound,
+        &["no position is labelled", "message cut"],
+    );
+    // A dataset name: the plan is fine, the name is not.
+    short(
+        refused(a.start_plan(yaml("channels: [GFP]\n", &big)).await),
+        Code::InvalidArgument,
+        &["dataset name", "(100000 bytes)", "1 to 128"],
+    );
+    // A YAML key and a value where a word goes. YAML limits a plain key to 1024 characters;
+    // a long one is written as an explicit key.
+    let plans = [
+        (format!("? {big}\n: 1\n"), "unknown field"),
+        (format!("axis_order: [{big}]\n"), "axis_order"),
+    ];
+    for (plan, part) in &plans {
+        short(
+            refused(a.validate_plan(yaml(plan, "")).await),
+            Code::InvalidArgument,
+            &[part, "(100000 bytes)"],
+        );
+    }
+    // The key in JSON, and a value serde_json repeats whole in its message (cut by the
+    // daemon's last guard on a message's length).
+    let json = |text: String| pb::PlanRequest {
+        plan: Some(pb::plan_request::Plan::UseqJson(text)),
+        name: String::new(),
+        camera: String::new(),
+    };
+    short(
+        refused(a.validate_plan(json(format!("{{\"{big}\": 1}}"))).await),
+        Code::InvalidArgument,
+        &["unknown field", "(100000 bytes)"],
+    );
+    let exposure = format!(r#"{{"channels": [{{"config": "GFP", "exposure": "{big}"}}]}}"#);
+    short(
+        refused(a.validate_plan(json(exposure)).await),
+        Code::InvalidArgument,
+        &["channels[0].exposure", "message cut"],
+    );
+    // A plan text over 1 MiB is refused before it is parsed.
+    let huge = format!("channels: [GFP]\n#{}\n", "x".repeat(1 << 20));
+    short(
+        refused(a.validate_plan(yaml(&huge, "")).await),
+        Code::InvalidArgument,
+        &["at most 1048576 bytes (1 MiB)"],
+    );
+    // A request over 4 MiB is refused by gRPC itself before it is decoded.
+    let oversize = format!("#{}\n", "x".repeat(microscoped::MAX_REQUEST_BYTES));
+    short(
+        refused(a.validate_plan(yaml(&oversize, "")).await),
+        Code::OutOfRange,
+        &["too large"],
+    );
+    d.shutdown().await.unwrap();
+}

@@ -27,7 +27,10 @@ const QUEUE_DEPTH: usize = 32;
 #[derive(Debug, Error)]
 pub enum HostError {
     /// No device has that name.
-    #[error("no device named {name:?}; the devices are: {known}")]
+    #[error(
+        "no device named {}; the devices are: {known}",
+        crate::names::quote(name)
+    )]
     NotFound {
         /// The name asked for.
         name: String,

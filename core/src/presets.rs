@@ -11,6 +11,7 @@ use microscoped_driver_api::{check_write, AnyDevice, DeviceKind, PropertySpec, V
 
 use crate::config::{Config, ConfigError, InstrumentInfo, PixelSize, Preset, PresetGroup};
 use crate::host::{Claim, DeviceHandle, DeviceHost, HostError};
+use crate::names::quote;
 
 /// How long applying a preset waits for filter wheels and turrets it moved to arrive.
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
@@ -115,17 +116,23 @@ impl Presets {
         let Some(g) = self.groups.iter().find(|g| g.name == group) else {
             let known: Vec<&str> = self.groups.iter().map(|g| g.name.as_str()).collect();
             return Err(UnknownPreset(if known.is_empty() {
-                format!("no preset group {group:?}: this instrument's config has no presets")
+                format!(
+                    "no preset group {}: this instrument's config has no presets",
+                    quote(group)
+                )
             } else {
                 format!(
-                    "no preset group {group:?}; the groups are {}",
+                    "no preset group {}; the groups are {}",
+                    quote(group),
                     known.join(", ")
                 )
             }));
         };
         g.presets.iter().find(|p| p.name == name).ok_or_else(|| {
             UnknownPreset(format!(
-                "no preset {name:?} in group {group:?}; its presets are {}",
+                "no preset {} in group {}; its presets are {}",
+                quote(name),
+                quote(group),
                 g.presets
                     .iter()
                     .map(|p| p.name.as_str())

@@ -12,7 +12,7 @@ use crate::pb;
 /// acquisition and driver errors convert into [`Error`] in the core crate) to gRPC.
 pub fn error_status(e: impl Into<Error>) -> Status {
     let e = e.into();
-    Status::new(code(e.kind), e.message)
+    Status::new(code(e.kind), crate::names::cap_message(e.message))
 }
 
 /// The gRPC code a kind of domain failure stands for.

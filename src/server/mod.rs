@@ -167,8 +167,9 @@ impl MicroscopeService {
 fn no_property(d: &DeviceHandle, property: &str) -> Status {
     let names: Vec<_> = d.properties().iter().map(|p| p.name.as_str()).collect();
     Status::not_found(format!(
-        "device {:?} has no property {property:?}; its properties are: {}",
+        "device {:?} has no property {}; its properties are: {}",
         d.name(),
+        crate::names::quote(property),
         names.join(", ")
     ))
 }
@@ -337,7 +338,11 @@ impl pb::microscope_server::Microscope for MicroscopeService {
                         let s = error_status(e);
                         Status::new(
                             s.code(),
-                            format!("preset {:?}: {}", req.preset, s.message()),
+                            format!(
+                                "preset {}: {}",
+                                crate::names::quote(&req.preset),
+                                s.message()
+                            ),
                         )
                     })?;
                 Ok(Response::new(pb::ApplyPresetResponse {

@@ -25,7 +25,9 @@ pub fn plan_from_pb(req: &pb::PlanRequest) -> Result<MdaSequence, Status> {
             plan::parse_json(&doc.to_string())
         }
     };
-    parsed.map_err(|e| Status::invalid_argument(format!("invalid plan: {e}")))
+    parsed.map_err(|e| {
+        Status::invalid_argument(crate::names::cap_message(format!("invalid plan: {e}")))
+    })
 }
 
 /// The structured message as the useq JSON document it mirrors: a field left unset is a key

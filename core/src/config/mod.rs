@@ -126,14 +126,38 @@ impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError {
             file: file.clone(),
             line: None,
             column: None,
             key: None,
             message: format!("cannot read the config: {e}"),
         })?;
+        let text = Self::utf8(bytes, &file)?;
         Self::parse(&text, &file)
+    }
+
+    /// The file's bytes as text; an encoding error names the line and column of the first byte
+    /// that is not UTF-8, so it can be found in an editor (a Latin-1 "µ" in a comment, say).
+    fn utf8(bytes: Vec<u8>, file: &str) -> Result<String, ConfigError> {
+        String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            // Everything before `at` is valid, so line and column count characters of it.
+            let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+            let (line, column) = line_col(before, at);
+            ConfigError {
+                file: file.to_owned(),
+                line: Some(line),
+                column: Some(column),
+                key: None,
+                message: format!(
+                    "the byte 0x{:02X} is not UTF-8: a config is UTF-8 text; save the file as \
+                     UTF-8 (the character here was probably written in another encoding)",
+                    bytes[at]
+                ),
+            }
+        })
     }
 
     /// The embedded demo config.
@@ -246,6 +270,35 @@ impl<'a> Parser<'a> {
         self.error(Some(inner.span().unwrap_or(fallback)), Some(key), message)
     }
 
+    /// A config that lets nobody in: it lacks `[users.NAME]` tables and does not set
+    /// `server.anonymous_loopback_admin`. Placed where the text to add goes (in the `[server]`
+    /// table when there is one, else after the file's last line) and showing the lines to add.
+    fn no_users(&self) -> ConfigError {
+        const USERS: &str = "\n  [users.alice]\n  role = \"admin\"\n  token_sha256 = \"<hash>\"\n";
+        let (span, key, bench) = match self.find_key(&["server"]) {
+            Some(span) => (
+                span,
+                "server.anonymous_loopback_admin",
+                "in this [server] table:\n\n  anonymous_loopback_admin = true",
+            ),
+            None => (
+                self.text.len()..self.text.len(),
+                "users",
+                "at the end of the file:\n\n  [server]\n  anonymous_loopback_admin = true",
+            ),
+        };
+        self.error(
+            Some(span),
+            Some(key.into()),
+            format!(
+                "nobody could use this instrument: the config has no [users.NAME] table and no \
+                 anonymous access. For a shared instrument add a table per user at the end of \
+                 the file (make a token and its hash with `microscoped token new alice`):\n\
+                 {USERS}\nor, for a single-user bench, add {bench}"
+            ),
+        )
+    }
+
     fn parse(&self) -> Result<Config, ConfigError> {
         let root = DeTable::parse(self.text).map_err(|e| {
             let key = e.span().and_then(|span| key_on_line(self.text, span.start));
@@ -326,14 +379,7 @@ impl<'a> Parser<'a> {
         };
         // Last, so a mistake elsewhere is reported first.
         if access.users.is_empty() && !access.anonymous_loopback_admin {
-            return Err(self.error(
-                None,
-                Some("users".into()),
-                "nobody could use this instrument: add [users.NAME] tables (make a token and its \
-                 hash with `microscoped token new`), or set server.anonymous_loopback_admin = true \
-                 for a single-user bench"
-                    .into(),
-            ));
+            return Err(self.no_users());
         }
         Ok(Config {
             source: self.file.to_owned(),
@@ -483,6 +529,42 @@ mod tests {
             (Some("server.listen"), Some(4)),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_config_without_users_says_what_to_add_and_where() {
+        // No [server] at all: the place is after the last line.
+        let e = err(HEAD);
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("users")), "{e}");
+        assert!(
+            e.message.contains("[users.alice]")
+                && e.message
+                    .contains("[server]\n  anonymous_loopback_admin = true"),
+            "{e}"
+        );
+        // A [server] table without the setting: the place is that table.
+        let e = err(&format!("{HEAD}\n[server]\nlisten = \"127.0.0.1:1\"\n"));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("server.anonymous_loopback_admin")),
+            "{e}"
+        );
+        assert!(e.message.contains("in this [server] table"), "{e}");
+    }
+
+    #[test]
+    fn a_config_that_is_not_utf8_names_the_line_and_column_of_the_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latin1.toml");
+        // "µm" in Latin-1: the byte 0xB5 on line 3, after `# 5 `.
+        std::fs::write(&path, b"[instrument]\nname = \"t\"\n# 5 \xB5m per pixel\n").unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(3), Some(5)), "{e}");
+        assert!(
+            e.message.contains("0xB5") && e.message.contains("UTF-8"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("latin1.toml:3:5:"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::names::{quote, QUOTE_CHARS};
+
 use super::{
     Axis, Channel, GridKind, GridMode, GridPlan, MdaSequence, PlanError, Position, RelativeTo,
     TimeDelta, TimePhase, TimePhaseKind, TimePlan, ZPlan, ZPlanKind, DEFAULT_CHANNEL_GROUP,
@@ -30,10 +32,30 @@ pub(super) fn path_error(
     } else {
         path.to_owned()
     };
+    let mut message = message;
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some(end) = rest.find('`') {
+            let key = rest[..end].to_owned();
+            if key.len() > QUOTE_CHARS {
+                // A key is the client's text: repeated whole, a 100 kB key would be an error
+                // too large for a client's metadata limits.
+                let short = quote(&key);
+                message = message.replacen(&format!("`{key}`"), &short, 1);
+                field = field.replace(&key, &short);
+                if !field.ends_with(&short) {
+                    if !field.is_empty() {
+                        field.push('.');
+                    }
+                    field.push_str(&short);
+                }
+                return PlanError {
+                    field,
+                    message,
+                    location,
+                };
+            }
+            let key = key.as_str();
             // serde_path_to_error already ends the path with the key for some formats
-            let key = &rest[..end];
             let last = field.rsplit(['.', ']']).next().unwrap_or("");
             if last == key {
                 return PlanError {
@@ -45,7 +67,7 @@ pub(super) fn path_error(
             if !field.is_empty() {
                 field.push('.');
             }
-            field.push_str(&rest[..end]);
+            field.push_str(key);
         }
     }
     PlanError {
@@ -177,11 +199,14 @@ fn axes(list: AxisList, field: &str) -> Result<Vec<Axis>, PlanError> {
         .ok_or_else(|| {
             PlanError::new(
                 field,
-                format!("unknown axis {s:?}; axes are t, p, g, c and z"),
+                format!("unknown axis {}; axes are t, p, g, c and z", quote(&s)),
             )
         })?;
         if out.contains(&axis) {
-            return Err(PlanError::new(field, format!("axis {s:?} is given twice")));
+            return Err(PlanError::new(
+                field,
+                format!("axis {} is given twice", quote(&s)),
+            ));
         }
         out.push(axis);
     }
@@ -513,7 +538,11 @@ impl<'de> Deserialize<'de> for RawTimeDelta {
                 parse_duration(v)
                     .map(|s| RawTimeDelta(TimeDelta::from_secs_f64(s)))
                     .ok_or_else(|| {
-                        E::custom(format!("{v:?} is not a time span; {}", EXPECTED_SPAN))
+                        E::custom(format!(
+                            "{} is not a time span; {}",
+                            quote(v),
+                            EXPECTED_SPAN
+                        ))
                     })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTimeDelta, A::Error> {
@@ -726,7 +755,10 @@ fn grid(g: RawGrid) -> Result<GridPlan, PlanError> {
             Some("top_left") => Ok(RelativeTo::TopLeft),
             Some(other) => Err(PlanError::new(
                 "grid_plan.relative_to",
-                format!("unknown value {other:?}; expected \"center\" or \"top_left\""),
+                format!(
+                    "unknown value {}; expected \"center\" or \"top_left\"",
+                    quote(other)
+                ),
             )),
         }
     };
@@ -795,7 +827,8 @@ fn grid(g: RawGrid) -> Result<GridPlan, PlanError> {
                 PlanError::new(
                     "grid_plan.mode",
                     format!(
-                        "unknown mode {name:?}; expected one of {}",
+                        "unknown mode {}; expected one of {}",
+                        quote(name),
                         names.join(", ")
                     ),
                 )

@@ -546,8 +546,28 @@ impl fmt::Display for PlanError {
 
 impl std::error::Error for PlanError {}
 
+/// The most bytes a plan's text (useq JSON or YAML, or the structured message as JSON) may
+/// have. A plan of 100,000 explicit positions fits several times over; a larger text is
+/// refused before it is parsed, so a hostile client cannot make the daemon parse megabytes.
+pub const MAX_PLAN_BYTES: usize = 1 << 20;
+
+/// Refuses a plan text longer than [`MAX_PLAN_BYTES`].
+fn check_size(text: &str) -> Result<(), PlanError> {
+    if text.len() > MAX_PLAN_BYTES {
+        return Err(PlanError::new(
+            "",
+            format!(
+                "the plan is {} bytes; a plan has at most {MAX_PLAN_BYTES} bytes (1 MiB)",
+                text.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Parses a useq `MDASequence` from JSON text and checks its values.
 pub fn parse_json(text: &str) -> Result<MdaSequence, PlanError> {
+    check_size(text)?;
     let mut de = serde_json::Deserializer::from_str(text);
     let raw = match serde_path_to_error::deserialize(&mut de) {
         Ok(raw) => raw,
@@ -575,6 +595,7 @@ pub fn parse_json(text: &str) -> Result<MdaSequence, PlanError> {
 /// Parses a useq `MDASequence` from YAML text (as `MDASequence.yaml()` writes it) and
 /// checks its values.
 pub fn parse_yaml(text: &str) -> Result<MdaSequence, PlanError> {
+    check_size(text)?;
     let mut path = String::new();
     let mut options = serde_saphyr::Options::default();
     // The error is made of its path, message and location; no rendered source excerpt.

@@ -1,6 +1,7 @@
 //! Checking a plan against an instrument before anything moves.
 
 use super::{MdaEvent, MdaSequence, PlanError, PlanSummary};
+use crate::names::quote;
 
 /// What the instrument allows, for [`MdaSequence::validate`]. A limit left `None` is
 /// not checked (the instrument has no such device, or its range is unknown), though a stage
@@ -154,7 +155,9 @@ fn check_preset(limits: &PlanLimits, i: usize, group: &str, config: &str) -> Res
         return Err(PlanError::new(
             format!("channels[{i}].config"),
             format!(
-                "unknown preset {config:?} in group {group:?}; known: {}",
+                "unknown preset {} in group {}; known: {}",
+                quote(config),
+                quote(group),
                 in_group.join(", ")
             ),
         ));
@@ -169,6 +172,10 @@ fn check_preset(limits: &PlanLimits, i: usize, group: &str, config: &str) -> Res
     };
     Err(PlanError::new(
         format!("channels[{i}].group"),
-        format!("unknown preset group {group:?} (for preset {config:?}); {known}"),
+        format!(
+            "unknown preset group {} (for preset {}); {known}",
+            quote(group),
+            quote(config)
+        ),
     ))
 }
