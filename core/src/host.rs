@@ -174,6 +174,19 @@ struct HandleInner {
     /// The facility safety limits the device is wrapped in (see [`crate::limits`]).
     limits: DeviceLimits,
 }
+impl HandleInner {
+    /// The job whose claim refuses ordinary commands now (a claim that admits them, as live
+    /// mode's does, refuses nothing): checked before a command is queued and again on the
+    /// device thread, the same way both times.
+    fn refusing_job(&self) -> Option<String> {
+        self.job
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|c| !c.admits)
+            .map(|c| c.job.clone())
+    }
+}
 
 /// A cheap-to-clone handle to one hosted device.
 #[derive(Clone)]
@@ -302,13 +315,7 @@ impl DeviceHandle {
 
     /// The job that refuses ordinary commands now: a claim that admits them refuses nothing.
     fn job(&self) -> Option<String> {
-        self.0
-            .job
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|c| !c.admits)
-            .map(|c| c.job.clone())
+        self.0.refusing_job()
     }
 
     /// Whether ordinary commands wait for the device thread: a long job that admits them
@@ -393,14 +400,7 @@ impl DeviceHandle {
                 // The claim is checked again here: a command that raced an acquisition's
                 // claim must not run under it.
                 if sender == Sender::Normal {
-                    let refused = inner
-                        .job
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .as_ref()
-                        .filter(|c| !c.admits)
-                        .map(|c| c.job.clone());
-                    if let Some(job) = refused {
+                    if let Some(job) = inner.refusing_job() {
                         let _ = reply_tx.send(Err(Refusal::Claimed(job)));
                         return;
                     }

@@ -546,8 +546,8 @@ pub struct EmulatorSettings {
     pub max_power_mw: Option<f64>,
 }
 
-/// Laser wavelengths an emulated head may have, nm.
-const EMULATED_WAVELENGTH_NM: (f64, f64) = (200.0, 2000.0);
+/// Wavelengths the config accepts, nm: an emulated laser head's and a filter's emission band.
+pub const WAVELENGTH_NM: (f64, f64) = (200.0, 2000.0);
 /// Most power an emulated head may have, mW.
 const EMULATED_MAX_POWER_MW: f64 = 100_000.0;
 
@@ -573,7 +573,7 @@ impl EmulatorSettings {
                 ));
             }
         }
-        let (lo, hi) = EMULATED_WAVELENGTH_NM;
+        let (lo, hi) = WAVELENGTH_NM;
         if let Some(nm) = self
             .wavelength_nm
             .filter(|nm| !(nm.is_finite() && (lo..=hi).contains(nm)))

@@ -62,14 +62,7 @@ pub(super) fn where_in_plan(p: &PlanProgress) -> String {
         .used_axes
         .chars()
         .filter_map(|axis| {
-            let (at, size) = match axis {
-                't' => (i.t, n.t),
-                'p' => (i.p, n.p),
-                'g' => (i.g, n.g),
-                'c' => (i.c, n.c),
-                'z' => (i.z, n.z),
-                _ => return None,
-            };
+            let (at, size) = (i.along(axis)?, n.along(axis)?);
             (size > 0).then(|| format!("{axis} {}/{size}", at + 1))
         })
         .collect::<Vec<_>>()
@@ -229,14 +222,7 @@ pub async fn plan(
             .used_axes
             .chars()
             .filter_map(|axis| {
-                let size = match axis {
-                    't' => n.t,
-                    'p' => n.p,
-                    'g' => n.g,
-                    'c' => n.c,
-                    'z' => n.z,
-                    _ => return None,
-                };
+                let size = n.along(axis)?;
                 (size > 0).then(|| format!("{axis} {size}"))
             })
             .collect();

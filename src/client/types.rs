@@ -172,6 +172,20 @@ pub struct PlanIndex {
     pub z: u32,
 }
 
+impl PlanIndex {
+    /// The value along `axis`, a useq axis letter (`t`, `p`, `g`, `c`, `z`); none for another.
+    pub fn along(&self, axis: char) -> Option<u32> {
+        match axis {
+            't' => Some(self.t),
+            'p' => Some(self.p),
+            'g' => Some(self.g),
+            'c' => Some(self.c),
+            'z' => Some(self.z),
+            _ => None,
+        }
+    }
+}
+
 /// What a plan amounts to on this instrument, from checking it.
 #[derive(Debug, Clone)]
 pub struct PlanSummary {

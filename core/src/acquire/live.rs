@@ -143,12 +143,7 @@ impl Acquisitions {
     /// What the live view of `camera` (empty: the only camera) shows now.
     pub fn live_status(&self, camera: &str) -> Result<LiveStatus, AcqError> {
         let camera = self.0.host.camera(camera)?.name().to_owned();
-        let running = self
-            .runs()
-            .iter()
-            .rev()
-            .find(|r| r.camera == camera && r.holds_camera())
-            .map(|r| (r.id, r.ring()));
+        let running = self.camera_run(&camera).map(|r| (r.id, r.ring()));
         let live = self.live();
         let cam = live.get(&camera);
         let session = cam.and_then(|c| c.session.clone());

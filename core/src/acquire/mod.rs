@@ -266,13 +266,19 @@ impl Acquisitions {
         Ok(self.find(id)?.status())
     }
 
-    /// The ring of the acquisition running on `camera` (not a paused plan, which lets the
-    /// camera go) and its bit depth, for live view.
-    pub(super) fn live_ring(&self, camera: &str) -> Option<(Arc<FrameRing>, u32)> {
+    /// The acquisition holding `camera` now (not a paused plan, which lets the camera go): the
+    /// one live view shows.
+    fn camera_run(&self, camera: &str) -> Option<Arc<Run>> {
         self.runs()
             .iter()
             .rev()
             .find(|r| r.camera == camera && r.holds_camera())
+            .cloned()
+    }
+
+    /// The ring of the acquisition running on `camera` and its bit depth, for live view.
+    pub(super) fn live_ring(&self, camera: &str) -> Option<(Arc<FrameRing>, u32)> {
+        self.camera_run(camera)
             .and_then(|r| Some((r.ring()?, r.bit_depth)))
     }
 

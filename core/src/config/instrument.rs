@@ -221,10 +221,11 @@ impl<'a> Parser<'a> {
         let labels = wheel.settings.labels();
         let mut out = Vec::with_capacity(table.len());
         for (label, &nm) in table {
-            if !(nm.is_finite() && (200.0..=2000.0).contains(&nm)) {
+            let (lo, hi) = crate::registry::WAVELENGTH_NM;
+            if !(nm.is_finite() && (lo..=hi).contains(&nm)) {
                 return Err(at(
                     &["emission_nm", label],
-                    format!("must be a wavelength in nm from 200 to 2000, got {nm}"),
+                    format!("must be a wavelength in nm from {lo} to {hi}, got {nm}"),
                 ));
             }
             if let Some(labels) = labels {

@@ -340,11 +340,8 @@ mod ome_tiff {
         if !o.writing {
             return Ok(None);
         }
-        let sc = match sidecar::read(&sidecar_path(path)) {
-            Ok(sc) => sc,
-            // Finished between the look and the read.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(damaged(path, format!("its sidecar: {e}"))),
+        let Some(sc) = live_sidecar(path)? else {
+            return Ok(None);
         };
         let found = sc
             .planes
@@ -369,6 +366,16 @@ mod ome_tiff {
         Ok(Some(Found::NotYet(why)))
     }
 
+    /// The sidecar of a file still being written: none once the file was finished between the
+    /// look and the read (finishing removes it).
+    fn live_sidecar(path: &Path) -> Result<Option<sidecar::Sidecar>, ReadError> {
+        match sidecar::read(&sidecar_path(path)) {
+            Ok(sc) => Ok(Some(sc)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(damaged(path, format!("its sidecar: {e}"))),
+        }
+    }
+
     /// Counts the planes of a file still being written (or left by a crash).
     fn count_planes(path: &Path, o: &Open) -> Result<u64, ReadError> {
         match nth_ifd(path, o, u64::MAX)? {
@@ -380,12 +387,7 @@ mod ome_tiff {
     pub(super) fn describe(path: &Path) -> Result<ImageInfo, ReadError> {
         let o = open(path)?;
         if o.writing {
-            let sc = match sidecar::read(&sidecar_path(path)) {
-                Ok(sc) => Some(sc),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(damaged(path, format!("its sidecar: {e}"))),
-            };
-            if let Some(sc) = sc {
+            if let Some(sc) = live_sidecar(path)? {
                 let d = sc.dataset;
                 return Ok(ImageInfo {
                     width: d.width,

@@ -108,8 +108,10 @@ pub fn recover(path: &Path) -> io::Result<RecoverReport> {
     let file = OpenOptions::new().read(true).write(true).open(path)?;
     let file_len = file.metadata()?.len();
     let first = layout::read_header(&file, file_len).map_err(not_ours)?;
-    if first == 0 && sidecar_path(path).try_exists()? {
-        return remove_empty(path, &file, file_len);
+    let side = sidecar_path(path);
+    let has_sidecar = side.try_exists()?;
+    if first == 0 && has_sidecar {
+        return remove_empty(path, &side, &file, file_len);
     }
     let ifd0 = layout::read_ifd(&file, first, file_len).map_err(|e| {
         if first == 0 {
@@ -125,8 +127,7 @@ pub fn recover(path: &Path) -> io::Result<RecoverReport> {
         .index_of(tag::IMAGE_DESCRIPTION)
         .ok_or_else(|| not_ours("IFD 0 has no ImageDescription"))?;
 
-    let side = sidecar_path(path);
-    if !side.try_exists()? {
+    if !has_sidecar {
         let (ifds, _) = walk(&file, first, file_len, None);
         return Ok(RecoverReport {
             path: path.to_path_buf(),
@@ -212,7 +213,7 @@ pub fn recover(path: &Path) -> io::Result<RecoverReport> {
 /// removed, and so is the folder holding them if it is the dataset's own folder (named as the
 /// sidecar's dataset, as the daemon lays datasets out) and nothing else is left in it. Files we
 /// did not write are refused as [`recover`] refuses them.
-fn remove_empty(path: &Path, file: &File, file_len: u64) -> io::Result<RecoverReport> {
+fn remove_empty(path: &Path, side: &Path, file: &File, file_len: u64) -> io::Result<RecoverReport> {
     let mut software = [0u8; layout::SOFTWARE.len()];
     if file_len < layout::XML_AT
         || file
@@ -222,12 +223,11 @@ fn remove_empty(path: &Path, file: &File, file_len: u64) -> io::Result<RecoverRe
     {
         return Err(not_ours("it holds no image"));
     }
-    let side = sidecar_path(path);
-    let dataset = sidecar::read(&side)?.dataset.name;
+    let dataset = sidecar::read(side)?.dataset.name;
     std::fs::remove_file(path)?;
     let mut removed = vec![path.to_path_buf()];
-    match std::fs::remove_file(&side) {
-        Ok(()) => removed.push(side),
+    match std::fs::remove_file(side) {
+        Ok(()) => removed.push(side.to_path_buf()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
