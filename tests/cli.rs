@@ -1397,3 +1397,50 @@ fn a_killed_plan_is_listed_by_the_next_daemon_with_its_planes_and_its_folder_to_
         "{out}"
     );
 }
+
+/// What `/proc` says of process `pid`: its resident memory in bytes (`VmRSS`).
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kib * 1024
+}
+
+#[test]
+fn memory_goes_back_to_the_system_after_every_acquisition() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    // A ring of 256 MiB of 128 KiB frames: far more than the idle daemon, and in slots small
+    // enough that a heap allocator would keep them rather than unmapping them.
+    const RING_MB: u64 = 256;
+    let config = ramp_config(dir.path(), &root);
+    let text_of = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text_of.replace("ring_mb = 4", &format!("ring_mb = {RING_MB}")),
+    )
+    .unwrap();
+    let d = Served::with_config(&config, "");
+    let pid = d.child.id();
+    let idle = rss_bytes(pid);
+    let bound = idle + (RING_MB << 20) / 4;
+    for run in 0..4 {
+        let name = format!("run{run}");
+        let o = d.cli(&["acquire", "--frames", "20", "--name", &name]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out}{err}");
+        assert!(out.contains("written 20 dropped 0"), "{out}");
+        // `acquire` returns once the run has ended: its ring is gone by then.
+        let rss = rss_bytes(pid);
+        assert!(
+            rss <= bound,
+            "after run {run} the daemon holds {} MiB, {} MiB more than idle (ring budget {RING_MB} MiB)",
+            rss >> 20,
+            (rss - idle) >> 20
+        );
+    }
+}

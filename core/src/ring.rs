@@ -3,18 +3,26 @@
 //! number of lossy consumers (live view: they copy the newest frame and may skip). Live mode
 //! uses a ring of a few slots with no writer ([`FrameRing::for_viewing`]).
 //!
+//! The slots live in one anonymous memory mapping of the ring's own, unmapped when the ring is
+//! dropped, so an acquisition's memory goes back to the system when it ends whatever the
+//! allocator does with freed blocks (glibc raises its mmap threshold to the size of the first
+//! large block freed, after which slots come from the heap and freed rings stay in the
+//! process).
+//!
 //! The producer never waits for the writer: when every slot holds a frame the writer has not
 //! taken yet, the overflow policy decides. `Drop` takes the camera's frame into a scratch slot and
 //! counts it dropped (the camera can't wait); `Stop` ends the acquisition. Nothing is ever
 //! cleared wholesale: every frame that enters is written, or counted dropped, so
 //! `received == written + dropped` once the ring is drained.
 
+use std::io;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, RwLock};
 use std::time::Instant;
 
+use memmap2::{MmapMut, MmapOptions};
 use microscoped_driver_api::FrameShape;
-use ndarray::Array2;
 
 /// What to do when the writer falls behind and every slot is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -74,41 +82,33 @@ pub struct FrameMeta {
 
 /// One preallocated frame buffer and the metadata of the frame in it.
 pub struct Slot {
-    /// Pixels as raw little-endian bytes, one row per array row.
-    pixels: Array2<u8>,
+    /// Where the frame's bytes start, in the ring's mapping: `len` bytes that belong to this
+    /// slot alone.
+    pixels: NonNull<u8>,
+    /// Bytes of one frame, row-major.
+    len: usize,
     /// The frame's metadata.
     pub meta: FrameMeta,
 }
 
-impl Slot {
-    fn new(shape: FrameShape) -> Self {
-        let row = shape.width as usize * shape.pixel_type.bytes();
-        let mut slot = Self {
-            pixels: Array2::zeros((shape.height as usize, row)),
-            meta: FrameMeta::default(),
-        };
-        // Zeroed memory is mapped lazily: without touching every page now, the camera would
-        // take thousands of page faults on its first pass through the ring, late enough to
-        // lose frames.
-        for page in slot.bytes_mut().chunks_mut(4096) {
-            // SAFETY: `page` is a valid, exclusive, non-empty slice; a volatile write keeps
-            // the compiler from eliding the store into memory it knows is zero.
-            unsafe { std::ptr::write_volatile(page.as_mut_ptr(), 0) };
-        }
-        slot
-    }
+// SAFETY: a slot is a pointer to `len` bytes no other slot shares, in a mapping that outlives
+// it (the ring owns both and hands out slots only by reference); who reads and writes them is
+// decided by the `RwLock` or `Mutex` around the slot, as for any owned buffer.
+unsafe impl Send for Slot {}
+// SAFETY: as above; `&Slot` only reads.
+unsafe impl Sync for Slot {}
 
+impl Slot {
     /// The frame's bytes, row-major.
     pub fn bytes(&self) -> &[u8] {
-        self.pixels
-            .as_slice()
-            .expect("slots are allocated in standard layout")
+        // SAFETY: `pixels` points to `len` initialised (zero-filled at least) bytes of the
+        // ring's mapping, alive as long as the ring that lends out `&self`.
+        unsafe { std::slice::from_raw_parts(self.pixels.as_ptr(), self.len) }
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
-        self.pixels
-            .as_slice_mut()
-            .expect("slots are allocated in standard layout")
+        // SAFETY: as in `bytes`, and `&mut self` (the slot's write lock) makes them ours alone.
+        unsafe { std::slice::from_raw_parts_mut(self.pixels.as_ptr(), self.len) }
     }
 }
 
@@ -156,6 +156,9 @@ struct Cursor {
 pub struct FrameRing {
     /// The shape every slot is sized for.
     shape: FrameShape,
+    /// The memory of every slot and of the scratch slot, mapped for this ring alone and
+    /// unmapped when it is dropped. Only the slots' pointers reach into it.
+    _memory: MmapMut,
     /// The slots. A slot's lock is write-held only by the producer filling it, read-held by the
     /// writer and live consumers; the cursor guarantees the producer never wants a slot the
     /// writer still has to take.
@@ -185,22 +188,39 @@ pub struct FrameRing {
 }
 
 impl FrameRing {
-    /// A ring for frames of `shape`, with as many slots as fit in `budget_bytes` but at least
-    /// `min_slots` (and at least 2, so live consumers and the producer never want one slot).
-    /// Every page is touched here, so this takes time in proportion to the budget: call it
-    /// off the async runtime.
+    /// A ring for frames of `shape`, with as many slots as fit in `budget_bytes` beside the
+    /// scratch slot, but at least `min_slots` (and at least 2, so live consumers and the
+    /// producer never want one slot). Every page is mapped in here (`MAP_POPULATE`), so this
+    /// takes time in proportion to the budget: call it off the async runtime. Fails when the
+    /// system will not map that much memory.
     pub fn new(
         shape: FrameShape,
         budget_bytes: u64,
         min_slots: usize,
         policy: OverflowPolicy,
-    ) -> Self {
+    ) -> io::Result<Self> {
         let count = Self::slot_count(shape, budget_bytes, min_slots);
-        let slots = (0..count).map(|_| RwLock::new(Slot::new(shape))).collect();
-        Self {
+        let len = shape.bytes();
+        let total = len
+            .checked_mul(count + 1)
+            .ok_or_else(|| io::Error::other("the frame ring would not fit in the address space"))?;
+        // Pages a camera meets for the first time fault in while it writes: thousands of
+        // faults on the first pass through the ring, late enough to lose frames. Populated
+        // now, they are already there. A mapping cannot be empty, hence the `max`.
+        let mut memory = MmapOptions::new().len(total.max(1)).populate().map_anon()?;
+        let base = NonNull::new(memory.as_mut_ptr()).expect("a mapping is never at address 0");
+        let slot = |i: usize| Slot {
+            // SAFETY: `i <= count`, so `[i * len, (i + 1) * len)` lies within the mapping.
+            pixels: unsafe { base.add(i * len) },
+            len,
+            meta: FrameMeta::default(),
+        };
+        let slots = (0..count).map(|i| RwLock::new(slot(i))).collect();
+        Ok(Self {
             shape,
             slots,
-            scratch: Mutex::new(Slot::new(shape)),
+            scratch: Mutex::new(slot(count)),
+            _memory: memory,
             cursor: Mutex::new(Cursor::default()),
             available: Condvar::new(),
             policy,
@@ -210,24 +230,30 @@ impl FrameRing {
             dropped: AtomicU64::new(0),
             lost_in_camera: AtomicU64::new(0),
             epoch: Instant::now(),
-        }
+        })
     }
 
     /// A ring for viewing only (live mode: the camera runs, nothing is written): `slots`
     /// slots (at least 2) and no lossless consumer, so the camera never finds it full and
     /// viewers take the newest frame. Its counters count frames received; none is written or
     /// dropped.
-    pub fn for_viewing(shape: FrameShape, slots: usize) -> Self {
-        Self {
+    pub fn for_viewing(shape: FrameShape, slots: usize) -> io::Result<Self> {
+        Ok(Self {
             writer: false,
-            ..Self::new(shape, 0, slots, OverflowPolicy::Drop)
-        }
+            ..Self::new(shape, 0, slots, OverflowPolicy::Drop)?
+        })
     }
 
-    /// How many slots a ring for `shape` gets from a budget.
+    /// How many slots a ring for `shape` gets from a budget: what fits beside the scratch
+    /// slot (so the budget is all the ring takes), but at least `min_slots` and 2.
     pub fn slot_count(shape: FrameShape, budget_bytes: u64, min_slots: usize) -> usize {
-        let by_budget = budget_bytes / (shape.bytes().max(1) as u64);
+        let by_budget = (budget_bytes / (shape.bytes().max(1) as u64)).saturating_sub(1);
         (by_budget as usize).max(min_slots).max(2)
+    }
+
+    /// Bytes a ring of `slots` slots for `shape` takes, its scratch slot included.
+    pub fn bytes_for(shape: FrameShape, slots: usize) -> u64 {
+        (slots as u64 + 1) * shape.bytes() as u64
     }
 
     /// The frame shape.
@@ -455,7 +481,7 @@ mod tests {
         delay: Duration,
         paced: bool,
     ) -> (Vec<u64>, RingCounters, Vec<Produced>) {
-        let ring = Arc::new(FrameRing::new(SHAPE, 0, slots, policy));
+        let ring = Arc::new(FrameRing::new(SHAPE, 0, slots, policy).unwrap());
         let writer = {
             let ring = ring.clone();
             std::thread::spawn(move || {
@@ -493,7 +519,8 @@ mod tests {
 
     #[test]
     fn slot_count_follows_budget_and_minimum() {
-        assert_eq!(FrameRing::slot_count(SHAPE, 64 * 10, 2), 10);
+        // Nine slots and the scratch slot make the budget of ten frames.
+        assert_eq!(FrameRing::slot_count(SHAPE, 64 * 10, 2), 9);
         assert_eq!(FrameRing::slot_count(SHAPE, 64 * 10, 16), 16);
         assert_eq!(FrameRing::slot_count(SHAPE, 0, 0), 2);
     }
@@ -537,7 +564,7 @@ mod tests {
 
     #[test]
     fn abandon_counts_waiting_frames_dropped() {
-        let ring = FrameRing::new(SHAPE, 0, 8, OverflowPolicy::Drop);
+        let ring = FrameRing::new(SHAPE, 0, 8, OverflowPolicy::Drop).unwrap();
         for n in 0..5 {
             ring.produce(frame(n)).unwrap();
         }
@@ -553,7 +580,7 @@ mod tests {
 
     #[test]
     fn a_frame_that_finds_room_once_it_exists_is_stored() {
-        let ring = FrameRing::new(SHAPE, 0, 2, OverflowPolicy::Stop);
+        let ring = FrameRing::new(SHAPE, 0, 2, OverflowPolicy::Stop).unwrap();
         ring.produce(frame(0)).unwrap();
         ring.produce(frame(1)).unwrap();
         // Full when the camera is asked; the writer takes a frame while it exposes.
@@ -583,7 +610,7 @@ mod tests {
 
     #[test]
     fn lost_frames_count_as_received_and_dropped() {
-        let ring = FrameRing::new(SHAPE, 0, 2, OverflowPolicy::Drop);
+        let ring = FrameRing::new(SHAPE, 0, 2, OverflowPolicy::Drop).unwrap();
         ring.count_lost(3);
         let c = ring.counters();
         assert_eq!((c.received, c.dropped, c.lost_in_camera), (3, 3, 3));
@@ -591,7 +618,7 @@ mod tests {
 
     #[test]
     fn latest_gives_the_newest_frame_once() {
-        let ring = FrameRing::new(SHAPE, 0, 4, OverflowPolicy::Drop);
+        let ring = FrameRing::new(SHAPE, 0, 4, OverflowPolicy::Drop).unwrap();
         let mut out = Vec::new();
         assert!(ring.latest(0, &mut out).is_none());
         ring.produce(frame(1)).unwrap();
@@ -605,7 +632,7 @@ mod tests {
 
     #[test]
     fn a_ring_for_viewing_never_fills_and_shows_the_newest_frame() {
-        let ring = FrameRing::for_viewing(SHAPE, 2);
+        let ring = FrameRing::for_viewing(SHAPE, 2).unwrap();
         let mut out = Vec::new();
         for n in 0..10 {
             assert_eq!(ring.produce(frame(n)).unwrap(), Produced::Stored);

@@ -1,7 +1,7 @@
 //! The `Acquisition` service: sequences, live view and the event stream.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{broadcast, mpsc, watch};
@@ -507,7 +507,10 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
             // Held as long as the stream: dropping it leaves the view (and stops live mode
             // with the last viewer who keeps it running).
             let viewer = viewer;
-            let mut ring: Option<Arc<FrameRing>> = None;
+            // Which ring the frames came from, to know when it changes; a `Weak`, so that
+            // a stream (maybe waiting on a client that does not read) never keeps a ring's
+            // memory once its acquisition or live mode has let it go.
+            let mut shown: Option<Weak<FrameRing>> = None;
             let mut bit_depth = 16;
             let mut after = 0u64;
             let mut buf = Vec::new();
@@ -519,14 +522,18 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                     _ = tx.closed() => return,
                     _ = stopping.wait_for(|s| *s) => return,
                 }
-                let current = viewer.frames();
-                let current_ring = current.as_ref().map(|(r, _)| r.clone());
-                if !same_ring(&ring, &current_ring) {
-                    ring = current_ring;
-                    bit_depth = current.map_or(16, |(_, b)| b);
+                let Some((r, depth)) = viewer.frames() else {
+                    shown = None;
+                    continue;
+                };
+                if !shown
+                    .as_ref()
+                    .is_some_and(|w| Weak::ptr_eq(w, &Arc::downgrade(&r)))
+                {
+                    shown = Some(Arc::downgrade(&r));
+                    bit_depth = depth;
                     after = 0;
                 }
-                let Some(r) = &ring else { continue };
                 let Some(meta) = r.latest(after, &mut buf) else {
                     continue;
                 };
@@ -570,6 +577,7 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
                         stage_positions,
                     }),
                 };
+                drop(r);
                 if tx.send(Ok(image)).await.is_err() {
                     return;
                 }
@@ -665,13 +673,5 @@ impl pb::acquisition_server::Acquisition for AcquisitionService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-fn same_ring(a: &Option<Arc<FrameRing>>, b: &Option<Arc<FrameRing>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        (None, None) => true,
-        _ => false,
     }
 }

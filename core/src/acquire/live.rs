@@ -347,9 +347,11 @@ impl Acquisitions {
                     let setup = camera_setup(cam, claim).await.map_err(|e| e.to_string())?;
                     let shape = setup.shape;
                     let r = tokio::task::spawn_blocking(move || {
-                        FrameRing::for_viewing(shape, LIVE_SLOTS)
+                        FrameRing::for_viewing(shape, LIVE_SLOTS).map_err(|e| e.to_string())
                     })
                     .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r)
                     .map(Arc::new)
                     .map_err(|e| format!("cannot allocate the live ring: {e}"))?;
                     *s.ring.lock().unwrap_or_else(|e| e.into_inner()) =

@@ -318,7 +318,8 @@ impl Acquisitions {
     }
 
     fn end(&self, run: &Run, state: RunState, error: Option<String>) {
-        // The ring's memory goes back now; its counters stay with the run.
+        // The ring's memory goes back now (the supervisor and the writer have let go of theirs;
+        // live views hold one only while they copy a frame); its counters stay with the run.
         let ring = run.ring.lock().unwrap_or_else(|e| e.into_inner()).take();
         let c = ring.map(|r| r.counters()).unwrap_or_default();
         {

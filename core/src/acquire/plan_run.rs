@@ -412,6 +412,8 @@ impl Acquisitions {
             let mut p = plan.progress();
             p.time_left_s = 0.0;
         }
+        // As for sequences: the record's reference is the last, let go by `end`.
+        drop(ring);
         self.end(&run, state, error);
     }
 }

@@ -350,8 +350,10 @@ impl Acquisitions {
     /// get the daemon killed, not the request refused.
     pub(super) fn check_ring_memory(&self, shape: FrameShape) -> Result<(), AcqError> {
         let s = &self.0.storage;
-        let ring_bytes =
-            FrameRing::slot_count(shape, s.ring_bytes, s.min_slots) as u64 * (shape.bytes() as u64);
+        let ring_bytes = FrameRing::bytes_for(
+            shape,
+            FrameRing::slot_count(shape, s.ring_bytes, s.min_slots),
+        );
         match available_memory() {
             Some(available) if ring_bytes > available / 10 * 8 => Err(AcqError::Precondition(format!(
                 "the frame ring needs {} MiB but only {} MiB of memory is available: lower storage.ring_mb or storage.min_slots",
@@ -366,9 +368,11 @@ impl Acquisitions {
     pub(super) async fn alloc_ring(&self, shape: FrameShape) -> Result<Arc<FrameRing>, AcqError> {
         let s = self.0.storage.clone();
         tokio::task::spawn_blocking(move || {
-            FrameRing::new(shape, s.ring_bytes, s.min_slots, s.overflow)
+            FrameRing::new(shape, s.ring_bytes, s.min_slots, s.overflow).map_err(|e| e.to_string())
         })
         .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
         .map(Arc::new)
         .map_err(|e| AcqError::Precondition(format!("cannot allocate the frame ring: {e}")))
     }

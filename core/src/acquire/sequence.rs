@@ -150,6 +150,9 @@ impl Acquisitions {
                 let _ = std::fs::remove_dir(dir);
             }
         }
+        // The run's record holds the last reference, which `end` lets go before it tells
+        // anyone: a client that hears of the end finds the ring's memory returned.
+        drop(ring);
         self.end(&run, state, error);
     }
 }
