@@ -635,7 +635,7 @@ fn presets_and_plans_from_the_command_line() {
     assert!(o.status.success(), "{err}");
     // Sizes of the axes the plan uses, none of the others.
     assert!(
-        out.contains("12 images in 1 file(s); axes tcz (t 2 c 2 z 3)"),
+        out.contains("12 images in 1 file(s), at most 1 open at once; axes tcz (t 2 c 2 z 3)"),
         "{out}"
     );
     assert!(!root.join("local").join("cli-plan").exists());
@@ -1443,4 +1443,213 @@ fn memory_goes_back_to_the_system_after_every_acquisition() {
             (rss - idle) >> 20
         );
     }
+}
+
+/// An instrument with a 32 x 32 camera and a fast XY stage, for plans of many small files.
+fn grid_config(dir: &Path, root: &Path) -> std::path::PathBuf {
+    let path = dir.join("grid.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[instrument]
+name = "grid"
+pixel_size_um = 1.0
+
+[server]
+anonymous_loopback_admin = true
+
+[storage]
+data_root = "{}"
+ring_mb = 4
+
+[devices.Camera]
+driver = "sim.camera"
+width = 32
+height = 32
+bit_depth = 16
+exposure_ms = 1.0
+readout_ms = 1.0
+pattern = "ramp"
+
+[devices.XY]
+driver = "sim.xy_stage"
+x_travel_um = [-25000.0, 25000.0]
+y_travel_um = [-25000.0, 25000.0]
+speed_um_s = 100000.0
+"#,
+            root.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// What process `pid` has open: the targets of its descriptors.
+fn open_files(pid: u32) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .collect()
+}
+
+/// Of `files`, how many are a plan's OME-TIFF files and how many their sidecars.
+fn tiffs_and_sidecars(files: &[std::path::PathBuf]) -> (usize, usize) {
+    let ends = |s: &str| {
+        files
+            .iter()
+            .filter(|f| f.to_string_lossy().ends_with(s))
+            .count()
+    };
+    (ends(".ome.tiff"), ends(".frames.jsonl"))
+}
+
+/// Polls until process `pid` has at most `n` descriptors open (bounded); returns how many.
+fn wait_for_descriptors(pid: u32, n: usize) -> usize {
+    let start = std::time::Instant::now();
+    loop {
+        let open = open_files(pid).len();
+        if open <= n {
+            return open;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the daemon still has {open} descriptors open, {n} before: {:?}",
+            open_files(pid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_plan_with_more_files_than_descriptors_runs_in_a_pool_of_open_files() {
+    const LIMIT: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let config = grid_config(dir.path(), &root);
+    // 100 grid tiles: 100 files and 100 sidecars, far more than 64 descriptors allow.
+    let prefix = format!("ulimit -n {LIMIT};");
+
+    // A first time point, then an hour's wait for the second: every file has its first plane,
+    // and most were closed to make room for the next.
+    let d = Served::with_config(&config, &prefix);
+    let pid = d.child.id();
+    let plan = dir.path().join("wait.yaml");
+    std::fs::write(
+        &plan,
+        "grid_plan: {rows: 10, columns: 10}\ntime_plan: {interval: 3600, loops: 2}\n",
+    )
+    .unwrap();
+    let o = d.cli(&["acquire", plan.to_str().unwrap(), "--dry-run"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    let pool: usize = out
+        .split(" file(s), at most ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pool size in {out}"));
+    assert!(out.contains("200 images in 100 file(s)"), "{out}");
+    assert!((1..=LIMIT / 2).contains(&pool), "{out}");
+    let (cli, _lines, folder) =
+        acquire_in_background(&d, &[plan.to_str().unwrap(), "--name", "wait"]);
+    let first = Path::new(&folder).join("wait_p000_g000.ome.tiff");
+    cli_until(&d, &["acquisitions"], "100/200 images");
+    // The first tile's file, closed once `pool` others were written after it.
+    let start = std::time::Instant::now();
+    while open_files(pid).contains(&first) {
+        assert!(start.elapsed() < Duration::from_secs(60), "never closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (tiffs, sidecars) = tiffs_and_sidecars(&open_files(pid));
+    assert!(tiffs <= pool + 1 && sidecars <= pool + 1, "{tiffs} {sidecars}");
+    // A file the run writes but has closed reads like any other.
+    let plane = dir.path().join("first.tiff");
+    let o = d.cli(&[
+        "read",
+        "wait",
+        "--position",
+        "0",
+        "--t",
+        "0",
+        "-o",
+        plane.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(tiff_plane(&plane, 0), tiff_plane(&first, 0));
+    // Killed now, the files (open or closed) are recovered by the folder.
+    let (status, _) = kill_daemon_and_wait(d, cli);
+    assert_eq!(status.code(), Some(3));
+    let o = run(&["recover", &folder]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    for g in 0..100 {
+        let file = Path::new(&folder).join(format!("wait_p000_g{g:03}.ome.tiff"));
+        let (planes, xml) = tiff_planes(&file);
+        assert_eq!(planes, 1, "{}", file.display());
+        assert!(xml.contains(r#"SizeT="1""#), "{xml}");
+    }
+
+    // Two time points back to back: every tile is visited twice, its file opened again and
+    // appended to at the second.
+    let d = Served::with_config(&config, &prefix);
+    let pid = d.child.id();
+    let before = open_files(pid).len();
+    let plan = dir.path().join("twice.yaml");
+    std::fs::write(
+        &plan,
+        "grid_plan: {rows: 10, columns: 10}\ntime_plan: {interval: 0, loops: 2}\n",
+    )
+    .unwrap();
+    let o = d.cli(&["acquire", plan.to_str().unwrap(), "--name", "twice"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("finished: received 200 written 200 dropped 0"),
+        "{out}"
+    );
+    let folder = root.join("local").join("twice");
+    for g in 0..100 {
+        let file = folder.join(format!("twice_p000_g{g:03}.ome.tiff"));
+        let (planes, xml) = tiff_planes(&file);
+        assert_eq!(planes, 2, "{}", file.display());
+        assert!(xml.contains(r#"SizeT="2""#), "{xml}");
+        assert!(!microscoped::storage::sidecar_path(&file).exists());
+    }
+    // Every file it opened is closed again (the client's connection goes too).
+    wait_for_descriptors(pid, before);
+
+    // With fewer descriptors left than one file needs beside what is kept for clients, the
+    // plan is refused, by the dry run as by the run. The numbers move with the connections
+    // open at that moment, so they are compared as words.
+    let open = open_files(pid).len() as u64;
+    let low = libc::rlimit {
+        rlim_cur: open + 8,
+        rlim_max: LIMIT as u64,
+    };
+    // SAFETY: prlimit reads `low` and writes nothing (no old limit asked for).
+    let set = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &low,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+    let words = |o: &Output| {
+        assert_eq!(o.status.code(), Some(1), "{:?}", text(o));
+        error_line(o).replace(|c: char| c.is_ascii_digit(), "")
+    };
+    let plan = plan.to_str().unwrap();
+    let dry = words(&d.cli(&["acquire", plan, "--dry-run", "--name", "low"]));
+    let run = words(&d.cli(&["acquire", plan, "--name", "low"]));
+    assert_eq!(dry, run);
+    assert!(
+        dry.contains("FAILED_PRECONDITION")
+            && dry.contains("file descriptors left")
+            && dry.contains("open-file limit"),
+        "{dry}"
+    );
+    assert!(!root.join("local").join("low").exists());
 }

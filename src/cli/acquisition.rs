@@ -228,9 +228,10 @@ pub async fn plan(
             .collect();
         println!("{}: valid", path.display());
         println!(
-            "{} images in {} file(s); axes {} ({})",
+            "{} images in {} file(s), at most {} open at once; axes {} ({})",
             p.events,
             p.files,
+            p.open_files,
             p.used_axes,
             sizes.join(" ")
         );

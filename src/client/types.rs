@@ -193,6 +193,8 @@ pub struct PlanSummary {
     pub events: u64,
     /// Files it writes.
     pub files: u32,
+    /// The most of its files it keeps open at once.
+    pub open_files: u32,
     /// The axes it uses, in order.
     pub used_axes: String,
     /// Its size along each axis.
@@ -442,6 +444,7 @@ impl From<pb::PlanSummary> for PlanSummary {
         Self {
             events: s.events,
             files: s.files,
+            open_files: s.open_files,
             used_axes: s.used_axes,
             sizes: s.sizes.unwrap_or_default().into(),
             duration_s: s.duration_s,

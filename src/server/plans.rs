@@ -224,6 +224,7 @@ pub fn check_to_pb(c: &PlanCheck) -> pb::PlanSummary {
         bytes: c.bytes,
         free_bytes: c.free_bytes.unwrap_or(0),
         files: c.files,
+        open_files: c.open_files,
         fov_width_um,
         fov_height_um,
         warnings: s.warnings.clone(),

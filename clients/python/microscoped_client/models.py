@@ -183,6 +183,8 @@ class PlanSummary:
     free_bytes: int
     #: OME-TIFF files: one per position (and grid tile).
     files: int
+    #: The most of them the run keeps open at once (from the daemon's file descriptor limit).
+    open_files: int
     fov_width_um: float
     fov_height_um: float
     #: Allowed, but probably not what was meant.
@@ -200,6 +202,7 @@ class PlanSummary:
             bytes=s.bytes,
             free_bytes=s.free_bytes,
             files=s.files,
+            open_files=s.open_files,
             fov_width_um=s.fov_width_um,
             fov_height_um=s.fov_height_um,
             warnings=list(s.warnings),

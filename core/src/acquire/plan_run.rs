@@ -46,6 +46,9 @@ pub struct PlanCheck {
     pub free_bytes: Option<u64>,
     /// OME-TIFF files: one per stage position and grid tile.
     pub files: u32,
+    /// The most of them the run keeps open at once (each with its sidecar), from the file
+    /// descriptors the daemon has left; the others are closed until the plan comes to them.
+    pub open_files: u32,
 }
 
 /// Where a plan run stands.
@@ -135,8 +138,9 @@ impl Acquisitions {
     /// Checks a plan against the instrument without moving anything, exactly as
     /// [`start_plan`](Self::start_plan) checks it before it starts (the same code, so the same
     /// verdict and message): the dataset name (free in `owner`'s folder), presets, stage travel
-    /// (soft limits included), exposure range, the size of the data against free disk, and the
-    /// frame ring against memory.
+    /// (soft limits included), exposure range, the size of the data against free disk, the
+    /// frame ring against memory, and how many files it may keep open against the file
+    /// descriptors the daemon has left.
     pub async fn check_plan(
         &self,
         owner: &str,
@@ -228,12 +232,14 @@ impl Acquisitions {
             }
         }
         self.check_ring_memory(shape)?;
+        let open_files = super::writer::open_files_for(files)?;
         Ok(Checked {
             check: PlanCheck {
                 summary,
                 bytes,
                 free_bytes,
                 files,
+                open_files,
             },
             events,
         })
@@ -295,7 +301,7 @@ impl Acquisitions {
             })
             .collect();
         let paths = files.iter().map(|(path, _)| path.clone()).collect();
-        let writers = prep.create_files(files)?;
+        let files = prep.create_files(files, check.open_files, Indexing::Plan)?;
         let plan_json = serde_json::to_string_pretty(&plan.to_useq_json()).unwrap_or_default();
         if let Err(e) = std::fs::write(prep.dir.join("plan.useq.json"), plan_json) {
             warn!(error = %e, "cannot save the plan beside the dataset");
@@ -317,7 +323,7 @@ impl Acquisitions {
         let launch = Launch {
             path: prep.dir.clone(),
             frames_planned: Some(events_total),
-            writers,
+            files,
             indexing: Indexing::Plan,
             plan: Some(plan_run.clone()),
         };
@@ -983,6 +989,7 @@ impl PlanRun {
         let json = serde_json::json!({
             "plan": self.check.summary,
             "estimated_bytes": self.check.bytes,
+            "open_files": self.check.open_files,
             "events_total": self.events_total,
             "events_done": p.events_done,
             // Where it stands (the last event once ended), so a listing after a restart shows

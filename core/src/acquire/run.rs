@@ -11,7 +11,7 @@ use microscoped_driver_api::{AnyDevice, DeviceError, DeviceKind, FrameShape};
 use tokio::sync::watch;
 
 use super::plan_run::{self, PlanRun};
-use super::writer::{Indexing, WriterThread};
+use super::writer::{Indexing, Pool, WriterThread};
 use super::{AcqError, Acquisitions, EventKind, RunState, Status};
 use crate::host::{Claim, DeviceHandle, HostError};
 use crate::ring::{AcqIndex, FrameMeta, FrameRing, RingCounters, StageCoords};
@@ -170,16 +170,26 @@ impl Prepared {
         }
     }
 
-    /// Creates the run's files in order. If one cannot be created, removes the ones made
-    /// before it and the dataset folder, so a run that did not start leaves nothing behind.
+    /// Creates the run's files in order, laid out as `indexing` says, keeping at most
+    /// `open` of them open (the first ones, which the run writes first). If one cannot be
+    /// created, removes the ones made before it and the dataset folder, so a run that did not
+    /// start leaves nothing behind.
     pub(super) fn create_files(
         &self,
         files: Vec<(PathBuf, DatasetMeta)>,
-    ) -> Result<Vec<OmeTiffWriter>, AcqError> {
-        let mut writers = Vec::with_capacity(files.len());
+        open: u32,
+        indexing: Indexing,
+    ) -> Result<Pool, AcqError> {
+        let mut writers: Vec<OmeTiffWriter> = Vec::with_capacity(files.len());
         for (path, meta) in files {
             match OmeTiffWriter::create(&path, meta) {
-                Ok(w) => writers.push(w),
+                Ok(mut w) => {
+                    if writers.len() >= open as usize {
+                        // Created and closed: it takes no descriptor until its first plane.
+                        w.close();
+                    }
+                    writers.push(w)
+                }
                 Err(e) => {
                     for w in &writers {
                         let _ = std::fs::remove_file(w.path());
@@ -193,7 +203,7 @@ impl Prepared {
                 }
             }
         }
-        Ok(writers)
+        Ok(Pool::new(writers, open as usize, indexing))
     }
 }
 
@@ -202,7 +212,8 @@ pub(super) struct Launch {
     /// The run's file (a sequence) or dataset folder (a plan), for its status.
     pub(super) path: PathBuf,
     pub(super) frames_planned: Option<u64>,
-    pub(super) writers: Vec<OmeTiffWriter>,
+    /// Its files, at most a pool's worth of them open.
+    pub(super) files: Pool,
     pub(super) indexing: Indexing,
     pub(super) plan: Option<Arc<PlanRun>>,
 }
@@ -291,7 +302,7 @@ impl Acquisitions {
         let Launch {
             path,
             frames_planned,
-            writers,
+            files,
             indexing,
             plan,
         } = launch;
@@ -308,7 +319,7 @@ impl Acquisitions {
             bit_depth: setup.bit_depth,
             ring: Mutex::new(Some(ring)),
             stop: Arc::new(AtomicBool::new(false)),
-            bytes: Arc::new(AtomicU64::new(writers.iter().map(|w| w.bytes()).sum())),
+            bytes: Arc::new(AtomicU64::new(files.bytes())),
             started: Instant::now(),
             progress: Mutex::new(Progress {
                 state: RunState::Running,
@@ -328,7 +339,7 @@ impl Acquisitions {
         self.runs().push(run.clone());
         self.emit(EventKind::Started, &run);
         let status = run.status();
-        let Some((ring, writer)) = self.start_writer(&run, writers, indexing) else {
+        let Some((ring, writer)) = self.start_writer(&run, files, indexing) else {
             return Ok((status, None));
         };
         let lasers = instrument.lasers.iter().map(|l| l.name.clone()).collect();

@@ -66,14 +66,14 @@ impl Acquisitions {
             physical_size_z_um: None,
         };
         let meta = prep.dataset_meta(prep.name.clone(), &layout);
-        let writers = prep.create_files(vec![(path.clone(), meta)])?;
+        let files = prep.create_files(vec![(path.clone(), meta)], 1, Indexing::Sequence)?;
         let (status, started) = self
             .launch(
                 prep,
                 Launch {
                     path,
                     frames_planned: frames,
-                    writers,
+                    files,
                     indexing: Indexing::Sequence,
                     plan: None,
                 },

@@ -354,6 +354,7 @@ fn stored_status(owner: &str, name: &str, dir: &Path) -> Option<(SystemTime, Sta
                 bytes: n("estimated_bytes"),
                 free_bytes: None,
                 files: files.len() as u32,
+                open_files: n("open_files").min(u64::from(u32::MAX)) as u32,
             },
         }
     });

@@ -1,13 +1,146 @@
 //! The storage side of a run: a thread of its own drains the ring into the run's OME-TIFF
 //! files, and the supervisor finishes them once the ring is closed.
+//!
+//! A plan has a file per stage position and grid tile, each with its sidecar: more files than
+//! a process may have open (a 30 x 20 grid is 1,200 descriptors). The writer keeps at most a
+//! pool's worth open ([`Pool`]), sized by the plan's check from the descriptors the daemon
+//! has left ([`open_files_for`]): a file is closed when every plane it was laid out for is in
+//! it, or when the pool is full and it is the one written to longest ago; a position the plan
+//! comes back to (the next time point) opens its file again and appends.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::run::Run;
-use super::{Acquisitions, RunState};
+use super::{AcqError, Acquisitions, RunState};
 use crate::ring::FrameRing;
 use crate::storage::{Counters, OmeTiffWriter, PlaneMeta};
+
+/// Descriptors one open file of a run takes: the OME-TIFF and its sidecar.
+pub(super) const FDS_PER_FILE: u64 = 2;
+/// Descriptors a plan leaves to everything else while it runs: client connections, `ReadPlane`
+/// opening files (a file and its sidecar each), finishing files, summaries, the audit log.
+pub(super) const FDS_KEPT: u64 = 32;
+/// The most files a run keeps open however many descriptors are left: plans up to this many
+/// positions never close a file before it is complete, and a bigger one leaves the rest of
+/// the limit to others.
+pub(super) const MAX_OPEN_FILES: u32 = 64;
+
+/// How many of a plan's `files` it may keep open, from the descriptors the daemon has left
+/// (its `RLIMIT_NOFILE` soft limit less those open now): what is left after [`FDS_KEPT`],
+/// [`FDS_PER_FILE`] a file, at most [`MAX_OPEN_FILES`] and `files`. Refused
+/// (`FAILED_PRECONDITION`: the plan is fine, the daemon's state is not) when not even one file
+/// fits: whatever its size, a plan writes to one file at a time. Where the limit or the open
+/// descriptors cannot be read, the pool is as large as allowed.
+pub(super) fn open_files_for(files: u32) -> Result<u32, AcqError> {
+    let wanted = files.clamp(1, MAX_OPEN_FILES);
+    let Some((limit, open)) = descriptors() else {
+        return Ok(wanted);
+    };
+    let left = limit.saturating_sub(open);
+    let fit = left.saturating_sub(FDS_KEPT) / FDS_PER_FILE;
+    if fit == 0 {
+        return Err(AcqError::Precondition(format!(
+            "the daemon has only {left} file descriptors left (limit {limit}, {open} open): a plan needs {FDS_PER_FILE} for the file it writes and its sidecar, beside {FDS_KEPT} kept for clients and reading data; raise the daemon's open-file limit (LimitNOFILE= in its service unit, or ulimit -n)"
+        )));
+    }
+    Ok(wanted.min(fit.min(u64::from(u32::MAX)) as u32))
+}
+
+/// The process's open-file soft limit and the descriptors it has open now, on Linux.
+fn descriptors() -> Option<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    let limit = if lim.rlim_cur == libc::RLIM_INFINITY {
+        u64::MAX
+    } else {
+        lim.rlim_cur
+    };
+    // The listing's own descriptor is among those it lists.
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    Some((limit, open.saturating_sub(1)))
+}
+
+/// A run's files with at most `cap` of them open: the one written to longest ago is closed
+/// to make room, and a complete file is closed at once.
+pub(super) struct Pool {
+    /// Every file of the run, by index; closed ones keep their state.
+    writers: Vec<OmeTiffWriter>,
+    /// The open ones, written to longest ago first. Allocated once: the frame path does not
+    /// allocate.
+    open: VecDeque<usize>,
+    /// The most files open at once.
+    cap: usize,
+    /// Whether a file is closed once it holds every plane laid out for it: a plan's layout
+    /// is what it will write, a sequence's T is only what was asked (1 for one that runs until
+    /// stopped), and its one file stays open.
+    close_complete: bool,
+}
+
+impl Pool {
+    /// A pool over `writers`, of which those still open count against `cap` (at least 1);
+    /// files are laid out as `indexing` says.
+    pub(super) fn new(mut writers: Vec<OmeTiffWriter>, cap: usize, indexing: Indexing) -> Self {
+        let cap = cap.max(1);
+        let mut open = VecDeque::with_capacity(cap + 1);
+        for (i, w) in writers.iter_mut().enumerate() {
+            if w.is_open() {
+                if open.len() < cap {
+                    open.push_back(i);
+                } else {
+                    w.close();
+                }
+            }
+        }
+        Self {
+            writers,
+            open,
+            cap,
+            close_complete: indexing == Indexing::Plan,
+        }
+    }
+
+    /// Writes a plane to file `i`, opening it (and closing another to make room) if need be.
+    fn write_plane(&mut self, i: usize, data: &[u8], plane: &PlaneMeta) -> std::io::Result<()> {
+        if let Some(at) = self.open.iter().position(|&o| o == i) {
+            self.open.remove(at);
+        } else if !self.writers[i].is_open() {
+            while self.open.len() >= self.cap {
+                if let Some(oldest) = self.open.pop_front() {
+                    self.writers[oldest].close();
+                }
+            }
+        }
+        let w = &mut self.writers[i];
+        let result = w.write_plane(data, plane);
+        if w.is_open() {
+            if self.close_complete && w.is_complete() {
+                // Nothing more comes for it: the descriptors are better spent on the next.
+                w.close();
+            } else {
+                self.open.push_back(i);
+            }
+        }
+        result
+    }
+
+    /// Bytes in all the files.
+    pub(super) fn bytes(&self) -> u64 {
+        self.writers.iter().map(|w| w.bytes()).sum()
+    }
+
+    /// The files, to finish.
+    pub(super) fn into_writers(self) -> Vec<OmeTiffWriter> {
+        self.writers
+    }
+}
 
 /// How the writer places frames in files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +156,7 @@ pub(super) enum Indexing {
 /// asks the camera loop to stop; the files keep what was written before.
 fn write_all(
     ring: Arc<FrameRing>,
-    mut writers: Vec<OmeTiffWriter>,
+    mut files: Pool,
     indexing: Indexing,
     bytes: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -34,17 +167,22 @@ fn write_all(
         stop: stop.clone(),
     };
     let mut first_time: Option<f64> = None;
-    let mut done_bytes: Vec<u64> = writers.iter().map(|w| w.bytes()).collect();
+    let mut done_bytes: Vec<u64> = files.writers.iter().map(|w| w.bytes()).collect();
     let mut total: u64 = done_bytes.iter().sum();
     let mut last = 0;
     while let Some(result) = ring.consume(|slot| {
         let m = &slot.meta;
         let t0 = *first_time.get_or_insert(m.host_time_s);
         let (file, the_t, the_c, the_z) = match indexing {
-            Indexing::Sequence => (0, writers[0].planes().min(u32::MAX as u64) as u32, 0, 0),
+            Indexing::Sequence => (
+                0,
+                files.writers[0].planes().min(u32::MAX as u64) as u32,
+                0,
+                0,
+            ),
             Indexing::Plan => (m.index.p as usize, m.index.t, m.index.c, m.index.z),
         };
-        last = file.min(writers.len() - 1);
+        last = file.min(files.writers.len() - 1);
         let plane = PlaneMeta {
             the_t,
             the_c,
@@ -56,17 +194,17 @@ fn write_all(
             position_z_um: m.stage.z_um,
             light_mw: m.light_mw,
         };
-        writers[last].write_plane(slot.bytes(), &plane)
+        files.write_plane(last, slot.bytes(), &plane)
     }) {
         match result {
             Ok(()) => {
-                let now = writers[last].bytes();
+                let now = files.writers[last].bytes();
                 total += now - done_bytes[last];
                 done_bytes[last] = now;
                 bytes.store(total, Ordering::Relaxed);
             }
             Err(e) => {
-                let w = &writers[last];
+                let w = &files.writers[last];
                 let written = w.planes();
                 *error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
                     "writing frame {} to {} failed: {e}; the {written} frames before it are in the file",
@@ -79,7 +217,7 @@ fn write_all(
             }
         }
     }
-    writers
+    files.into_writers()
 }
 
 /// A run's writer thread and the error it reports if a write fails.
@@ -176,7 +314,7 @@ impl Acquisitions {
     pub(super) fn start_writer(
         &self,
         run: &Run,
-        writers: Vec<OmeTiffWriter>,
+        files: Pool,
         indexing: Indexing,
     ) -> Option<(Arc<FrameRing>, WriterThread)> {
         let Some(ring) = run.ring() else {
@@ -193,7 +331,7 @@ impl Acquisitions {
             );
             std::thread::Builder::new()
                 .name(format!("writer-{}", run.id))
-                .spawn(move || write_all(ring, writers, indexing, bytes, stop, error))
+                .spawn(move || write_all(ring, files, indexing, bytes, stop, error))
         };
         match spawned {
             Ok(thread) => Some((ring, WriterThread { thread, error })),

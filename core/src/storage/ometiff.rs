@@ -10,36 +10,72 @@ use super::sidecar::{self, sidecar_path};
 use super::xml::{self, Contents, XmlPlane};
 use super::{Counters, DatasetMeta, Finished, PlaneMeta};
 
-/// A file we write with positioned writes. In tests it can pretend the disk holds only `limit`
-/// bytes: a write past it is cut short and fails like ENOSPC does.
+/// A file we write with positioned writes, open or closed: a writer whose file is closed (to
+/// spare the process a descriptor) keeps everything it knows and opens it again by its path.
+/// In tests it can pretend the disk holds only `limit` bytes: a write past it is cut short and
+/// fails like ENOSPC does.
 struct Sink {
-    file: File,
+    /// Where the file is, to open it again.
+    path: PathBuf,
+    /// The open file; `None` while closed.
+    file: Option<File>,
     #[cfg(test)]
     limit: Option<u64>,
 }
 
 impl Sink {
-    fn new(file: File) -> Self {
+    fn new(path: &Path, file: File) -> Self {
         Self {
-            file,
+            path: path.to_path_buf(),
+            file: Some(file),
             #[cfg(test)]
             limit: None,
         }
     }
 
+    /// Opens the file again if it is closed. Never creates it: a file removed meanwhile is an
+    /// error, not a new empty file.
+    fn open(&mut self) -> io::Result<()> {
+        if self.file.is_none() {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.path)
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("opening {} again: {e}", self.path.display()),
+                    )
+                })?;
+            self.file = Some(file);
+        }
+        Ok(())
+    }
+
+    fn file(&self) -> io::Result<&File> {
+        self.file.as_ref().ok_or_else(|| {
+            io::Error::other(format!("{} is closed", self.path.display()))
+        })
+    }
+
     fn write_all_at(&self, buf: &[u8], at: u64) -> io::Result<()> {
+        let file = self.file()?;
         #[cfg(test)]
         if let Some(limit) = self.limit {
             if at + buf.len() as u64 > limit {
                 let fit = limit.saturating_sub(at).min(buf.len() as u64) as usize;
-                self.file.write_all_at(&buf[..fit], at)?;
+                file.write_all_at(&buf[..fit], at)?;
                 return Err(io::Error::new(
                     io::ErrorKind::StorageFull,
                     "simulated: no space left on device",
                 ));
             }
         }
-        self.file.write_all_at(buf, at)
+        file.write_all_at(buf, at)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file()?.set_len(len)
     }
 }
 
@@ -48,6 +84,11 @@ impl Sink {
 ///
 /// Dropping the writer without [`finish`](Self::finish) leaves the file as a crash would: every
 /// plane written is readable, the OME-XML is the planned one, and the sidecar remains.
+///
+/// The file and its sidecar may be [closed](Self::close) between planes (a run with more files
+/// than descriptors to spare keeps only some open); the next plane, or `finish`, opens them
+/// again and goes on where it was. Every write is positioned and nothing is buffered, so a
+/// closed file is as complete, readable and recoverable as an open one.
 pub struct OmeTiffWriter {
     path: PathBuf,
     out: Sink,
@@ -149,9 +190,9 @@ impl OmeTiffWriter {
         let planned = u64::from(meta.size_t) * u64::from(meta.size_c) * u64::from(meta.size_z);
         Ok(Self {
             path: path.to_path_buf(),
-            out: Sink::new(file),
+            out: Sink::new(path, file),
+            sidecar: Sink::new(&sidecar_path, sidecar),
             sidecar_path,
-            sidecar: Sink::new(sidecar),
             sidecar_len,
             meta,
             uuid,
@@ -182,6 +223,7 @@ impl OmeTiffWriter {
                 self.meta.pixel_type
             )));
         }
+        self.open()?;
         self.discard_partial()?;
         let result = self.append_plane(data, plane);
         if result.is_err() {
@@ -238,11 +280,36 @@ impl OmeTiffWriter {
     fn discard_partial(&mut self) -> io::Result<()> {
         if self.dirty {
             self.out.write_all_at(&0u64.to_le_bytes(), self.link_pos)?;
-            self.out.file.set_len(self.len)?;
-            self.sidecar.file.set_len(self.sidecar_len)?;
+            self.out.set_len(self.len)?;
+            self.sidecar.set_len(self.sidecar_len)?;
             self.dirty = false;
         }
         Ok(())
+    }
+
+    /// Opens the file and its sidecar again if they were [closed](Self::close).
+    pub fn open(&mut self) -> io::Result<()> {
+        self.out.open()?;
+        self.sidecar.open()
+    }
+
+    /// Closes the file and its sidecar, giving their descriptors back; the writer keeps its
+    /// place and the next plane opens them again. What was written is on the OS already.
+    pub fn close(&mut self) {
+        self.out.file = None;
+        self.sidecar.file = None;
+    }
+
+    /// Whether the file and its sidecar are open.
+    pub fn is_open(&self) -> bool {
+        self.out.file.is_some() && self.sidecar.file.is_some()
+    }
+
+    /// Whether every plane the file was laid out for (T × C × Z) is in it.
+    pub fn is_complete(&self) -> bool {
+        let planned =
+            u64::from(self.meta.size_t) * u64::from(self.meta.size_c) * u64::from(self.meta.size_z);
+        self.planes() >= planned
     }
 
     /// Planes written so far.
@@ -275,6 +342,7 @@ impl OmeTiffWriter {
     /// With no plane written there is no IFD to carry the XML, so the file and its sidecar are
     /// removed and the result reports 0 planes and 0 bytes.
     pub fn finish(mut self, counters: Counters) -> io::Result<Finished> {
+        self.open()?;
         self.discard_partial()?;
         let Some(ifd0) = self.ifd0 else {
             std::fs::remove_file(&self.path)?;
@@ -323,7 +391,7 @@ fn finalize(out: &Sink, ifd0: u64, desc_index: usize, at: u64, xml: String) -> i
     let mut bytes = xml.into_bytes();
     bytes.push(0);
     if let Err(e) = out.write_all_at(&bytes, at) {
-        let _ = out.file.set_len(at);
+        let _ = out.set_len(at);
         return Err(e);
     }
     let end = at + bytes.len() as u64;
@@ -332,7 +400,7 @@ fn finalize(out: &Sink, ifd0: u64, desc_index: usize, at: u64, xml: String) -> i
         &layout::ascii_patch(bytes.len() as u64, at),
         layout::entry_pos(ifd0, desc_index) + 4,
     )?;
-    out.file.sync_all()?;
+    out.file()?.sync_all()?;
     Ok(end)
 }
 
@@ -350,6 +418,7 @@ fn remove_sidecar(path: &Path) -> io::Result<()> {
 
 /// For recovery: finish a file given its IFD 0 and where the XML goes.
 pub(crate) fn finalize_file(
+    path: &Path,
     file: File,
     ifd0: u64,
     desc_index: usize,
@@ -357,7 +426,7 @@ pub(crate) fn finalize_file(
     xml: String,
     sidecar: &Path,
 ) -> io::Result<u64> {
-    let end = finalize(&Sink::new(file), ifd0, desc_index, at, xml)?;
+    let end = finalize(&Sink::new(path, file), ifd0, desc_index, at, xml)?;
     remove_sidecar(sidecar)?;
     Ok(end)
 }

@@ -193,7 +193,7 @@ pub fn recover(path: &Path) -> io::Result<RecoverReport> {
             annotations: &annotations,
         },
     );
-    let bytes = finalize_file(file, ifd0.offset, desc_index, good_len, xml, &side)?;
+    let bytes = finalize_file(path, file, ifd0.offset, desc_index, good_len, xml, &side)?;
     Ok(RecoverReport {
         path: path.to_path_buf(),
         planes: planes.len() as u64,

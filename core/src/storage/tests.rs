@@ -494,6 +494,59 @@ fn crash_then_recover() {
     assert_eq!(description(&path), xml);
 }
 
+/// A writer whose file the run's pool closed between planes: the file reads (by index and by
+/// (t, c, z) through the sidecar) while closed, the next plane opens it again and appends, and
+/// a kill while it is closed leaves what `recover` completes.
+#[test]
+fn a_closed_writer_reopens_appends_reads_and_recovers() {
+    let d = dir();
+    let path = d.path().join("pooled.ome.tiff");
+    let m = meta(32, 16, PixelType::U16, 6, 1, 1);
+    let mut w = OmeTiffWriter::create(&path, m.clone()).unwrap();
+    write_planes(&mut w, &m, 0..2);
+    w.close();
+    assert!(!w.is_open());
+    // Closed: what was written is there for readers.
+    assert_eq!(count_images(&path), 2);
+    let p = read_plane(&path, PlaneAddress::Coords { t: 1, c: 0, z: 0 }).unwrap();
+    assert_eq!((p.index, p.data), (1, frame(&m, 1)));
+    // The next plane opens it again and goes on where it was.
+    write_planes(&mut w, &m, 2..4);
+    assert!(w.is_open() && !w.is_complete());
+    w.close();
+    write_planes(&mut w, &m, 4..6);
+    assert!(w.is_complete());
+    w.close();
+    let p = read_plane(&path, PlaneAddress::Index(5)).unwrap();
+    assert_eq!(p.data, frame(&m, 5));
+    // Killed while closed, then recovered: every plane with its metadata.
+    drop(w);
+    let r = recover(&path).unwrap();
+    assert_eq!((r.planes, r.planes_without_metadata), (6, 0));
+    assert_planes(&path, &m, 6);
+    assert!(description(&path).contains(" SizeT=\"6\" "));
+
+    // Finishing a closed writer opens it for the XML.
+    let path = d.path().join("finished.ome.tiff");
+    let mut w = OmeTiffWriter::create(&path, m.clone()).unwrap();
+    write_planes(&mut w, &m, 0..3);
+    w.close();
+    let f = w.finish(Counters::default()).unwrap();
+    assert_eq!(f.planes, 3);
+    assert!(!sidecar_path(&path).exists());
+    assert_planes(&path, &m, 3);
+    assert!(description(&path).contains(" SizeT=\"3\" "));
+
+    // A file removed while closed is an error, never a new empty file.
+    let path = d.path().join("gone.ome.tiff");
+    let mut w = OmeTiffWriter::create(&path, m.clone()).unwrap();
+    w.close();
+    fs::remove_file(&path).unwrap();
+    let e = w.write_plane(&frame(&m, 0), &plane(0)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+    assert!(!path.exists());
+}
+
 #[test]
 fn recover_without_the_last_sidecar_line() {
     let d = dir();

@@ -246,7 +246,7 @@ class PlanGrid(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., columns: _Optional[int] = ..., relative_to: _Optional[str] = ..., top: _Optional[float] = ..., left: _Optional[float] = ..., bottom: _Optional[float] = ..., right: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ..., overlap_x: _Optional[float] = ..., overlap_y: _Optional[float] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class PlanSummary(_message.Message):
-    __slots__ = ("events", "sizes", "used_axes", "duration_s", "interval_exceeded", "bytes", "free_bytes", "files", "fov_width_um", "fov_height_um", "warnings")
+    __slots__ = ("events", "sizes", "used_axes", "duration_s", "interval_exceeded", "bytes", "free_bytes", "files", "fov_width_um", "fov_height_um", "warnings", "open_files")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     SIZES_FIELD_NUMBER: _ClassVar[int]
     USED_AXES_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,7 @@ class PlanSummary(_message.Message):
     FOV_WIDTH_UM_FIELD_NUMBER: _ClassVar[int]
     FOV_HEIGHT_UM_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FILES_FIELD_NUMBER: _ClassVar[int]
     events: int
     sizes: PlanIndex
     used_axes: str
@@ -269,7 +270,8 @@ class PlanSummary(_message.Message):
     fov_width_um: float
     fov_height_um: float
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, events: _Optional[int] = ..., sizes: _Optional[_Union[PlanIndex, _Mapping]] = ..., used_axes: _Optional[str] = ..., duration_s: _Optional[float] = ..., interval_exceeded: bool = ..., bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., files: _Optional[int] = ..., fov_width_um: _Optional[float] = ..., fov_height_um: _Optional[float] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    open_files: int
+    def __init__(self, events: _Optional[int] = ..., sizes: _Optional[_Union[PlanIndex, _Mapping]] = ..., used_axes: _Optional[str] = ..., duration_s: _Optional[float] = ..., interval_exceeded: bool = ..., bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., files: _Optional[int] = ..., fov_width_um: _Optional[float] = ..., fov_height_um: _Optional[float] = ..., warnings: _Optional[_Iterable[str]] = ..., open_files: _Optional[int] = ...) -> None: ...
 
 class PlanIndex(_message.Message):
     __slots__ = ("t", "p", "g", "c", "z")
