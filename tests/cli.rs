@@ -1562,7 +1562,10 @@ fn a_plan_with_more_files_than_descriptors_runs_in_a_pool_of_open_files() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let (tiffs, sidecars) = tiffs_and_sidecars(&open_files(pid));
-    assert!(tiffs <= pool + 1 && sidecars <= pool + 1, "{tiffs} {sidecars}");
+    assert!(
+        tiffs <= pool + 1 && sidecars <= pool + 1,
+        "{tiffs} {sidecars}"
+    );
     // A file the run writes but has closed reads like any other.
     let plane = dir.path().join("first.tiff");
     let o = d.cli(&[

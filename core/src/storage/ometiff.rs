@@ -53,9 +53,9 @@ impl Sink {
     }
 
     fn file(&self) -> io::Result<&File> {
-        self.file.as_ref().ok_or_else(|| {
-            io::Error::other(format!("{} is closed", self.path.display()))
-        })
+        self.file
+            .as_ref()
+            .ok_or_else(|| io::Error::other(format!("{} is closed", self.path.display())))
     }
 
     fn write_all_at(&self, buf: &[u8], at: u64) -> io::Result<()> {
