@@ -281,6 +281,8 @@ def test_run_plan_with_a_useq_sequence(demo_in_tmp, tmp_path, capsys):
         assert summary.events == 2 * 2 * 3 == len(list(seq))
         assert (summary.sizes["t"], summary.sizes["c"], summary.sizes["z"]) == (2, 2, 3)
         assert summary.files == 1
+        # One file, open for the whole run when descriptors allow (they do here).
+        assert summary.open_files == 1
 
         status = scope.run_plan(seq, name="useq-run", progress=True)
         assert status.state is State.FINISHED
