@@ -1410,24 +1410,41 @@ fn rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
-#[test]
-fn memory_goes_back_to_the_system_after_every_acquisition() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
-    // A ring of 256 MiB of 128 KiB frames: far more than the idle daemon, and in slots small
-    // enough that a heap allocator would keep them rather than unmapping them.
-    const RING_MB: u64 = 256;
-    let config = ramp_config(dir.path(), &root);
+/// The ring budget of [`big_ring_config`], in MiB.
+const RING_MB: u64 = 256;
+
+/// The `ramp_config` instrument with a ring of [`RING_MB`] of 128 KiB frames: far more than
+/// the idle daemon, in slots small enough that a heap allocator would keep them rather than
+/// unmap them.
+fn big_ring_config(dir: &Path, root: &Path) -> std::path::PathBuf {
+    let config = ramp_config(dir, root);
     let text_of = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
         text_of.replace("ring_mb = 4", &format!("ring_mb = {RING_MB}")),
     )
     .unwrap();
-    let d = Served::with_config(&config, "");
+    config
+}
+
+/// Asserts the daemon's RSS is within a quarter of the ring budget of `idle`.
+fn assert_near_idle(pid: u32, idle: u64, when: &str) {
+    let rss = rss_bytes(pid);
+    assert!(
+        rss <= idle + (RING_MB << 20) / 4,
+        "{when} the daemon holds {} MiB, {} MiB more than idle (ring budget {RING_MB} MiB)",
+        rss >> 20,
+        rss.saturating_sub(idle) >> 20
+    );
+}
+
+#[test]
+fn memory_goes_back_to_the_system_after_every_acquisition() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let d = Served::with_config(&big_ring_config(dir.path(), &root), "");
     let pid = d.child.id();
     let idle = rss_bytes(pid);
-    let bound = idle + (RING_MB << 20) / 4;
     for run in 0..4 {
         let name = format!("run{run}");
         let o = d.cli(&["acquire", "--frames", "20", "--name", &name]);
@@ -1435,14 +1452,40 @@ fn memory_goes_back_to_the_system_after_every_acquisition() {
         assert!(o.status.success(), "{out}{err}");
         assert!(out.contains("written 20 dropped 0"), "{out}");
         // `acquire` returns once the run has ended: its ring is gone by then.
-        let rss = rss_bytes(pid);
-        assert!(
-            rss <= bound,
-            "after run {run} the daemon holds {} MiB, {} MiB more than idle (ring budget {RING_MB} MiB)",
-            rss >> 20,
-            (rss - idle) >> 20
-        );
+        assert_near_idle(pid, idle, &format!("after run {run}"));
     }
+}
+
+#[test]
+fn a_live_view_that_is_not_read_keeps_no_ring_alive() {
+    use microscoped::pb;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let d = Served::with_config(&big_ring_config(dir.path(), &root), "");
+    let pid = d.child.id();
+    let idle = rss_bytes(pid);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (cli, _lines, _) = acquire_in_background(&d, &["--frames", "1000", "--name", "viewed"]);
+    // A viewer of the running acquisition that never reads: its stream stalls on the
+    // connection's flow control with a frame in hand.
+    let stream = rt.block_on(async {
+        let mut acq =
+            pb::acquisition_client::AcquisitionClient::connect(format!("http://{}", d.addr))
+                .await
+                .unwrap();
+        acq.live_view(pb::LiveViewRequest {
+            camera: String::new(),
+            max_fps: 0.0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+    });
+    let out = cli.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.contains("received 1000"), "{:?}", text(&out));
+    assert_near_idle(pid, idle, "with a live view open after the run");
+    drop(stream);
 }
 
 /// An instrument with a 32 x 32 camera and a fast XY stage, for plans of many small files.
