@@ -341,10 +341,12 @@ async fn supervise(
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                if responds(&acquisitions, &host, every).await {
+                // Half an interval at most, so a keep-alive is never later than 1.5 intervals
+                // (three quarters of the manager's timeout) even when the probe is slow.
+                if responds(&acquisitions, &host, every / 2).await {
                     notifier.alive();
                 } else {
-                    warn!(limit_ms = every.as_millis(), "the acquisition engine did not answer in time: no keep-alive for the service manager");
+                    warn!(limit_ms = (every / 2).as_millis(), "the acquisition engine did not answer in time: no keep-alive for the service manager");
                 }
             }
             _ = &mut stopped => return,
