@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs (Debian packages for the
-# GenICam driver, Python packages into .venv),
+# GenICam driver and systemd-analyze, Python packages into .venv),
 # checks formatting and lints, runs the Rust unit and end-to-end tests, then the Python interop
 # tests against the real daemon binary. `.ci/run` calls exactly this.
 set -euo pipefail
@@ -30,19 +30,27 @@ if [ "${CI:-}" = true ]; then
     export CARGO_PROFILE_DEV_DEBUG=line-tables-only
 fi
 
-step "Debian packages (aravis for the GenICam driver)"
+step "Debian packages (aravis for the GenICam driver, systemd-analyze for the unit file)"
 # The GenICam driver builds against libaravis through pkg-config; libaravis's .pc file needs
-# libusb's. Installed once; later runs find them and skip this.
+# libusb's. tests/service.rs checks contrib/systemd/microscoped.service with systemd-analyze
+# (package systemd). Installed once; later runs find them and skip this.
+packages=()
 if ! pkg-config --exists aravis-0.8 2>/dev/null; then
+    packages+=(libaravis-dev libusb-1.0-0-dev pkg-config)
+fi
+if ! command -v systemd-analyze >/dev/null; then
+    packages+=(systemd)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq libaravis-dev libusb-1.0-0-dev pkg-config
+        apt-get install -y -qq "${packages[@]}"
     elif command -v sudo >/dev/null; then
         sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libaravis-dev libusb-1.0-0-dev pkg-config
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"
     else
-        echo "error: the GenICam driver needs libaravis-dev, libusb-1.0-0-dev and pkg-config;" >&2
+        echo "error: the tests need the Debian packages ${packages[*]};" >&2
         echo "       install them (apt-get install ...) or run this as root" >&2
         exit 1
     fi

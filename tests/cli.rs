@@ -42,6 +42,7 @@ fn check_accepts_the_demo_and_names_file_line_and_key_in_a_broken_config() {
         ("out of range", "[instrument]\nname = \"x\"\n[devices.L]\ndriver = \"sim.laser\"\nmax_power_mw = -1.0\n", ":5:", "devices.L.max_power_mw"),
         ("duplicate device", "[instrument]\nname = \"x\"\n[devices.L]\ndriver = \"sim.laser\"\n[devices.L]\ndriver = \"sim.laser\"\n", ":5:", "key `devices.L`"),
         ("missing setting", "[server]\nlisten = \"127.0.0.1:1\"\n", ":1:", "key `instrument`"),
+        ("metrics address", "[instrument]\nname = \"x\"\n[metrics]\nlisten = \"localhost\"\n", ":4:", "key `metrics.listen`"),
     ];
     for (what, body, line, key) in cases {
         let path = dir.path().join("broken.toml");

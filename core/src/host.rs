@@ -166,6 +166,10 @@ struct HandleInner {
     tx: SyncSender<Job>,
     /// Faulted or not. A std mutex: it is never held across an await.
     health: Mutex<Health>,
+    /// How many times the device went from answering to faulted since the daemon started
+    /// (metrics: a device that faults and is reset again and again shows here, not in its
+    /// health at any one moment).
+    faults: std::sync::atomic::AtomicU64,
     /// The long job the device is claimed for, if any (see [`DeviceHandle::claim`]).
     job: Mutex<Option<ClaimState>>,
     /// Ordinary commands sent and not yet started: a claim that admits commands (live mode)
@@ -224,6 +228,7 @@ impl DeviceHandle {
             properties,
             tx,
             health: Mutex::new(Health::Ok),
+            faults: std::sync::atomic::AtomicU64::new(0),
             job: Mutex::new(None),
             waiting: std::sync::atomic::AtomicUsize::new(0),
             limits,
@@ -274,13 +279,25 @@ impl DeviceHandle {
             .clone()
     }
 
+    /// How many times the device has faulted since the daemon started.
+    pub fn faults(&self) -> u64 {
+        self.0.faults.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn set_health(&self, health: Health) {
         *self.0.health.lock().unwrap_or_else(|e| e.into_inner()) = health;
     }
 
     fn fault(&self, reason: String) {
         warn!(device = %self.0.name, %reason, "device faulted");
-        self.set_health(Health::Faulted(reason));
+        let mut health = self.0.health.lock().unwrap_or_else(|e| e.into_inner());
+        // A faulted device that fails again (a privileged command at shutdown) is one fault.
+        if *health == Health::Ok {
+            self.0
+                .faults
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        *health = Health::Faulted(reason);
     }
 
     /// Runs `f` on the device's thread with the device's own timeout.

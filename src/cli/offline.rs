@@ -31,7 +31,9 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let shutdown = shutdown_signal()
         .map_err(|e| anyhow::anyhow!("cannot install the shutdown signal handlers: {e}"))?;
-    microscoped::run(config, listener, shutdown)
+    // Under systemd (Type=notify) it hears when the daemon is ready, alive and stopping.
+    let notifier = microscoped::notify::Notifier::from_env();
+    microscoped::run_notifying(config, listener, shutdown, notifier)
         .await
         .map_err(Error::Other)
 }

@@ -77,7 +77,7 @@ impl From<std::io::Error> for Error {
 }
 
 /// The gRPC code's canonical upper-case name.
-fn code_name(code: tonic::Code) -> &'static str {
+pub(crate) fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {
         Ok => "OK",

@@ -13,6 +13,7 @@ mod transport;
 mod types;
 mod values;
 
+pub(crate) use error::code_name;
 pub use error::{Error, Result};
 pub use image::{auto_contrast, pixels_u16, save_image};
 pub use transport::{channel, AuthChannel, Bearer, Target};

@@ -72,12 +72,16 @@ class Daemon:
             env={**os.environ, "RUST_LOG": "info"},
         )
         self.addr = None
+        # The metrics URL (with [metrics] in the config), else None.
+        self.metrics = None
         lines = []
         for line in self.proc.stderr:
             lines.append(line)
-            m = re.search(r"serving.*addr=(\S+)", line)
+            m = re.search(r"serving.* addr=(\S+)", line)
             if m:
                 self.addr = m.group(1)
+                metrics = re.search(r" metrics=(http\S+)", line)
+                self.metrics = metrics.group(1) if metrics else None
                 break
             if len(lines) > 200:
                 break

@@ -242,6 +242,29 @@ impl Acquisitions {
         all
     }
 
+    /// The acquisitions started since the daemon did that have not ended, and the last `ended`
+    /// that have, oldest first: what metrics report run by run, a bounded set however long
+    /// the daemon runs (datasets found at start are not runs of this daemon, and are left out).
+    pub fn recent(&self, ended: usize) -> Vec<Status> {
+        let runs = self.runs().clone();
+        let mut keep_ended = ended;
+        let mut out: Vec<Status> = runs
+            .iter()
+            .rev()
+            .filter(|r| {
+                if !*r.done.borrow() {
+                    return true;
+                }
+                let keep = keep_ended > 0;
+                keep_ended = keep_ended.saturating_sub(1);
+                keep
+            })
+            .map(|r| r.status())
+            .collect();
+        out.reverse();
+        out
+    }
+
     fn find(&self, id: u64) -> Result<Arc<Run>, AcqError> {
         let runs = self.runs();
         let found = if id == 0 {

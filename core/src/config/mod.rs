@@ -19,12 +19,16 @@
 //! [users.alice]             # who may use the instrument (see README.md, "Shared instruments")
 //! role = "operator"
 //! token_sha256 = "..."      # `microscoped token new` makes a token and this hash
+//!
+//! [metrics]                 # optional: Prometheus scrapes http://127.0.0.1:9464/metrics
+//! listen = "127.0.0.1:9464"
 //! ```
 
 mod audit;
 mod devices;
 mod instrument;
 mod limits;
+mod metrics;
 mod ports;
 mod presets;
 mod storage;
@@ -49,6 +53,7 @@ pub use self::audit::{AuditConfig, DEFAULT_AUDIT_KEEP, DEFAULT_AUDIT_MB};
 pub use self::devices::{DeviceConfig, DriverSettings, DEFAULT_DEVICE_TIMEOUT, DRIVERS};
 pub use self::instrument::{InstrumentInfo, PixelSize};
 pub use self::limits::{DeviceLimits, Limit};
+pub use self::metrics::MetricsConfig;
 pub use self::ports::{EmulatorEntry, PortConfig};
 pub use self::presets::{Preset, PresetGroup, PresetSetting};
 pub use self::storage::{StorageConfig, DEFAULT_MIN_SLOTS, DEFAULT_RING_MB};
@@ -57,6 +62,7 @@ pub use self::users::{AccessConfig, UserConfig, ANONYMOUS_USER};
 
 use self::audit::RawAudit;
 use self::instrument::RawInstrument;
+use self::metrics::RawMetrics;
 use self::storage::RawStorage;
 
 /// The simulated instrument, embedded so `microscoped serve` runs with no file at all.
@@ -90,6 +96,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The server's certificate and key; `None` serves plaintext.
     pub tls: Option<TlsFiles>,
+    /// The Prometheus metrics endpoint; `None`: not served.
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// A config error: where it is and what is wrong.
@@ -183,6 +191,7 @@ struct RawTop {
     storage: RawStorage,
     #[serde(default)]
     audit: RawAudit,
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Deserialize, Default)]
@@ -337,6 +346,7 @@ impl<'a> Parser<'a> {
             ));
         }
 
+        let metrics = self.metrics(top.metrics, listen)?;
         let storage = self.storage(top.storage)?;
         let audit = self.audit(top.audit, &storage)?;
         let tls = self.tls(top.server.tls_cert, top.server.tls_key)?;
@@ -392,6 +402,7 @@ impl<'a> Parser<'a> {
             access,
             audit,
             tls,
+            metrics,
         })
     }
 
