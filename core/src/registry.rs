@@ -274,6 +274,8 @@ where
 
 impl Driver {
     /// The entry of a device that is hardware without a serial port (a network camera).
+    /// Only GenICam is, so a build without it has no use for this.
+    #[cfg(feature = "genicam")]
     const fn on_hardware(mut self) -> Self {
         self.offline = false;
         self
