@@ -508,6 +508,14 @@ pub struct PlanSummary {
     pub warnings: Vec<String>,
 }
 
+impl PlanSummary {
+    /// The files a run of the plan writes: one OME-TIFF per stage position and grid tile (one
+    /// in all for a plan with neither).
+    pub fn files(&self) -> usize {
+        self.sizes.p.max(1) * self.sizes.g.max(1)
+    }
+}
+
 /// A plan that cannot be parsed, expanded or run on this instrument.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanError {
