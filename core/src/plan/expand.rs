@@ -3,7 +3,7 @@
 
 use super::{
     Axis, AxisSizes, EventChannel, EventIndex, GridKind, GridMode, GridPlan, MdaEvent, MdaSequence,
-    PlanError, PlanSummary, RelativeTo, TimePhaseKind, TimePlan, ZPlan, ZPlanKind,
+    PlanError, PlanList, PlanSummary, RelativeTo, TimePhaseKind, TimePlan, ZPlan, ZPlanKind,
 };
 
 /// Most events one plan may expand to. Far above any real acquisition; it keeps a typo
@@ -16,6 +16,24 @@ impl MdaSequence {
     /// [`parse_json`](super::parse_json) and [`parse_yaml`](super::parse_yaml) run it;
     /// [`events`](Self::events) runs it again for plans built in code.
     pub fn check(&self) -> Result<(), PlanError> {
+        let phases = match &self.time_plan {
+            Some(TimePlan::Phases(p)) => p.len(),
+            _ => 0,
+        };
+        let (absolute, relative) = match self.z_plan.as_ref().map(|z| &z.kind) {
+            Some(ZPlanKind::Absolute(v)) => (v.len(), 0),
+            Some(ZPlanKind::Relative(v)) => (0, v.len()),
+            _ => (0, 0),
+        };
+        for (list, len) in [
+            (PlanList::StagePositions, self.stage_positions.len()),
+            (PlanList::Channels, self.channels.len()),
+            (PlanList::TimePhases, phases),
+            (PlanList::ZAbsolute, absolute),
+            (PlanList::ZRelative, relative),
+        ] {
+            list.check(len)?;
+        }
         let missing = |axis: Axis, field: &str, present: bool| -> Result<(), PlanError> {
             if present && !self.axis_order.contains(&axis) {
                 let order: String = self.axis_order.iter().map(|a| a.letter()).collect();

@@ -559,6 +559,62 @@ impl std::error::Error for PlanError {}
 /// refused before it is parsed, so a hostile client cannot make the daemon parse megabytes.
 pub const MAX_PLAN_BYTES: usize = 1 << 20;
 
+/// A list in a plan, each bounded in length so that a request cannot make the daemon hold and
+/// walk millions of items before it finds the plan too large: a longer one is refused naming the
+/// field and its bound, however the plan came (useq JSON or YAML, or the structured message,
+/// whose lists are checked before they are converted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanList {
+    /// `stage_positions`.
+    StagePositions,
+    /// `channels`.
+    Channels,
+    /// `time_plan.phases`.
+    TimePhases,
+    /// `z_plan.absolute`.
+    ZAbsolute,
+    /// `z_plan.relative`.
+    ZRelative,
+}
+
+impl PlanList {
+    /// The field the list is.
+    pub fn field(self) -> &'static str {
+        match self {
+            PlanList::StagePositions => "stage_positions",
+            PlanList::Channels => "channels",
+            PlanList::TimePhases => "time_plan.phases",
+            PlanList::ZAbsolute => "z_plan.absolute",
+            PlanList::ZRelative => "z_plan.relative",
+        }
+    }
+
+    /// The most items the list may have: far above what an instrument does in one plan (a
+    /// 1536-well plate at 64 fields per well is 98,304 positions), low enough that the items
+    /// of a list at its bound fit in memory many times over.
+    pub fn max(self) -> usize {
+        match self {
+            PlanList::StagePositions => 100_000,
+            PlanList::Channels | PlanList::TimePhases => 100,
+            PlanList::ZAbsolute | PlanList::ZRelative => 10_000,
+        }
+    }
+
+    /// Refuses `len` items when that is more than [`max`](Self::max).
+    pub fn check(self, len: usize) -> Result<(), PlanError> {
+        if len <= self.max() {
+            return Ok(());
+        }
+        Err(PlanError::new(
+            self.field(),
+            format!(
+                "{len} items; a plan has at most {} here: split the acquisition into several plans",
+                self.max()
+            ),
+        ))
+    }
+}
+
 /// Refuses a plan text longer than [`MAX_PLAN_BYTES`].
 fn check_size(text: &str) -> Result<(), PlanError> {
     if text.len() > MAX_PLAN_BYTES {

@@ -578,6 +578,24 @@ fn a_channel_without_a_stack_whose_middle_plane_is_missing_is_an_error() {
 }
 
 #[test]
+fn lists_longer_than_their_bound_are_errors_naming_the_field() {
+    let positions = vec![r#"{"x": 1}"#; PlanList::StagePositions.max() + 1].join(",");
+    let e = err(&format!(r#"{{"stage_positions": [{positions}]}}"#));
+    assert_eq!(e.field, "stage_positions");
+    assert!(
+        e.message
+            .starts_with("100001 items; a plan has at most 100000"),
+        "{e}"
+    );
+    let z = vec!["0.5"; PlanList::ZRelative.max() + 1].join(",");
+    let e = err(&format!(r#"{{"z_plan": {{"relative": [{z}]}}}}"#));
+    assert_eq!(e.field, "z_plan.relative");
+    // At the bound, fine.
+    let z = vec!["0.5"; PlanList::ZRelative.max()].join(",");
+    assert!(parse_json(&format!(r#"{{"z_plan": {{"relative": [{z}]}}}}"#)).is_ok());
+}
+
+#[test]
 fn plans_built_in_code_are_checked_too() {
     let mut plan = MdaSequence {
         axis_order: Axis::ALL.to_vec(),
