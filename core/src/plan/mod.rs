@@ -555,7 +555,7 @@ impl fmt::Display for PlanError {
 impl std::error::Error for PlanError {}
 
 /// The most bytes a plan's text (useq JSON or YAML, or the structured message as JSON) may
-/// have. A plan of 100,000 explicit positions fits several times over; a larger text is
+/// have. A plan of 10,000 explicit positions with names fits twice over; a larger text is
 /// refused before it is parsed, so a hostile client cannot make the daemon parse megabytes.
 pub const MAX_PLAN_BYTES: usize = 1 << 20;
 
