@@ -99,7 +99,8 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 /// The largest request the daemon accepts. Requests carry names, values and plans, never
 /// images, so tonic's 4 MiB default is far above any honest one (a plan's text is at most 1 MiB);
-/// a larger one is refused (tonic's OUT_OF_RANGE) before it is decoded.
+/// a larger one is refused with INVALID_ARGUMENT naming its size and this limit, from its length
+/// prefix, before it is read ([`server::limit`], in front of every service).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// HTTP/2 flow-control windows for both sides. The 64 KiB default makes a stream of 8 MiB
@@ -249,6 +250,8 @@ pub async fn run_notifying(
         .layer(rpc_metrics)
         // Every request passes here first: no service can be reached unauthenticated.
         .layer(server::auth::AuthLayer::new(access.clone()))
+        // Then its size: tonic's own limit below would answer OUT_OF_RANGE.
+        .layer(server::limit::RequestLimitLayer::new(MAX_REQUEST_BYTES))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

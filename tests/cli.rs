@@ -74,8 +74,13 @@ fn check_places_an_encoding_error_and_says_where_the_missing_users_go() {
         err.contains("broken.toml:3:5:") && err.contains("0xB5") && err.contains("UTF-8"),
         "{err}"
     );
+    assert_eq!(
+        serve_refusal(&path),
+        error_line(&o),
+        "serve and check differ"
+    );
 
-    // No users and no [server]: the place is after the last line, with what to write there.
+    // No users and no [server]: the place is after the last line, with the section to add.
     std::fs::write(&path, "[instrument]\nname = \"x\"\n").unwrap();
     let o = run(&["check", path.to_str().unwrap()]);
     let (_, err) = text(&o);
@@ -83,8 +88,36 @@ fn check_places_an_encoding_error_and_says_where_the_missing_users_go() {
     assert!(
         err.contains("broken.toml:3:1: key `users`")
             && err.contains("[users.alice]")
-            && err.contains("anonymous_loopback_admin = true"),
+            && err.contains(
+                "at the end of the file:\n\n  [server]\n  anonymous_loopback_admin = true"
+            ),
         "{err}"
+    );
+    assert_eq!(
+        serve_refusal(&path),
+        error_line(&o),
+        "serve and check differ"
+    );
+
+    // A [server] table without the setting: the place is that table, on its line.
+    std::fs::write(
+        &path,
+        "[instrument]\nname = \"x\"\n\n[server]\nlisten = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let o = run(&["check", path.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success(), "accepted");
+    assert!(
+        err.contains("broken.toml:4:")
+            && err.contains("key `server.anonymous_loopback_admin`")
+            && err.contains("in this [server] table:\n\n  anonymous_loopback_admin = true"),
+        "{err}"
+    );
+    assert_eq!(
+        serve_refusal(&path),
+        error_line(&o),
+        "serve and check differ"
     );
 }
 

@@ -373,6 +373,89 @@ async fn set_properties_checks_all_before_applying_any() {
     );
 }
 
+/// A batch of settings is bounded: one over the bound is refused naming the field and the
+/// bound, and nothing is applied; one at the bound is applied.
+#[tokio::test]
+async fn set_properties_refuses_a_batch_over_its_bound() {
+    let mut d = Daemon::demo().await;
+    let max = microscoped::server::MAX_SETTINGS;
+    let batch = |n: usize, mw: f64| pb::SetPropertiesRequest {
+        settings: (0..n)
+            .map(|_| set("Laser488", "power_setpoint_mw", Kind::FloatValue(mw)))
+            .collect(),
+    };
+    let before = get(&mut d, "Laser488", "power_setpoint_mw").await;
+    expect_err(
+        d.client.set_properties(batch(max + 1, 30.0)).await,
+        Code::InvalidArgument,
+        &[
+            &format!("settings: {} items", max + 1),
+            &format!("at most {max}"),
+            "nothing was applied",
+        ],
+    );
+    assert_eq!(get(&mut d, "Laser488", "power_setpoint_mw").await, before);
+    let ok = d.client.set_properties(batch(max, 25.0)).await.unwrap();
+    assert_eq!(ok.into_inner().values.len(), max);
+    assert_eq!(
+        get(&mut d, "Laser488", "power_setpoint_mw").await,
+        Kind::FloatValue(25.0)
+    );
+}
+
+/// A request over the daemon's size limit, to any service, is INVALID_ARGUMENT naming its size
+/// and the limit, which a client with tonic's default limits receives (not OUT_OF_RANGE from
+/// gRPC's decoder, nor RESOURCE_EXHAUSTED); the daemon serves on.
+#[tokio::test]
+async fn a_request_over_the_size_limit_is_invalid_argument_naming_size_and_limit() {
+    let mut d = Daemon::demo().await;
+    let limit = microscoped::MAX_REQUEST_BYTES;
+    let big = "x".repeat(limit);
+    // Default limits throughout: plain clients on the daemon's channel.
+    let mut m = pb::microscope_client::MicroscopeClient::new(d.channel.clone());
+    let mut a = pb::access_client::AccessClient::new(d.channel.clone());
+    let too_large = |s: tonic::Status| {
+        assert_eq!(s.code(), Code::InvalidArgument, "{:.300}", s.message());
+        let size: usize = s
+            .message()
+            .strip_prefix("the request is ")
+            .and_then(|m| m.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no size in {:?}", s.message()));
+        // The string and the few bytes of protobuf around it.
+        assert!((limit + 1..limit + 32).contains(&size), "{size}");
+        assert!(
+            s.message().contains(&format!(
+                "bytes; a request has at most {limit} bytes (4 MiB)"
+            )),
+            "{}",
+            s.message()
+        );
+    };
+    too_large(
+        m.set_property(set("Camera", "pixel_type", Kind::StringValue(big.clone())))
+            .await
+            .unwrap_err(),
+    );
+    too_large(m.get_position(dev(&big)).await.unwrap_err());
+    too_large(
+        a.break_lease(pb::BreakLeaseRequest {
+            reason: big.clone(),
+        })
+        .await
+        .unwrap_err(),
+    );
+    // Just under the limit the request is read and answered on its merits.
+    let under = "x".repeat(limit - 16);
+    expect_err(
+        m.get_position(dev(&under)).await,
+        Code::NotFound,
+        &["no device named", &format!("({} bytes)", under.len())],
+    );
+    // And the daemon serves on.
+    get(&mut d, "Camera", "exposure_ms").await;
+}
+
 #[tokio::test]
 async fn stages_move_wait_stop_home_and_refuse_bad_moves() {
     let mut d = Daemon::demo().await;

@@ -1359,12 +1359,39 @@ async fn inputs_of_100_kb_get_short_errors_that_a_default_client_receives() {
         Code::InvalidArgument,
         &["at most 1048576 bytes (1 MiB)"],
     );
-    // A request over 4 MiB is refused by gRPC itself before it is decoded.
+    // A request over 4 MiB is refused before it is read, by its size.
     let oversize = format!("#{}\n", "x".repeat(microscoped::MAX_REQUEST_BYTES));
     short(
         refused(a.validate_plan(yaml(&oversize, "")).await),
-        Code::OutOfRange,
-        &["too large"],
+        Code::InvalidArgument,
+        &[
+            "the request is 419",
+            "a request has at most 4194304 bytes (4 MiB)",
+        ],
+    );
+    // A structured plan's lists are bounded, named by their field, before they are converted.
+    let positions = microscoped::plan::PlanList::StagePositions.max() + 1;
+    let structured = pb::PlanRequest {
+        plan: Some(pb::plan_request::Plan::Sequence(pb::MdaSequence {
+            stage_positions: vec![
+                pb::PlanPosition {
+                    x: Some(1.0),
+                    ..Default::default()
+                };
+                positions
+            ],
+            ..Default::default()
+        })),
+        name: String::new(),
+        camera: String::new(),
+    };
+    short(
+        refused(a.validate_plan(structured).await),
+        Code::InvalidArgument,
+        &[&format!(
+            "stage_positions: {positions} items; a plan has at most {}",
+            positions - 1
+        )],
     );
     d.shutdown().await.unwrap();
 }

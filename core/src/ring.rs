@@ -339,9 +339,11 @@ impl FrameRing {
     fn publish<E>(&self, head: u64) -> Result<Produced, E> {
         let mut c = self.cursor();
         if c.closed {
-            // The writer abandoned the ring while the camera filled the slot: nobody will
-            // write this frame.
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            // The ring was closed or abandoned while the camera filled the slot: nobody will
+            // write this frame. A ring for viewing writes none, so it drops none either.
+            if self.writer {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
             return Ok(Produced::Closed);
         }
         c.head = head + 1;
@@ -628,6 +630,22 @@ mod tests {
         assert_eq!(out.len(), SHAPE.bytes());
         assert!(out.iter().all(|&b| b == 2));
         assert!(ring.latest(m.seq + 1, &mut out).is_none());
+    }
+
+    /// Found by the property test (`core/tests/ring.rs`): a ring for viewing closed while the
+    /// camera filled a slot counted that frame dropped, though such a ring writes nothing.
+    #[test]
+    fn a_ring_for_viewing_closed_while_a_frame_comes_drops_nothing() {
+        let ring = FrameRing::for_viewing(SHAPE, 2);
+        let o = ring
+            .produce(|buf| {
+                ring.close();
+                frame(0)(buf)
+            })
+            .unwrap();
+        assert_eq!(o, Produced::Closed);
+        let c = ring.counters();
+        assert_eq!((c.received, c.written, c.dropped, c.pending), (1, 0, 0, 0));
     }
 
     #[test]

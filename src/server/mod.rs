@@ -5,6 +5,7 @@ pub mod access;
 pub mod acquisition;
 pub mod auth;
 pub mod convert;
+pub mod limit;
 pub mod plans;
 
 use std::time::{Duration, SystemTime};
@@ -26,6 +27,9 @@ const DEFAULT_IDLE_WAIT: Duration = Duration::from_millis(60_000);
 /// The longest WaitForIdle a client may ask for: a homing run on a long stage takes minutes,
 /// anything longer is a mistake.
 const MAX_IDLE_WAIT_MS: u32 = 600_000;
+/// The most settings one SetProperties request applies: a preset's worth many times over. Each
+/// is checked and applied on a device thread, all or nothing, so the batch is bounded.
+pub const MAX_SETTINGS: usize = 256;
 
 /// The `Microscope` service: a thin layer from RPCs to the device host.
 #[derive(Clone)]
@@ -422,21 +426,33 @@ impl pb::microscope_server::Microscope for MicroscopeService {
         &self,
         req: Request<pb::SetPropertiesRequest>,
     ) -> Rpc<pb::SetPropertiesResponse> {
-        let target = req
-            .get_ref()
-            .settings
-            .iter()
-            .map(|s| format!("{}.{}", s.device, s.property))
-            .collect::<Vec<_>>()
-            .join(",");
+        let count = req.get_ref().settings.len();
+        // An over-long batch is audited by its length, not item by item.
+        let listed = if count <= MAX_SETTINGS { count } else { 0 };
+        let target = if listed < count {
+            format!("{count} settings")
+        } else {
+            req.get_ref().settings[..listed]
+                .iter()
+                .map(|s| format!("{}.{}", s.device, s.property))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let caller = require(&self.access, &req, Need::Control, &target)?;
-        let detail = serde_json::json!({ "values": req.get_ref().settings.iter().map(|s| convert::value_json(&s.value)).collect::<Vec<_>>() });
+        let detail = serde_json::json!({ "values": req.get_ref().settings[..listed].iter().map(|s| convert::value_json(&s.value)).collect::<Vec<_>>() });
         audited(&self.access, &caller, &target, detail, async move {
             let settings = req.into_inner().settings;
             if settings.is_empty() {
                 return Err(Status::invalid_argument(
                     "settings is empty: nothing to set",
                 ));
+            }
+            if settings.len() > MAX_SETTINGS {
+                return Err(Status::invalid_argument(format!(
+                    "settings: {} items; a SetProperties request has at most {MAX_SETTINGS}; \
+                     nothing was applied",
+                    settings.len()
+                )));
             }
             // Check everything first so a mistake in the last setting changes nothing.
             let mut checked = Vec::with_capacity(settings.len());

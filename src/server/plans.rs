@@ -8,7 +8,7 @@ use tonic::Status;
 use super::convert::finite;
 use crate::acquire::{PlanCheck, PlanStatus};
 use crate::pb;
-use crate::plan::{self, EventIndex, MdaSequence};
+use crate::plan::{self, EventIndex, MdaSequence, PlanList};
 
 /// The plan of a request, parsed and checked for values (not yet against the instrument).
 pub fn plan_from_pb(req: &pb::PlanRequest) -> Result<MdaSequence, Status> {
@@ -20,14 +20,36 @@ pub fn plan_from_pb(req: &pb::PlanRequest) -> Result<MdaSequence, Status> {
         }
         Some(pb::plan_request::Plan::UseqJson(text)) => plan::parse_json(text),
         Some(pb::plan_request::Plan::UseqYaml(text)) => plan::parse_yaml(text),
-        Some(pb::plan_request::Plan::Sequence(seq)) => {
-            let doc = useq_json(seq)?;
-            plan::parse_json(&doc.to_string())
-        }
+        Some(pb::plan_request::Plan::Sequence(seq)) => match check_lists(seq) {
+            // Before the lists are converted: a message of 4 MiB holds 200,000 positions.
+            Err(e) => Err(e),
+            Ok(()) => {
+                let doc = useq_json(seq)?;
+                plan::parse_json(&doc.to_string())
+            }
+        },
     };
     parsed.map_err(|e| {
         Status::invalid_argument(crate::names::cap_message(format!("invalid plan: {e}")))
     })
+}
+
+/// The lengths of the structured message's lists against their bounds ([`PlanList`]).
+fn check_lists(seq: &pb::MdaSequence) -> Result<(), plan::PlanError> {
+    let z = seq.z_plan.as_ref();
+    for (list, len) in [
+        (PlanList::StagePositions, seq.stage_positions.len()),
+        (PlanList::Channels, seq.channels.len()),
+        (
+            PlanList::TimePhases,
+            seq.time_plan.as_ref().map_or(0, |t| t.phases.len()),
+        ),
+        (PlanList::ZAbsolute, z.map_or(0, |z| z.absolute.len())),
+        (PlanList::ZRelative, z.map_or(0, |z| z.relative.len())),
+    ] {
+        list.check(len)?;
+    }
+    Ok(())
 }
 
 /// The structured message as the useq JSON document it mirrors: a field left unset is a key

@@ -217,7 +217,7 @@ impl Acquisitions {
         // Preset values (laser powers under their caps, ...) were checked against the devices
         // when the daemon started; `validate` checks that the presets exist.
         let (summary, events) = plan.validate_events(&limits, fov).map_err(AcqError::Plan)?;
-        let files = (summary.sizes.p.max(1) * summary.sizes.g.max(1)) as u32;
+        let files = summary.files() as u32;
         let bytes = events.len() as u64 * (shape.bytes() as u64 + PLANE_OVERHEAD)
             + u64::from(files) * 64 * 1024;
         let free_bytes = free_bytes(&self.0.storage.data_root);

@@ -3,7 +3,7 @@
 
 use super::{
     Axis, AxisSizes, EventChannel, EventIndex, GridKind, GridMode, GridPlan, MdaEvent, MdaSequence,
-    PlanError, PlanSummary, RelativeTo, TimePhaseKind, TimePlan, ZPlan, ZPlanKind,
+    PlanError, PlanList, PlanSummary, RelativeTo, TimePhaseKind, TimePlan, ZPlan, ZPlanKind,
 };
 
 /// Most events one plan may expand to. Far above any real acquisition; it keeps a typo
@@ -16,6 +16,24 @@ impl MdaSequence {
     /// [`parse_json`](super::parse_json) and [`parse_yaml`](super::parse_yaml) run it;
     /// [`events`](Self::events) runs it again for plans built in code.
     pub fn check(&self) -> Result<(), PlanError> {
+        let phases = match &self.time_plan {
+            Some(TimePlan::Phases(p)) => p.len(),
+            _ => 0,
+        };
+        let (absolute, relative) = match self.z_plan.as_ref().map(|z| &z.kind) {
+            Some(ZPlanKind::Absolute(v)) => (v.len(), 0),
+            Some(ZPlanKind::Relative(v)) => (0, v.len()),
+            _ => (0, 0),
+        };
+        for (list, len) in [
+            (PlanList::StagePositions, self.stage_positions.len()),
+            (PlanList::Channels, self.channels.len()),
+            (PlanList::TimePhases, phases),
+            (PlanList::ZAbsolute, absolute),
+            (PlanList::ZRelative, relative),
+        ] {
+            list.check(len)?;
+        }
         let missing = |axis: Axis, field: &str, present: bool| -> Result<(), PlanError> {
             if present && !self.axis_order.contains(&axis) {
                 let order: String = self.axis_order.iter().map(|a| a.letter()).collect();
@@ -96,6 +114,9 @@ impl MdaSequence {
         }
         if let Some(z) = &self.z_plan {
             check_z(z)?;
+            if let Some(i) = self.channels.iter().position(|c| !c.do_stack) {
+                check_middle_plane(z, i)?;
+            }
         }
         if let Some(g) = &self.grid_plan {
             check_grid(g)?;
@@ -647,6 +668,23 @@ fn check_z(z: &ZPlan) -> Result<(), PlanError> {
         ));
     }
     Ok(())
+}
+
+/// A channel with `do_stack: false` takes the plane at index `num_positions() // 2`, which useq
+/// counts apart from the planes themselves: for a range that is not a multiple of its step and
+/// holds one plane, it counts two, and the channel takes no image at all (useq-schema 0.9.2 yields
+/// no event for it). Refused, naming channel `i`, rather than run without that channel.
+fn check_middle_plane(z: &ZPlan, i: usize) -> Result<(), PlanError> {
+    let (planes, middle) = (z_positions(z).len(), z_num_positions(z) / 2);
+    if middle < planes {
+        return Ok(());
+    }
+    Err(PlanError::new(
+        format!("channels[{i}].do_stack"),
+        format!(
+            "false takes only the middle plane of the z_plan, which useq puts at index {middle}              of a z_plan with {planes} plane(s) (its range is not a multiple of its step): the              channel would take no image; make the range a multiple of the step, or take the              whole stack"
+        ),
+    ))
 }
 
 /// numpy's `arange(start, stop, step)` for floats: `ceil((stop - start) / step)` values;

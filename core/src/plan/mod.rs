@@ -508,6 +508,14 @@ pub struct PlanSummary {
     pub warnings: Vec<String>,
 }
 
+impl PlanSummary {
+    /// The files a run of the plan writes: one OME-TIFF per stage position and grid tile (one
+    /// in all for a plan with neither).
+    pub fn files(&self) -> usize {
+        self.sizes.p.max(1) * self.sizes.g.max(1)
+    }
+}
+
 /// A plan that cannot be parsed, expanded or run on this instrument.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanError {
@@ -547,9 +555,65 @@ impl fmt::Display for PlanError {
 impl std::error::Error for PlanError {}
 
 /// The most bytes a plan's text (useq JSON or YAML, or the structured message as JSON) may
-/// have. A plan of 100,000 explicit positions fits several times over; a larger text is
+/// have. A plan of 10,000 explicit positions with names fits twice over; a larger text is
 /// refused before it is parsed, so a hostile client cannot make the daemon parse megabytes.
 pub const MAX_PLAN_BYTES: usize = 1 << 20;
+
+/// A list in a plan, each bounded in length so that a request cannot make the daemon hold and
+/// walk millions of items before it finds the plan too large: a longer one is refused naming the
+/// field and its bound, however the plan came (useq JSON or YAML, or the structured message,
+/// whose lists are checked before they are converted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanList {
+    /// `stage_positions`.
+    StagePositions,
+    /// `channels`.
+    Channels,
+    /// `time_plan.phases`.
+    TimePhases,
+    /// `z_plan.absolute`.
+    ZAbsolute,
+    /// `z_plan.relative`.
+    ZRelative,
+}
+
+impl PlanList {
+    /// The field the list is.
+    pub fn field(self) -> &'static str {
+        match self {
+            PlanList::StagePositions => "stage_positions",
+            PlanList::Channels => "channels",
+            PlanList::TimePhases => "time_plan.phases",
+            PlanList::ZAbsolute => "z_plan.absolute",
+            PlanList::ZRelative => "z_plan.relative",
+        }
+    }
+
+    /// The most items the list may have: far above what an instrument does in one plan (a
+    /// 1536-well plate at 64 fields per well is 98,304 positions), low enough that the items
+    /// of a list at its bound fit in memory many times over.
+    pub fn max(self) -> usize {
+        match self {
+            PlanList::StagePositions => 100_000,
+            PlanList::Channels | PlanList::TimePhases => 100,
+            PlanList::ZAbsolute | PlanList::ZRelative => 10_000,
+        }
+    }
+
+    /// Refuses `len` items when that is more than [`max`](Self::max).
+    pub fn check(self, len: usize) -> Result<(), PlanError> {
+        if len <= self.max() {
+            return Ok(());
+        }
+        Err(PlanError::new(
+            self.field(),
+            format!(
+                "{len} items; a plan has at most {} here: split the acquisition into several plans",
+                self.max()
+            ),
+        ))
+    }
+}
 
 /// Refuses a plan text longer than [`MAX_PLAN_BYTES`].
 fn check_size(text: &str) -> Result<(), PlanError> {

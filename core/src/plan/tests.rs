@@ -554,6 +554,47 @@ fn absolute_grid_with_xy_positions_is_an_error() {
     assert_eq!(e.field, "stage_positions[1].x");
 }
 
+/// Found by the property test (`core/tests/plan.rs`): useq counts 2 planes in this z plan
+/// (`num_positions()`) though it holds 1, so the middle plane a `do_stack: false` channel takes
+/// is at index 1, which does not exist, and useq-schema 0.9.2 yields no event at all: the
+/// channel would silently take nothing. A range that holds its middle plane is fine.
+#[test]
+fn a_channel_without_a_stack_whose_middle_plane_is_missing_is_an_error() {
+    let e = err(
+        r#"{"axis_order": "cz", "channels": [{"config": "DAPI", "do_stack": false}],
+            "z_plan": {"top": 0.25, "bottom": 0.0, "step": 0.5, "go_up": false}}"#,
+    );
+    assert_eq!(e.field, "channels[0].do_stack");
+    assert!(e.message.contains("take no image"), "{e}");
+    let plan = parse_json(
+        r#"{"axis_order": "cz", "channels": ["GFP", {"config": "DAPI", "do_stack": false}],
+            "z_plan": {"range": 0.75, "step": 0.5}}"#,
+    )
+    .expect("a middle plane that exists");
+    let events = plan.events(None).expect("events");
+    // GFP's two planes, then DAPI's one: useq's middle of "3" planes is index 1.
+    let dapi: Vec<_> = events.iter().filter(|e| e.index.c == Some(1)).collect();
+    assert_eq!((events.len(), dapi.len(), dapi[0].index.z), (3, 1, Some(1)));
+}
+
+#[test]
+fn lists_longer_than_their_bound_are_errors_naming_the_field() {
+    let positions = vec![r#"{"x": 1}"#; PlanList::StagePositions.max() + 1].join(",");
+    let e = err(&format!(r#"{{"stage_positions": [{positions}]}}"#));
+    assert_eq!(e.field, "stage_positions");
+    assert!(
+        e.message
+            .starts_with("100001 items; a plan has at most 100000"),
+        "{e}"
+    );
+    let z = vec!["0.5"; PlanList::ZRelative.max() + 1].join(",");
+    let e = err(&format!(r#"{{"z_plan": {{"relative": [{z}]}}}}"#));
+    assert_eq!(e.field, "z_plan.relative");
+    // At the bound, fine.
+    let z = vec!["0.5"; PlanList::ZRelative.max()].join(",");
+    assert!(parse_json(&format!(r#"{{"z_plan": {{"relative": [{z}]}}}}"#)).is_ok());
+}
+
 #[test]
 fn plans_built_in_code_are_checked_too() {
     let mut plan = MdaSequence {
