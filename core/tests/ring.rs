@@ -345,8 +345,8 @@ proptest! {
         ops in prop::collection::vec(op(), 0..80),
     ) {
         let ring = match mode {
-            Mode::Writer(policy) => FrameRing::new(SHAPE, 0, slots, policy),
-            Mode::Viewing => FrameRing::for_viewing(SHAPE, slots),
+            Mode::Writer(policy) => FrameRing::new(SHAPE, 0, slots, policy).expect("a small ring maps"),
+            Mode::Viewing => FrameRing::for_viewing(SHAPE, slots).expect("a small ring maps"),
         };
         prop_assert_eq!(ring.capacity(), slots);
         let mut m = Model::new(mode, slots as u64);
@@ -463,7 +463,7 @@ proptest! {
         give_up_after in prop::option::weighted(0.25, 0u64..300),
         paced in any::<bool>(),
     ) {
-        let ring = Arc::new(FrameRing::new(SHAPE, 0, slots, policy));
+        let ring = Arc::new(FrameRing::new(SHAPE, 0, slots, policy).expect("a small ring maps"));
         let done = Arc::new(AtomicBool::new(false));
         let writer = {
             let ring = ring.clone();
@@ -570,7 +570,7 @@ proptest! {
 fn a_frame_stored_while_the_ring_is_abandoned_is_counted_once() {
     // The writer gives up while the camera fills the next slot: the frames waiting and the
     // one being filled are all counted dropped, each once.
-    let ring = FrameRing::new(SHAPE, 0, 3, OverflowPolicy::Drop);
+    let ring = FrameRing::new(SHAPE, 0, 3, OverflowPolicy::Drop).expect("a small ring maps");
     let mut m = Model::new(Mode::Writer(OverflowPolicy::Drop), 3);
     produce(&ring, &mut m, 0, true, None);
     produce(&ring, &mut m, 1, true, Some(During::Abandon));
