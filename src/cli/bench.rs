@@ -24,21 +24,24 @@ use microscoped::storage::{
 use microscoped_driver_api::{PixelType, Value};
 use tokio::net::TcpListener;
 
+mod soak;
+
 /// `microscoped bench`'s flags.
 #[derive(clap::Args)]
 pub struct Args {
     /// Folder on the disk to measure (made and cleaned up).
     #[arg(long, default_value = "bench-data")]
     dir: PathBuf,
-    /// Frames per run (2048x2048 u16 frames are 8 MiB each).
-    #[arg(long, default_value_t = 400)]
-    frames: u64,
-    /// Frame width.
-    #[arg(long, default_value_t = 2048)]
-    width: u32,
-    /// Frame height.
-    #[arg(long, default_value_t = 2048)]
-    height: u32,
+    /// Frames per run (2048x2048 u16 frames are 8 MiB each); with --soak, per acquisition
+    /// [default: 400; soak: 2000].
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Frame width [default: 2048; soak: 1024].
+    #[arg(long)]
+    width: Option<u32>,
+    /// Frame height [default: 2048; soak: 1024].
+    #[arg(long)]
+    height: Option<u32>,
     /// Alternating plain/writer run pairs.
     #[arg(long, default_value_t = 3)]
     runs: u32,
@@ -49,19 +52,67 @@ pub struct Args {
     /// With --gige: the camera's frame rate.
     #[arg(long, default_value_t = 200.0)]
     gige_rate: f64,
+    /// Soak and load instead, for this long ("90s", "65m", "2h"): acquisitions back to back,
+    /// plans of 100,000 events, unary clients, live viewers and the lease changing hands; a
+    /// report line every minute; fails if any RPC or frame went missing.
+    #[arg(long, value_parser = soak::parse_duration, value_name = "DURATION")]
+    soak: Option<Duration>,
+    /// With --soak: also write the report lines as CSV rows to this file.
+    #[arg(long, requires = "soak")]
+    csv: Option<PathBuf>,
+    /// With --soak: unary clients.
+    #[arg(long, default_value_t = 8, requires = "soak")]
+    clients: usize,
+    /// With --soak: live viewers.
+    #[arg(long, default_value_t = 2, requires = "soak")]
+    viewers: usize,
+    /// With --soak: events per plan (a time-lapse with no interval on a 64x64 camera).
+    #[arg(long, default_value_t = 100_000, requires = "soak")]
+    plan_events: u64,
+    /// With --soak: the large camera's frame period in ms [default: 10% faster than the
+    /// writer, as a first acquisition measures it].
+    #[arg(long, requires = "soak")]
+    period_ms: Option<f64>,
+    /// With --soak: each unary client's pause between two calls, in ms.
+    #[arg(long, default_value_t = 10, requires = "soak")]
+    rpc_pause_ms: u64,
+    /// With --soak: how often the lease passes to the other user.
+    #[arg(long, value_parser = soak::parse_duration, default_value = "10s", requires = "soak")]
+    lease_every: Duration,
+    /// With --soak: how often a report line is printed.
+    #[arg(long, value_parser = soak::parse_duration, default_value = "60s", requires = "soak")]
+    report_every: Duration,
 }
 
 /// Runs what the flags ask for: the disk and pipeline benchmark, or with `--gige` the GigE
 /// Vision one.
 pub async fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(duration) = a.soak {
+        return soak::run(soak::SoakOptions {
+            dir: a.dir,
+            duration,
+            csv: a.csv,
+            width: a.width.unwrap_or(1024),
+            height: a.height.unwrap_or(1024),
+            frames: a.frames.unwrap_or(2000).max(1),
+            plan_events: a.plan_events.max(1),
+            clients: a.clients,
+            viewers: a.viewers,
+            period_ms: a.period_ms,
+            rpc_pause: Duration::from_millis(a.rpc_pause_ms),
+            lease_every: a.lease_every,
+            report_every: a.report_every,
+        })
+        .await;
+    }
     if a.gige {
-        return gige(a.dir, a.frames, a.gige_rate).await;
+        return gige(a.dir, a.frames.unwrap_or(400), a.gige_rate).await;
     }
     disk_and_pipeline(BenchOptions {
         dir: a.dir,
-        frames: a.frames,
-        width: a.width,
-        height: a.height,
+        frames: a.frames.unwrap_or(400),
+        width: a.width.unwrap_or(2048),
+        height: a.height.unwrap_or(2048),
         runs: a.runs.max(1),
     })
     .await
