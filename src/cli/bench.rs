@@ -47,7 +47,12 @@ pub struct Args {
     #[arg(long, default_value_t = 4)]
     runs: u32,
     /// A Python with tifffile and numpy, for the reference figure (skipped if it has none).
-    #[arg(long, default_value = "python3", env = "MICROSCOPED_BENCH_PYTHON")]
+    #[arg(
+        long,
+        default_value = "python3",
+        env = "MICROSCOPED_BENCH_PYTHON",
+        hide_env_values = true
+    )]
     python: PathBuf,
     /// Measure a GenICam camera instead: aravis's fake GigE Vision camera over loopback
     /// (needs a build with the genicam feature).
@@ -83,6 +88,10 @@ pub struct Args {
     /// With --soak: how often the lease passes to the other user.
     #[arg(long, value_parser = soak::parse_duration, default_value = "10s", requires = "soak")]
     lease_every: Duration,
+    /// With --soak: how long unary latency is measured with nothing else running, at the
+    /// start and at the end.
+    #[arg(long, value_parser = soak::parse_duration, default_value = "15s", requires = "soak")]
+    idle: Duration,
     /// With --soak: how often a report line is printed.
     #[arg(long, value_parser = soak::parse_duration, default_value = "60s", requires = "soak")]
     report_every: Duration,
@@ -106,6 +115,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             rpc_pause: Duration::from_millis(a.rpc_pause_ms),
             lease_every: a.lease_every,
             report_every: a.report_every,
+            idle: a.idle,
         })
         .await;
     }

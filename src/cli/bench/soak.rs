@@ -38,8 +38,6 @@ use tokio::net::TcpListener;
 
 /// A bound on every RPC: one unanswered for this long counts as unanswered.
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the idle latency is measured, at the start and at the end.
-const IDLE_WINDOW: Duration = Duration::from_secs(15);
 /// The large camera's name in the soak's instrument.
 const CAMERA: &str = "Camera";
 /// The small camera the 100,000-event plans use.
@@ -77,6 +75,8 @@ pub(super) struct SoakOptions {
     pub lease_every: Duration,
     /// How often a report line is printed.
     pub report_every: Duration,
+    /// How long the idle latency is measured, at the start and at the end.
+    pub idle: Duration,
 }
 
 /// Parses "65m", "1h30m", "90s", "2h" or plain seconds.
@@ -464,11 +464,12 @@ async fn unary_clients(
     }
 }
 
-/// Unary latency with nothing else running: the load's own clients and mix for `IDLE_WINDOW`.
+/// Unary latency with nothing else running: the load's own clients and mix for `window`.
 async fn idle_latency(
     sessions: &[Session],
     stats: &Arc<Stats>,
     pause: Duration,
+    window: Duration,
 ) -> anyhow::Result<Timing> {
     let timed = Arc::new(Mutex::new(Timing::new()?));
     let stop = Arc::new(AtomicBool::new(false));
@@ -479,7 +480,7 @@ async fn idle_latency(
         pause,
         timed.clone(),
     ));
-    tokio::time::sleep(IDLE_WINDOW).await;
+    tokio::time::sleep(window).await;
     stop.store(true, Relaxed);
     clients.await?;
     let mut t = Timing::new()?;
@@ -889,7 +890,7 @@ async fn load(
     }
 
     // The reference: the same unary mix from the same clients, nothing else running.
-    let idle_start = idle_latency(&unary_sessions, &stats, o.rpc_pause).await?;
+    let idle_start = idle_latency(&unary_sessions, &stats, o.rpc_pause, o.idle).await?;
     println!(
         "idle unary latency (start): p50 {:.2} ms, p99 {:.2} ms over {} calls",
         ms(idle_start.all.value_at_quantile(0.5)),
@@ -1075,7 +1076,7 @@ async fn load(
     collect(&stats, &load_hist)?;
     report(&stats, start, csv, &mut track)?;
 
-    let idle_end = idle_latency(&unary_sessions, &stats, o.rpc_pause).await?;
+    let idle_end = idle_latency(&unary_sessions, &stats, o.rpc_pause, o.idle).await?;
     // Whether memory, descriptors and threads came back once the load ended.
     let (rss, fds, threads) = process_sample();
     println!(
