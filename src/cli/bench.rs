@@ -498,12 +498,25 @@ async fn set_period(control: &mut Session, period_ms: f64) -> anyhow::Result<()>
     Ok(())
 }
 
-/// One sequence through the daemon; returns its final status.
+/// Where a sequence's time went, as its client saw it (polling every 20 ms).
+#[derive(Debug, Clone, Copy, Default)]
+struct Phases {
+    /// From StartSequence to the first frame in the file: the ring allocated, the file made,
+    /// the camera started.
+    startup_s: f64,
+    /// From the first frame in the file to the last.
+    frames_s: f64,
+    /// From the last frame in the file to the end: finishing the file (its fsync).
+    finish_s: f64,
+}
+
+/// One sequence through the daemon; returns its final status and where its time went.
 async fn sequence(
     acq: &mut Session,
     o: &BenchOptions,
     name: &str,
-) -> anyhow::Result<AcquisitionStatus> {
+) -> anyhow::Result<(AcquisitionStatus, Phases)> {
+    let start = Instant::now();
     let s = acq
         .start_sequence(Sequence {
             frames: o.frames,
@@ -511,12 +524,26 @@ async fn sequence(
             ..Sequence::default()
         })
         .await?;
+    let (mut first, mut last) = (None, None);
     let done = loop {
         let s = acq.acquisition(s.id).await?;
+        if s.written > 0 {
+            first.get_or_insert_with(|| start.elapsed());
+        }
+        if s.written + s.dropped >= o.frames {
+            last.get_or_insert_with(|| start.elapsed());
+        }
         if s.state != Some(RunState::Running) {
             break s;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let end = start.elapsed();
+    let (first, last) = (first.unwrap_or(end), last.unwrap_or(end));
+    let phases = Phases {
+        startup_s: first.as_secs_f64(),
+        frames_s: (last.saturating_sub(first)).as_secs_f64(),
+        finish_s: (end.saturating_sub(last)).as_secs_f64(),
     };
     // The daemon's anonymous user is `local`: its datasets are under datasets/local/.
     let _ = std::fs::remove_dir_all(o.dir.join("datasets").join("local").join(name));
@@ -527,7 +554,7 @@ async fn sequence(
             done.error
         );
     }
-    Ok(done)
+    Ok((done, phases))
 }
 
 fn rate(s: &AcquisitionStatus) -> f64 {
@@ -662,16 +689,19 @@ async fn disk_and_pipeline(o: BenchOptions) -> anyhow::Result<()> {
     println!("pipeline, camera faster than the disk ({fast_ms:.2} ms/frame):");
     let mut pipeline = Vec::new();
     for round in 0..o.runs.clamp(1, 3) {
-        let s = sequence(&mut acq, &o, &format!("bench-fast-{round}")).await?;
+        let (s, t) = sequence(&mut acq, &o, &format!("bench-fast-{round}")).await?;
         println!(
-            "  round {}: written {:.2} GB/s ({:.2}x plain median); received {} written {} dropped {} ({} of them lost in the camera)",
+            "  round {}: written {:.2} GB/s ({:.2}x plain median); received {} written {} dropped {} ({} of them lost in the camera); start-up {:.2} s, frames {:.2} s, finish {:.2} s",
             round + 1,
             rate(&s),
             rate(&s) / pm,
             s.received,
             s.written,
             s.dropped,
-            s.dropped_in_camera
+            s.dropped_in_camera,
+            t.startup_s,
+            t.frames_s,
+            t.finish_s
         );
         pipeline.push(rate(&s));
     }
@@ -692,7 +722,7 @@ async fn disk_and_pipeline(o: BenchOptions) -> anyhow::Result<()> {
     set_period(&mut control, slow_ms).await?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let latency = latency_client(addr, stop.clone());
-    let c = sequence(&mut acq, &o, "bench-slow").await?;
+    let (c, _) = sequence(&mut acq, &o, "bench-slow").await?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut samples = latency
         .join()
@@ -739,7 +769,7 @@ async fn disk_and_pipeline(o: BenchOptions) -> anyhow::Result<()> {
             Ok((gbs(bytes as f64, secs), frames))
         })
     };
-    let d = sequence(&mut acq, &o, "bench-live").await?;
+    let (d, _) = sequence(&mut acq, &o, "bench-live").await?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (live_gbs, live_frames) = live
         .join()
@@ -799,7 +829,7 @@ frame_rate_hz = {frame_rate_hz}
         runs: 1,
         python: PathBuf::new(),
     };
-    let s = sequence(&mut acq, &o, "bench-gige").await?;
+    let (s, _) = sequence(&mut acq, &o, "bench-gige").await?;
     let mut control = daemon.session.clone();
     let failed = control
         .get_property("Camera", "frames_failed")
