@@ -1733,3 +1733,65 @@ fn a_plan_with_more_files_than_descriptors_runs_in_a_pool_of_open_files() {
     );
     assert!(!root.join("local").join("low").exists());
 }
+
+#[test]
+fn a_short_soak_accounts_for_every_frame_and_rpc_and_writes_its_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("soak.csv");
+    let o = run(&[
+        "bench",
+        "--soak",
+        "3s",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--frames",
+        "20",
+        "--plan-events",
+        "50",
+        "--clients",
+        "2",
+        "--idle",
+        "1s",
+        "--report-every",
+        "1s",
+        "--lease-every",
+        "1s",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("soak PASSED"), "{out}");
+    // The summary's totals: received = written + dropped, and some of each acquisition kind.
+    let totals = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("acquisitions ") && l.contains(" = written "))
+        .unwrap_or_else(|| panic!("no totals in\n{out}"));
+    let numbers: Vec<u64> = totals
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [acquisitions, received, written, dropped] = numbers[..] else {
+        panic!("{totals}")
+    };
+    assert!(acquisitions >= 2, "{totals}");
+    assert_eq!(received, written + dropped, "{totals}");
+    assert!(out.contains("p99 load/idle x"), "{out}");
+    // Every report is a CSV row under the header; the datasets are gone.
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = rows.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("elapsed_s,rss_mib,fds,threads,"));
+    assert!(lines.count() >= 1, "{rows}");
+    assert!(!dir.path().join("soak-datasets").exists());
+
+    let o = run(&["bench", "--soak", "5x"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("not a duration"), "{}", text(&o).1);
+}

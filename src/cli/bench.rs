@@ -24,24 +24,36 @@ use microscoped::storage::{
 use microscoped_driver_api::{PixelType, Value};
 use tokio::net::TcpListener;
 
+mod soak;
+
 /// `microscoped bench`'s flags.
 #[derive(clap::Args)]
 pub struct Args {
     /// Folder on the disk to measure (made and cleaned up).
     #[arg(long, default_value = "bench-data")]
     dir: PathBuf,
-    /// Frames per run (2048x2048 u16 frames are 8 MiB each).
-    #[arg(long, default_value_t = 400)]
-    frames: u64,
-    /// Frame width.
-    #[arg(long, default_value_t = 2048)]
-    width: u32,
-    /// Frame height.
-    #[arg(long, default_value_t = 2048)]
-    height: u32,
-    /// Alternating plain/writer run pairs.
-    #[arg(long, default_value_t = 3)]
+    /// Frames per run (2048x2048 u16 frames are 8 MiB each); with --soak, per acquisition
+    /// [default: 300; soak: 2000].
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Frame width [default: 2048; soak: 1024].
+    #[arg(long)]
+    width: Option<u32>,
+    /// Frame height [default: 2048; soak: 1024].
+    #[arg(long)]
+    height: Option<u32>,
+    /// Rounds of the disk benchmark, each contender once per round in an order that changes
+    /// round to round (ABBA); the pipeline runs min(rounds, 3) times.
+    #[arg(long, default_value_t = 4)]
     runs: u32,
+    /// A Python with tifffile and numpy, for the reference figure (skipped if it has none).
+    #[arg(
+        long,
+        default_value = "python3",
+        env = "MICROSCOPED_BENCH_PYTHON",
+        hide_env_values = true
+    )]
+    python: PathBuf,
     /// Measure a GenICam camera instead: aravis's fake GigE Vision camera over loopback
     /// (needs a build with the genicam feature).
     #[arg(long)]
@@ -49,20 +61,74 @@ pub struct Args {
     /// With --gige: the camera's frame rate.
     #[arg(long, default_value_t = 200.0)]
     gige_rate: f64,
+    /// Soak and load instead, for this long ("90s", "65m", "2h"): acquisitions back to back,
+    /// plans of 100,000 events, unary clients, live viewers and the lease changing hands; a
+    /// report line every minute; fails if any RPC or frame went missing.
+    #[arg(long, value_parser = soak::parse_duration, value_name = "DURATION")]
+    soak: Option<Duration>,
+    /// With --soak: also write the report lines as CSV rows to this file.
+    #[arg(long, requires = "soak")]
+    csv: Option<PathBuf>,
+    /// With --soak: unary clients.
+    #[arg(long, default_value_t = 8, requires = "soak")]
+    clients: usize,
+    /// With --soak: live viewers.
+    #[arg(long, default_value_t = 2, requires = "soak")]
+    viewers: usize,
+    /// With --soak: events per plan (a time-lapse with no interval on a 64x64 camera).
+    #[arg(long, default_value_t = 100_000, requires = "soak")]
+    plan_events: u64,
+    /// With --soak: the large camera's frame period in ms [default: 10% faster than the
+    /// writer, as a first acquisition measures it].
+    #[arg(long, requires = "soak")]
+    period_ms: Option<f64>,
+    /// With --soak: each unary client's pause between two calls, in ms.
+    #[arg(long, default_value_t = 10, requires = "soak")]
+    rpc_pause_ms: u64,
+    /// With --soak: how often the lease passes to the other user.
+    #[arg(long, value_parser = soak::parse_duration, default_value = "10s", requires = "soak")]
+    lease_every: Duration,
+    /// With --soak: how long unary latency is measured with nothing else running, at the
+    /// start and at the end.
+    #[arg(long, value_parser = soak::parse_duration, default_value = "15s", requires = "soak")]
+    idle: Duration,
+    /// With --soak: how often a report line is printed.
+    #[arg(long, value_parser = soak::parse_duration, default_value = "60s", requires = "soak")]
+    report_every: Duration,
 }
 
 /// Runs what the flags ask for: the disk and pipeline benchmark, or with `--gige` the GigE
 /// Vision one.
 pub async fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(duration) = a.soak {
+        return soak::run(soak::SoakOptions {
+            dir: a.dir,
+            duration,
+            csv: a.csv,
+            width: a.width.unwrap_or(1024),
+            height: a.height.unwrap_or(1024),
+            frames: a.frames.unwrap_or(2000).max(1),
+            plan_events: a.plan_events.max(1),
+            clients: a.clients,
+            viewers: a.viewers,
+            period_ms: a.period_ms,
+            rpc_pause: Duration::from_millis(a.rpc_pause_ms),
+            lease_every: a.lease_every,
+            report_every: a.report_every,
+            idle: a.idle,
+        })
+        .await;
+    }
     if a.gige {
-        return gige(a.dir, a.frames, a.gige_rate).await;
+        return gige(a.dir, a.frames.unwrap_or(400), a.gige_rate).await;
     }
     disk_and_pipeline(BenchOptions {
         dir: a.dir,
-        frames: a.frames,
-        width: a.width,
-        height: a.height,
+        frames: a.frames.unwrap_or(300),
+        width: a.width.unwrap_or(2048),
+        height: a.height.unwrap_or(2048),
         runs: a.runs.max(1),
+        python: a.python,
     })
     .await
 }
@@ -86,8 +152,10 @@ struct BenchOptions {
     pub width: u32,
     /// Frame height.
     pub height: u32,
-    /// Alternating (plain, writer) run pairs.
+    /// Rounds of the disk benchmark (each contender once per round).
     pub runs: u32,
+    /// The Python with tifffile for the reference figure.
+    pub python: PathBuf,
 }
 
 fn bench_config(o: &BenchOptions) -> String {
@@ -188,10 +256,141 @@ fn writer_write(path: &Path, o: &BenchOptions, frame: &[u8]) -> anyhow::Result<f
     Ok(gbs(frame.len() as f64 * o.frames as f64, secs))
 }
 
+/// One way of putting the frames on disk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Contender {
+    /// Sequential `write` calls of the frames, nothing else.
+    Plain,
+    /// The daemon's OME-TIFF writer.
+    Writer,
+    /// Python's tifffile writing an OME-TIFF of the same frames (the reference).
+    Tifffile,
+}
+
+impl Contender {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "plain write",
+            Self::Writer => "OME-TIFF writer",
+            Self::Tifffile => "tifffile",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Writer => "writer",
+            Self::Tifffile => "tifffile",
+        }
+    }
+}
+
+/// The order of the contenders in round `round`: ABBA for two; for three, the six
+/// permutations in turn, so that over six rounds each runs first, second and last twice.
+fn round_order(n: usize, round: usize) -> Vec<usize> {
+    const THREE: [[usize; 3]; 6] = [
+        [0, 1, 2],
+        [2, 1, 0],
+        [1, 0, 2],
+        [2, 0, 1],
+        [0, 2, 1],
+        [1, 2, 0],
+    ];
+    match n {
+        3 => THREE[round % 6].to_vec(),
+        _ if round.is_multiple_of(2) => (0..n).collect(),
+        _ => (0..n).rev().collect(),
+    }
+}
+
+/// "min a / median b / max c" of a figure's values.
+fn spread(v: &[f64]) -> String {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("min {min:.2} / median {:.2} / max {max:.2}", median(v))
+}
+
+/// Python's tifffile, run as a child process that times its own write (its start-up is not
+/// counted) of the same ramp frames, fsync included.
+struct Tifffile {
+    /// The interpreter that has tifffile and numpy.
+    python: PathBuf,
+    /// tifffile's version, for the report.
+    version: String,
+}
+
+/// The child's program: arguments path, width, height, frames; prints GB/s of pixel data.
+const TIFFFILE_SCRIPT: &str = r#"
+import os, sys, time
+import numpy, tifffile
+path, w, h, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+frame = (numpy.arange(w * h, dtype=numpy.uint32) & 0xFFFF).astype("<u2").reshape(h, w)
+frame.sum()
+start = time.perf_counter()
+with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tw:
+    tw.write((frame for _ in range(n)), shape=(n, h, w), dtype="<u2",
+             photometric="minisblack", metadata={"axes": "TYX"})
+fd = os.open(path, os.O_RDONLY)
+os.fsync(fd)
+os.close(fd)
+secs = time.perf_counter() - start
+os.remove(path)
+print(n * w * h * 2 / secs / 1e9)
+"#;
+
+impl Tifffile {
+    /// The interpreter if it can import tifffile and numpy, or why not.
+    fn probe(python: &Path) -> Result<Self, String> {
+        let out = std::process::Command::new(python)
+            .args(["-c", "import numpy, tifffile; print(tifffile.__version__)"])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e} (--python)", python.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} cannot import tifffile and numpy (--python): {}",
+                python.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Self {
+            python: python.to_path_buf(),
+            version: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        })
+    }
+
+    /// tifffile writing `o.frames` ramp frames to `path`; returns GB/s.
+    fn write(&self, path: &Path, o: &BenchOptions) -> anyhow::Result<f64> {
+        let out = std::process::Command::new(&self.python)
+            .arg("-c")
+            .arg(TIFFFILE_SCRIPT)
+            .arg(path)
+            .args([o.width, o.height].map(|x| x.to_string()))
+            .arg(o.frames.to_string())
+            .output()
+            .with_context(|| format!("cannot run {}", self.python.display()))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_file(path);
+            anyhow::bail!(
+                "tifffile failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim()
+            .parse()
+            .with_context(|| format!("tifffile's child printed {text:?}, not GB/s"))
+    }
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    let n = v.len();
+    if n.is_multiple_of(2) && n > 0 {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    } else {
+        v[n / 2]
+    }
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
@@ -299,12 +498,25 @@ async fn set_period(control: &mut Session, period_ms: f64) -> anyhow::Result<()>
     Ok(())
 }
 
-/// One sequence through the daemon; returns its final status.
+/// Where a sequence's time went, as its client saw it (polling every 20 ms).
+#[derive(Debug, Clone, Copy, Default)]
+struct Phases {
+    /// From StartSequence to the first frame in the file: the ring allocated, the file made,
+    /// the camera started.
+    startup_s: f64,
+    /// From the first frame in the file to the last.
+    frames_s: f64,
+    /// From the last frame in the file to the end: finishing the file (its fsync).
+    finish_s: f64,
+}
+
+/// One sequence through the daemon; returns its final status and where its time went.
 async fn sequence(
     acq: &mut Session,
     o: &BenchOptions,
     name: &str,
-) -> anyhow::Result<AcquisitionStatus> {
+) -> anyhow::Result<(AcquisitionStatus, Phases)> {
+    let start = Instant::now();
     let s = acq
         .start_sequence(Sequence {
             frames: o.frames,
@@ -312,12 +524,26 @@ async fn sequence(
             ..Sequence::default()
         })
         .await?;
+    let (mut first, mut last) = (None, None);
     let done = loop {
         let s = acq.acquisition(s.id).await?;
+        if s.written > 0 {
+            first.get_or_insert_with(|| start.elapsed());
+        }
+        if s.written + s.dropped >= o.frames {
+            last.get_or_insert_with(|| start.elapsed());
+        }
         if s.state != Some(RunState::Running) {
             break s;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let end = start.elapsed();
+    let (first, last) = (first.unwrap_or(end), last.unwrap_or(end));
+    let phases = Phases {
+        startup_s: first.as_secs_f64(),
+        frames_s: (last.saturating_sub(first)).as_secs_f64(),
+        finish_s: (end.saturating_sub(last)).as_secs_f64(),
     };
     // The daemon's anonymous user is `local`: its datasets are under datasets/local/.
     let _ = std::fs::remove_dir_all(o.dir.join("datasets").join("local").join(name));
@@ -328,7 +554,7 @@ async fn sequence(
             done.error
         );
     }
-    Ok(done)
+    Ok((done, phases))
 }
 
 fn rate(s: &AcquisitionStatus) -> f64 {
@@ -349,33 +575,93 @@ async fn disk_and_pipeline(o: BenchOptions) -> anyhow::Result<()> {
         o.dir.display()
     );
 
-    // The bytes the camera makes: a ramp frame.
+    // The bytes the camera makes: a ramp frame, made (so touched) before anything is timed.
     let frame: Vec<u8> = (0..o.width as usize * o.height as usize)
         .flat_map(|i| (i as u16).to_le_bytes())
         .collect();
-    let (mut plain, mut writer) = (Vec::new(), Vec::new());
-    for run in 0..o.runs {
-        // Whoever goes first pays for writeback the other left behind: take turns.
-        let plain_path = o.dir.join("plain.bin");
-        let writer_path = o.dir.join("writer.ome.tiff");
-        let (p, w) = if run % 2 == 0 {
-            let p = plain_write(&plain_path, &frame, o.frames)?;
-            (p, writer_write(&writer_path, &o, &frame)?)
-        } else {
-            let w = writer_write(&writer_path, &o, &frame)?;
-            (plain_write(&plain_path, &frame, o.frames)?, w)
-        };
-        println!(
-            "  run {}: plain write {p:.2} GB/s, OME-TIFF writer {w:.2} GB/s",
-            run + 1
-        );
-        plain.push(p);
-        writer.push(w);
+    let tifffile = Tifffile::probe(&o.python);
+    match &tifffile {
+        Ok(t) => println!("reference: tifffile {} ({})", t.version, o.python.display()),
+        Err(why) => println!("reference: tifffile not measured: {why}"),
     }
-    let ratios: Vec<f64> = writer.iter().zip(&plain).map(|(w, p)| w / p).collect();
-    let (pm, wm) = (median(&plain), median(&writer));
-    println!("writer vs plain write (same bytes, same disk, fsync included):");
-    println!("  writer {wm:.2} GB/s, plain {pm:.2} GB/s, ratio {:.2} (median of per-run ratios; target >= 0.9)", median(&ratios));
+    let tifffile = tifffile.ok();
+    let mut contenders = vec![Contender::Plain, Contender::Writer];
+    if tifffile.is_some() {
+        contenders.push(Contender::Tifffile);
+    }
+    let write = |c: Contender| -> anyhow::Result<f64> {
+        match c {
+            Contender::Plain => plain_write(&o.dir.join("plain.bin"), &frame, o.frames),
+            Contender::Writer => writer_write(&o.dir.join("writer.ome.tiff"), &o, &frame),
+            Contender::Tifffile => tifffile
+                .as_ref()
+                .map_or(Ok(0.0), |t| t.write(&o.dir.join("tifffile.ome.tiff"), &o)),
+        }
+    };
+    // Warm-up: the first writer of a run pays for growing the page cache; let nobody timed be
+    // that writer.
+    for &c in &contenders {
+        write(c)?;
+    }
+    let mut figures: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+    for round in 0..o.runs as usize {
+        // Each round in another order (ABBA for two, every permutation in turn for three): a
+        // writer that runs after another pays for its writeback, so each takes every place.
+        let order = round_order(contenders.len(), round);
+        let mut got = vec![0.0; contenders.len()];
+        for &i in &order {
+            got[i] = write(contenders[i])?;
+        }
+        let line: Vec<String> = order
+            .iter()
+            .map(|&i| format!("{} {:.2} GB/s", contenders[i].name(), got[i]))
+            .collect();
+        let ratios: Vec<String> = (1..contenders.len())
+            .map(|i| format!("{}/plain {:.2}", contenders[i].short(), got[i] / got[0]))
+            .collect();
+        println!(
+            "  round {}: {}; {}",
+            round + 1,
+            line.join(", "),
+            ratios.join(", ")
+        );
+        for (f, g) in figures.iter_mut().zip(got) {
+            f.push(g);
+        }
+    }
+    println!(
+        "disk, {} rounds after a warm-up (same bytes, same disk, fsync included), GB/s min / median / max:",
+        o.runs
+    );
+    for (c, f) in contenders.iter().zip(&figures) {
+        println!("  {:<16} {}", c.name(), spread(f));
+    }
+    for (i, c) in contenders.iter().enumerate().skip(1) {
+        let ratios: Vec<f64> = figures[i]
+            .iter()
+            .zip(&figures[0])
+            .map(|(x, p)| x / p)
+            .collect();
+        println!(
+            "  {}/plain, round by round: {}{}",
+            c.short(),
+            spread(&ratios),
+            if *c == Contender::Writer {
+                " (target >= 0.9)"
+            } else {
+                ""
+            }
+        );
+        if median(&ratios) > 1.1 {
+            println!(
+                "  note: {} beat plain writes of the same bytes by over 10%: this disk's figures \
+                 vary more than the difference being measured; more --runs and --frames",
+                c.name()
+            );
+        }
+    }
+    let (pm, wm) = (median(&figures[0]), median(&figures[1]));
+    let tm = tifffile.as_ref().map(|_| median(&figures[2]));
 
     let daemon = InProcess::start(&bench_config(&o)).await?;
     let addr = daemon.addr;
@@ -395,18 +681,39 @@ async fn disk_and_pipeline(o: BenchOptions) -> anyhow::Result<()> {
         latency_line(&idle)
     );
 
-    // B: the camera at twice the plain disk speed: the writer is the bottleneck.
-    let fast_ms = (frame_bytes as f64 / (2.0 * pm * 1e9) * 1e3).max(0.01);
+    // B: the camera a quarter faster than plain writes: the writer is the bottleneck, and the
+    // simulator (one copy per frame from a pre-rendered ramp, what a camera's DMA costs the
+    // host's memory) takes no more of the two cores than it must.
+    let fast_ms = (frame_bytes as f64 / (1.25 * pm * 1e9) * 1e3).max(0.01);
     set_period(&mut control, fast_ms).await?;
-    let b = sequence(&mut acq, &o, "bench-fast").await?;
     println!("pipeline, camera faster than the disk ({fast_ms:.2} ms/frame):");
+    let mut pipeline = Vec::new();
+    for round in 0..o.runs.clamp(1, 3) {
+        let (s, t) = sequence(&mut acq, &o, &format!("bench-fast-{round}")).await?;
+        println!(
+            "  round {}: written {:.2} GB/s ({:.2}x plain median); received {} written {} dropped {} ({} of them lost in the camera); start-up {:.2} s, frames {:.2} s, finish {:.2} s",
+            round + 1,
+            rate(&s),
+            rate(&s) / pm,
+            s.received,
+            s.written,
+            s.dropped,
+            s.dropped_in_camera,
+            t.startup_s,
+            t.frames_s,
+            t.finish_s
+        );
+        pipeline.push(rate(&s));
+    }
+    let ratios: Vec<f64> = pipeline.iter().map(|x| x / pm).collect();
     println!(
-        "  written {:.2} GB/s; received {} written {} dropped {} ({} of them lost in the camera)",
-        rate(&b),
-        b.received,
-        b.written,
-        b.dropped,
-        b.dropped_in_camera
+        "  pipeline GB/s {}; against plain writes' median {} (target >= 0.9){}",
+        spread(&pipeline),
+        spread(&ratios),
+        tm.map_or(String::new(), |t| format!(
+            "; against tifffile's median {:.2}",
+            median(&pipeline) / t
+        ))
     );
 
     // C: the camera at half the speed of the slower of the two, with a control client timing
@@ -415,7 +722,7 @@ async fn disk_and_pipeline(o: BenchOptions) -> anyhow::Result<()> {
     set_period(&mut control, slow_ms).await?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let latency = latency_client(addr, stop.clone());
-    let c = sequence(&mut acq, &o, "bench-slow").await?;
+    let (c, _) = sequence(&mut acq, &o, "bench-slow").await?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut samples = latency
         .join()
@@ -462,16 +769,16 @@ async fn disk_and_pipeline(o: BenchOptions) -> anyhow::Result<()> {
             Ok((gbs(bytes as f64, secs), frames))
         })
     };
-    let d = sequence(&mut acq, &o, "bench-live").await?;
+    let (d, _) = sequence(&mut acq, &o, "bench-live").await?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (live_gbs, live_frames) = live
         .join()
         .map_err(|_| anyhow::anyhow!("live client panicked"))??;
     println!("pipeline as in the first run, with a live-view client reading as fast as it can:");
     println!(
-        "  live view {live_gbs:.2} GB/s ({live_frames} frames); written {:.2} GB/s ({:+.1}% vs without), dropped {} ({} in the camera)",
+        "  live view {live_gbs:.2} GB/s ({live_frames} frames); written {:.2} GB/s ({:+.1}% vs the median without), dropped {} ({} in the camera)",
         rate(&d),
-        100.0 * (rate(&d) / rate(&b) - 1.0),
+        100.0 * (rate(&d) / median(&pipeline) - 1.0),
         d.dropped,
         d.dropped_in_camera
     );
@@ -520,8 +827,9 @@ frame_rate_hz = {frame_rate_hz}
         width: 0,
         height: 0,
         runs: 1,
+        python: PathBuf::new(),
     };
-    let s = sequence(&mut acq, &o, "bench-gige").await?;
+    let (s, _) = sequence(&mut acq, &o, "bench-gige").await?;
     let mut control = daemon.session.clone();
     let failed = control
         .get_property("Camera", "frames_failed")
