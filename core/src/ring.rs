@@ -636,7 +636,7 @@ mod tests {
     /// camera filled a slot counted that frame dropped, though such a ring writes nothing.
     #[test]
     fn a_ring_for_viewing_closed_while_a_frame_comes_drops_nothing() {
-        let ring = FrameRing::for_viewing(SHAPE, 2);
+        let ring = FrameRing::for_viewing(SHAPE, 2).unwrap();
         let o = ring
             .produce(|buf| {
                 ring.close();
