@@ -629,6 +629,33 @@ fn recover_keeps_only_planes_of_the_sidecars_sample_size() {
     assert_eq!(fs::read(&path).unwrap(), before);
 }
 
+/// Found by the `read_plane` fuzz target: a plane whose IFD said 0 bits a sample (and 0 bytes)
+/// was read as an empty plane instead of a damaged one.
+#[test]
+fn read_plane_refuses_planes_microscoped_does_not_write() {
+    let d = dir();
+    let path = d.path().join("patched.ome.tiff");
+    let m = meta(4, 3, PixelType::U8, 3, 1, 1);
+    let mut w = OmeTiffWriter::create(&path, m.clone()).unwrap();
+    write_planes(&mut w, &m, 0..3);
+    w.finish(Counters::default()).unwrap();
+    patch_ifd_value(&path, 1, layout::tag::BITS_PER_SAMPLE, 0);
+    patch_ifd_value(&path, 1, layout::tag::STRIP_BYTE_COUNTS, 0);
+    patch_ifd_value(&path, 2, layout::tag::IMAGE_WIDTH, 0);
+    patch_ifd_value(&path, 2, layout::tag::STRIP_BYTE_COUNTS, 0);
+
+    assert_eq!(
+        read_plane(&path, PlaneAddress::Index(0)).unwrap().data,
+        frame(&m, 0)
+    );
+    for (index, shape) in [(1, "a 4x3 0-bit plane"), (2, "a 0x3 8-bit plane")] {
+        match read_plane(&path, PlaneAddress::Index(index)) {
+            Err(ReadError::Corrupt(e)) => assert!(e.contains(shape), "{e}"),
+            other => panic!("plane {index}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn recover_removes_a_file_killed_before_its_first_plane() {
     let d = dir();
