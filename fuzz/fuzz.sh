@@ -13,7 +13,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cargo="${CARGO:-cargo}"
 host="$(rustc -vV | sed -n 's/^host: //p')"
-bin_dir="$here/target/$host/release"
+bin_dir="${CARGO_TARGET_DIR:-$here/target}/$host/release"
 
 # Every target of Cargo.toml's [[bin]] tables.
 targets() {
@@ -53,15 +53,23 @@ case "${1:-}" in
         ;;
     smoke)
         [ $# -eq 2 ] || { echo "usage: $0 smoke SECONDS" >&2; exit 2; }
+        # The committed corpus is copied, so what is found on the way is not added to it; the
+        # targets' scratch files go to a temporary folder removed afterwards.
+        scratch="$(mktemp -d)"
+        trap 'rm -rf "$scratch"' EXIT
         for t in $(targets); do
             echo "--- fuzz $t for $2 s"
-            # The committed corpus is copied, so the inputs found on the way are not added to it.
-            scratch="$(mktemp -d)"
-            cp -r "$here/corpus/$t/." "$scratch/"
-            "$bin_dir/$t" -max_total_time="$2" -timeout=10 -rss_limit_mb=2048 \
-                -artifact_prefix="$here/artifacts/$t/" -print_final_stats=1 "$scratch" \
-                || { rm -rf "$scratch"; echo "fuzz target $t failed: see fuzz/artifacts/$t/ and fuzz/README.md" >&2; exit 1; }
-            rm -rf "$scratch"
+            mkdir -p "$scratch/$t" "$here/artifacts/$t"
+            cp -r "$here/corpus/$t/." "$scratch/$t/"
+            if ! TMPDIR="$scratch" "$bin_dir/$t" -max_total_time="$2" -timeout=10 \
+                -rss_limit_mb=2048 -artifact_prefix="$here/artifacts/$t/" "$scratch/$t" \
+                2>"$scratch/$t.log"; then
+                tail -n 60 "$scratch/$t.log" >&2
+                echo "fuzz target $t failed: its input is in fuzz/artifacts/$t/ (see fuzz/README.md)" >&2
+                exit 1
+            fi
+            # libFuzzer's last line: runs, time, and the coverage reached.
+            grep -E '^#[0-9]+ +DONE' "$scratch/$t.log" || tail -n 1 "$scratch/$t.log"
         done
         ;;
     *)
