@@ -69,7 +69,7 @@ case "${1:-}" in
                 exit 1
             fi
             # libFuzzer's last line: runs, time, and the coverage reached.
-            grep -E '^#[0-9]+ +DONE' "$scratch/$t.log" || tail -n 1 "$scratch/$t.log"
+            grep -E '^#[0-9]+[[:space:]]+DONE' "$scratch/$t.log" || tail -n 1 "$scratch/$t.log"
         done
         ;;
     *)
