@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs (Debian packages for the
 # GenICam driver and systemd-analyze, Python packages into .venv),
-# checks formatting and lints, runs the Rust unit and end-to-end tests, then the Python interop
-# tests against the real daemon binary. `.ci/run` calls exactly this.
+# checks formatting and lints, runs the Rust unit and end-to-end tests, a short run of each fuzz
+# target, then the Python interop tests against the real daemon binary. `.ci/run` calls exactly
+# this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,6 +65,7 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 
 # One build serves clippy and the tests: clippy-driver stands in for rustc on the workspace's own
 # crates (RUSTC_WORKSPACE_WRAPPER), so they are linted while they are compiled for the tests, and
@@ -84,6 +86,14 @@ cargo test --workspace --all-targets --all-features --locked --no-run
 
 step "cargo test"
 cargo test --workspace --all-features --locked
+
+# The fuzz targets (fuzz/README.md): their own workspace and target dir, built with the
+# coverage instrumentation (and linted: the wrapper above covers the fuzz crate), then each run
+# briefly over its committed corpus, which holds the inputs of every crash found so far. A
+# crash fails the run and leaves its input in fuzz/artifacts/.
+step "fuzz targets: build, then each for ${FUZZ_SECONDS:=10}s over its corpus"
+bash fuzz/fuzz.sh build
+bash fuzz/fuzz.sh smoke "$FUZZ_SECONDS"
 
 step "Python interop tests"
 # `cargo test` built the daemon binary (the CLI tests run it); the Python tests use that one.

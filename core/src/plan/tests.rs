@@ -701,3 +701,17 @@ fn z_spacing_is_the_step_or_an_even_list() {
     assert_eq!(spacing(r#"{"relative": [0, 1, 0]}"#), None);
     assert_eq!(spacing(r#"{"range": 0, "step": 1}"#), None);
 }
+
+/// Found by the `plan` fuzz target: serde_json's default float parsing may be a unit in the last
+/// place off, so the useq JSON saved beside the data read back as another plan.
+#[test]
+fn numbers_read_back_exactly() {
+    let x = 1.0077777777777777e132_f64;
+    let seq = parse_json(&format!(
+        r#"{{"stage_positions": [{{"x": {x:e}, "y": 0}}]}}"#
+    ))
+    .unwrap();
+    assert_eq!(seq.stage_positions[0].x, Some(x));
+    let back = parse_json(&seq.to_useq_json().to_string()).unwrap();
+    assert_eq!(back, seq);
+}

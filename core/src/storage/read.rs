@@ -218,6 +218,13 @@ mod ome_tiff {
         let (offset, len) = (get(tag::STRIP_OFFSETS), get(tag::STRIP_BYTE_COUNTS));
         let (width, height) = (get(tag::IMAGE_WIDTH) as u32, get(tag::IMAGE_LENGTH) as u32);
         let bits = (get(tag::BITS_PER_SAMPLE) & 0xffff) as u16;
+        // The writer makes 8- and 16-bit planes of a camera's shape, never empty ones.
+        if !matches!(bits, 8 | 16) || width == 0 || height == 0 {
+            return Err(damaged(
+                path,
+                format!("plane {index} is a {width}x{height} {bits}-bit plane, which microscoped does not write"),
+            ));
+        }
         let expected = u64::from(width) * u64::from(height) * u64::from(bits / 8);
         if len != expected || offset.saturating_add(len) > o.len {
             return Err(damaged(

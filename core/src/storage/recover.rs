@@ -43,10 +43,23 @@ fn not_ours(why: impl std::fmt::Display) -> io::Error {
     )
 }
 
+/// The frames a sidecar announces, which every plane of its file must be.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Frames {
+    /// Pixels per row.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// Bits per sample (BitsPerSample).
+    pub bits: u16,
+    /// Bytes of one plane's strip.
+    pub bytes: u64,
+}
+
 /// Checks that an IFD can be one of our planes following the previous one (ending at
 /// `prev_end`): it lies after it, its strip lies between the two, and when the dataset is known
-/// its shape matches. Offsets only grow, so a corrupt chain cannot loop.
-pub(super) fn plausible(ifd: &Ifd, prev_end: u64, expect: Option<(u32, u32, u64)>) -> bool {
+/// its shape and sample size match. Offsets only grow, so a corrupt chain cannot loop.
+pub(super) fn plausible(ifd: &Ifd, prev_end: u64, expect: Option<Frames>) -> bool {
     let (Some(off), Some(len)) = (ifd.get(tag::STRIP_OFFSETS), ifd.get(tag::STRIP_BYTE_COUNTS))
     else {
         return false;
@@ -57,22 +70,20 @@ pub(super) fn plausible(ifd: &Ifd, prev_end: u64, expect: Option<(u32, u32, u64)
     }
     match expect {
         None => true,
-        Some((w, h, bytes)) => {
-            ifd.get(tag::IMAGE_WIDTH).map(|e| e.value) == Some(w.into())
-                && ifd.get(tag::IMAGE_LENGTH).map(|e| e.value) == Some(h.into())
-                && len == bytes
+        Some(f) => {
+            // A SHORT value sits in the low bytes of the value field.
+            let bits = ifd.get(tag::BITS_PER_SAMPLE).map(|e| e.value & 0xffff);
+            ifd.get(tag::IMAGE_WIDTH).map(|e| e.value) == Some(f.width.into())
+                && ifd.get(tag::IMAGE_LENGTH).map(|e| e.value) == Some(f.height.into())
+                && bits == Some(f.bits.into())
+                && len == f.bytes
         }
     }
 }
 
 /// Walks the IFD chain from `first`, stopping at the first IFD that is missing or implausible.
 /// Returns the good IFDs and, when the chain went on past them, where the offending link is.
-fn walk(
-    file: &File,
-    first: u64,
-    file_len: u64,
-    expect: Option<(u32, u32, u64)>,
-) -> (Vec<Ifd>, Option<u64>) {
+fn walk(file: &File, first: u64, file_len: u64, expect: Option<Frames>) -> (Vec<Ifd>, Option<u64>) {
     let mut ifds = Vec::new();
     let mut link_pos = layout::FIRST_IFD_POS;
     let mut prev_end = layout::XML_AT;
@@ -143,14 +154,14 @@ pub fn recover(path: &Path) -> io::Result<RecoverReport> {
 
     let sc = sidecar::read(&side)?;
     let meta = sc.dataset;
-    let plane_bytes =
-        u64::from(meta.width) * u64::from(meta.height) * meta.pixel_type.bytes() as u64;
-    let (ifds, bad_link) = walk(
-        &file,
-        first,
-        file_len,
-        Some((meta.width, meta.height, plane_bytes)),
-    );
+    let sample_bytes = meta.pixel_type.bytes() as u64;
+    let frames = Frames {
+        width: meta.width,
+        height: meta.height,
+        bits: (sample_bytes * 8) as u16,
+        bytes: u64::from(meta.width) * u64::from(meta.height) * sample_bytes,
+    };
+    let (ifds, bad_link) = walk(&file, first, file_len, Some(frames));
     let Some(last) = ifds.last() else {
         return Err(not_ours(format!(
             "IFD 0 does not match the sidecar's {}x{} frames",

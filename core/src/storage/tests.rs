@@ -627,6 +627,88 @@ fn recover_rejects_other_files() {
     assert!(e.to_string().contains("holds no image"), "{e}");
 }
 
+/// Overwrites the value of `tag` in the IFD of plane `plane` (from 0).
+fn patch_ifd_value(path: &Path, plane: usize, tag: u16, value: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    let mut at = layout::read_header(&file, len).unwrap();
+    for _ in 0..plane {
+        at = layout::read_ifd(&file, at, len).unwrap().next;
+    }
+    let ifd = layout::read_ifd(&file, at, len).unwrap();
+    let entry = layout::entry_pos(at, ifd.index_of(tag).unwrap());
+    // Tag (2 bytes), type (2), count (8), then the value.
+    file.write_all_at(&value.to_le_bytes(), entry + 12).unwrap();
+}
+
+/// Found by the `recover` fuzz target: a plane whose BitsPerSample was not the sidecar's was
+/// kept, so `recover` reported a repaired file that `read_plane` then called damaged.
+#[test]
+fn recover_keeps_only_planes_of_the_sidecars_sample_size() {
+    let d = dir();
+    let m = meta(4, 3, PixelType::U8, 5, 1, 1);
+    let killed = |name: &str| {
+        let path = d.path().join(name);
+        let mut w = OmeTiffWriter::create(&path, m.clone()).unwrap();
+        write_planes(&mut w, &m, 0..3);
+        drop(w);
+        path
+    };
+
+    // The damaged plane and everything after it is cut; what is kept reads back.
+    let path = killed("second.ome.tiff");
+    patch_ifd_value(&path, 1, layout::tag::BITS_PER_SAMPLE, 65287);
+    let r = recover(&path).unwrap();
+    assert_eq!(r.planes, 1, "{r:?}");
+    assert_planes(&path, &m, 1);
+    let p = read_plane(&path, PlaneAddress::Index(0)).unwrap();
+    assert_eq!((p.bits_per_sample, p.data), (8, frame(&m, 0)));
+
+    // Damage in IFD 0 leaves nothing to keep: refused, the file left as it was.
+    let path = killed("first.ome.tiff");
+    patch_ifd_value(&path, 0, layout::tag::BITS_PER_SAMPLE, 65287);
+    let before = fs::read(&path).unwrap();
+    let e = recover(&path).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert!(
+        e.to_string().contains("IFD 0 does not match the sidecar"),
+        "{e}"
+    );
+    assert_eq!(fs::read(&path).unwrap(), before);
+}
+
+/// Found by the `read_plane` fuzz target: a plane whose IFD said 0 bits a sample (and 0 bytes)
+/// was read as an empty plane instead of a damaged one.
+#[test]
+fn read_plane_refuses_planes_microscoped_does_not_write() {
+    let d = dir();
+    let path = d.path().join("patched.ome.tiff");
+    let m = meta(4, 3, PixelType::U8, 3, 1, 1);
+    let mut w = OmeTiffWriter::create(&path, m.clone()).unwrap();
+    write_planes(&mut w, &m, 0..3);
+    w.finish(Counters::default()).unwrap();
+    patch_ifd_value(&path, 1, layout::tag::BITS_PER_SAMPLE, 0);
+    patch_ifd_value(&path, 1, layout::tag::STRIP_BYTE_COUNTS, 0);
+    patch_ifd_value(&path, 2, layout::tag::IMAGE_WIDTH, 0);
+    patch_ifd_value(&path, 2, layout::tag::STRIP_BYTE_COUNTS, 0);
+
+    assert_eq!(
+        read_plane(&path, PlaneAddress::Index(0)).unwrap().data,
+        frame(&m, 0)
+    );
+    for (index, shape) in [(1, "a 4x3 0-bit plane"), (2, "a 0x3 8-bit plane")] {
+        match read_plane(&path, PlaneAddress::Index(index)) {
+            Err(ReadError::Corrupt(e)) => assert!(e.contains(shape), "{e}"),
+            other => panic!("plane {index}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn recover_removes_a_file_killed_before_its_first_plane() {
     let d = dir();
