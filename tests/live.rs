@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Team};
+use common::{poll_until, Daemon, Team};
 use microscoped::pb;
 use pb::acquisition_client::AcquisitionClient;
 use tonic::transport::Channel;
@@ -376,31 +376,6 @@ async fn observers_watch_what_runs_but_only_a_controller_starts_live_mode() {
     d.shutdown().await.unwrap();
 }
 
-/// Polls an acquisition until `pred` holds; bounded.
-async fn acq_until(
-    a: &mut AcquisitionClient<Channel>,
-    id: u64,
-    what: &str,
-    pred: impl Fn(&pb::AcquisitionStatus) -> bool,
-) -> pb::AcquisitionStatus {
-    let start = Instant::now();
-    loop {
-        let s = a
-            .get_acquisition(pb::AcquisitionRef { id })
-            .await
-            .unwrap()
-            .into_inner();
-        if pred(&s) {
-            return s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "never {what}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn live_mode_runs_while_a_plan_is_paused_and_the_plan_takes_the_camera_back() {
     let root = tempfile::tempdir().unwrap();
@@ -416,7 +391,7 @@ async fn live_mode_runs_while_a_plan_is_paused_and_the_plan_takes_the_camera_bac
     };
     let id = a.start_plan(plan).await.unwrap().into_inner().id;
     let done_of = |s: &pb::AcquisitionStatus| s.plan.as_ref().map_or(0, |p| p.events_done);
-    acq_until(&mut a, id, "2 events done", |s| done_of(s) >= 2).await;
+    poll_until(&mut a, id, "2 events done", |s| done_of(s) >= 2).await;
     let mut live = view(&mut a).await;
     frame(&mut live).await;
     assert_eq!(status(&mut a).await.acquisition_id, id);
@@ -446,12 +421,12 @@ async fn live_mode_runs_while_a_plan_is_paused_and_the_plan_takes_the_camera_bac
     a.resume_acquisition(pb::AcquisitionRef { id })
         .await
         .unwrap();
-    acq_until(&mut a, id, "2 events after the resume", |s| {
+    poll_until(&mut a, id, "2 events after the resume", |s| {
         done_of(s) >= paused_at + 2
     })
     .await;
     a.stop_acquisition(pb::AcquisitionRef { id }).await.unwrap();
-    let done = acq_until(&mut a, id, "stopped", |s| {
+    let done = poll_until(&mut a, id, "stopped", |s| {
         s.state != pb::AcquisitionState::Running as i32
     })
     .await;
