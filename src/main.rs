@@ -14,7 +14,13 @@ fn main() -> ExitCode {
     if !matches!(cli.command, cli::Command::Serve { .. }) {
         quiet_on_closed_pipe();
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Every thread of the daemon starts in the control class (a short scheduler slice); the
+    // frame path's threads leave it for a lower priority when they start.
+    microscoped_core::priority::enter_control_path();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -213,6 +213,11 @@ impl DeviceHandle {
         std::thread::Builder::new()
             .name(thread_name)
             .spawn(move || {
+                // A camera's thread runs its acquisitions' frame loop: it yields to control
+                // calls (see `priority`).
+                if kind == DeviceKind::Camera {
+                    crate::priority::enter_frame_path();
+                }
                 // The loop ends when every handle is gone. A panicking driver drops the job's reply
                 // sender, which the caller sees as a fault; the thread itself goes on serving.
                 while let Ok(job) = rx.recv() {

@@ -13,6 +13,7 @@
 //! - [`check`]: `microscoped check`: what `serve` would refuse, found without the hardware.
 //! - [`host`]: the device host: one thread per device, command channel, timeouts, faults.
 //! - [`ring`]: the preallocated frame ring between a camera and its consumers.
+//! - [`priority`]: the frame path's threads yield to the control path's.
 //! - [`acquire`]: the acquisition engine (sequences and plans), events, live rings.
 //! - [`plan`]: useq-schema plans: parsed, expanded into events, validated, written back.
 //! - [`presets`]: the config's presets, checked against the drivers and applied.
@@ -35,6 +36,7 @@ pub mod limits;
 pub mod names;
 pub mod plan;
 pub mod presets;
+pub mod priority;
 pub mod registry;
 pub mod ring;
 pub mod role;

@@ -375,10 +375,10 @@ impl Acquisitions {
         }
     }
 
-    /// Allocates (and pre-faults) a ring off the async runtime.
+    /// Allocates (and pre-faults) a ring off the async runtime, in the frame path.
     pub(super) async fn alloc_ring(&self, shape: FrameShape) -> Result<Arc<FrameRing>, AcqError> {
         let s = self.0.storage.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::priority::on_frame_path("ring".into(), move || {
             FrameRing::new(shape, s.ring_bytes, s.min_slots, s.overflow).map_err(|e| e.to_string())
         })
         .await

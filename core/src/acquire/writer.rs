@@ -259,7 +259,7 @@ pub(super) async fn finish_files(
         written: counters.written,
         dropped: counters.dropped,
     };
-    let finished = tokio::task::spawn_blocking(move || {
+    let finished = crate::priority::on_frame_path(format!("finish-{}", run.id), move || {
         writers.into_iter().map(|w| w.finish(c)).collect::<Vec<_>>()
     })
     .await;
@@ -284,9 +284,11 @@ pub(super) async fn finish_files(
             }
             run.bytes.store(bytes, Ordering::Relaxed);
         }
-        Err(_) => {
+        Err(e) => {
             state = RunState::Failed;
-            error = Some("the writer panicked while finishing the files; `microscoped recover` can repair them".into());
+            error = Some(format!(
+                "finishing the files failed: {e}; `microscoped recover` can repair them"
+            ));
         }
     }
     (state, error, planes)
@@ -331,7 +333,10 @@ impl Acquisitions {
             );
             std::thread::Builder::new()
                 .name(format!("writer-{}", run.id))
-                .spawn(move || write_all(ring, files, indexing, bytes, stop, error))
+                .spawn(move || {
+                    crate::priority::enter_frame_path();
+                    write_all(ring, files, indexing, bytes, stop, error)
+                })
         };
         match spawned {
             Ok(thread) => Some((ring, WriterThread { thread, error })),
