@@ -96,6 +96,13 @@ pub struct SimCameraSettings {
     /// Write the scene (filter, lasers, shutter, stage, exposure) into each frame's first
     /// pixels, so tests can check which settings a stored image was taken with (see [`Stamp`](crate::Stamp)).
     pub stamp: bool,
+    /// Run the frame clock on the wall clock, as a real camera's runs: frames are due every
+    /// period whatever drawing them costs this machine, and a reader (or a drawing) more than
+    /// the camera's four-frame buffer late loses frames. For benchmarks, where the `ramp`
+    /// pattern's one copy a frame stands for what a real camera's DMA costs the host. Off (the
+    /// default), the simulator's own time is never charged to the reader, so tests deliver
+    /// every frame however slow the machine.
+    pub wall_clock: bool,
 }
 
 impl Default for SimCameraSettings {
@@ -116,6 +123,7 @@ impl Default for SimCameraSettings {
             max_binning: 4,
             hang_ms: 5000,
             stamp: false,
+            wall_clock: false,
         }
     }
 }
@@ -763,7 +771,9 @@ impl Camera for SimCamera {
         };
         let exposed = seq.exposure_start(n);
         self.render(seq.wall_time(exposed), n, buf);
-        seq.charged += due.elapsed();
+        if !self.settings.wall_clock {
+            seq.charged += due.elapsed();
+        }
         seq.next = n + 1;
         self.sequence = Some(seq);
         Ok(FrameInfo {

@@ -515,10 +515,10 @@ fn slow_reader_loses_frames() {
 #[test]
 fn a_renderer_slower_than_the_frame_period_loses_no_frame() {
     let world = SimWorld::new(1);
-    let mut cam = small_camera(&world); // a 5 ms period
-                                        // Each render takes eight periods, as a big frame in a debug build may: that is the
-                                        // simulator's cost, not the reader being late, so no frame is lost and the timestamps stay
-                                        // on the frame clock.
+    // A 5 ms period. Each render takes eight periods, as a big frame in a debug build may:
+    // that is the simulator's cost, not the reader being late, so no frame is lost and the
+    // timestamps stay on the frame clock.
+    let mut cam = small_camera(&world);
     cam.render_delay = Duration::from_millis(40);
     let mut buf = vec![0u8; cam.frame_shape().unwrap().bytes()];
     cam.start_sequence().unwrap();
@@ -535,6 +535,42 @@ fn a_renderer_slower_than_the_frame_period_loses_no_frame() {
     thread::sleep(Duration::from_millis(60));
     let info = cam.next_frame(&mut buf).unwrap();
     assert!(info.sequence > 6, "sequence {}", info.sequence);
+    cam.stop_sequence().unwrap();
+}
+
+#[test]
+fn on_the_wall_clock_a_renderer_slower_than_the_frame_period_loses_frames() {
+    // The same camera and render time as above, its clock the wall clock (as `bench` runs
+    // it): the drawing's cost counts, so a drawing eight periods long leaves the frames the
+    // camera made meanwhile behind, past its four-frame buffer, as a real camera would.
+    let world = SimWorld::new(1);
+    let settings = SimCameraSettings {
+        width: 64,
+        height: 48,
+        exposure_ms: 5.0,
+        readout_ms: 1.0,
+        wall_clock: true,
+        ..Default::default()
+    };
+    let mut cam = SimCamera::new(&world, settings).unwrap();
+    cam.render_delay = Duration::from_millis(40);
+    let mut buf = vec![0u8; cam.frame_shape().unwrap().bytes()];
+    cam.start_sequence().unwrap();
+    let first = cam.next_frame(&mut buf).unwrap().sequence;
+    let second = cam.next_frame(&mut buf).unwrap().sequence;
+    // At least eight periods passed between the two: at most four of them are still held.
+    assert!(
+        second >= first + 4,
+        "frames {first} then {second}: none lost"
+    );
+    // Timestamps stay on the frame clock: frame n was exposed from n periods in.
+    let info = cam.next_frame(&mut buf).unwrap();
+    assert!(
+        info.camera_timestamp_us.abs_diff(info.sequence * 5_000) <= 1,
+        "frame {} at {} us",
+        info.sequence,
+        info.camera_timestamp_us
+    );
     cam.stop_sequence().unwrap();
 }
 

@@ -9,8 +9,8 @@
 //!   checked when it ends (every frame accounted for, the last plane read back over gRPC) and
 //!   then deleted, so the disk holds at most one of them;
 //! - meanwhile plans of 100,000 events (a time-lapse with no interval) on a small second camera;
-//! - eight clients calling a mix of unary RPCs, two live viewers, and the control lease passing
-//!   between two users.
+//! - eight clients calling a mix of unary RPCs, two live viewers (at a display's 30 fps), and
+//!   the control lease passing between two users.
 //!
 //! Once a minute (`--report-every`) it prints one line and appends a row to the CSV: the
 //! process's RSS, descriptors and threads (daemon and clients together: one process), frames,
@@ -66,6 +66,8 @@ pub(super) struct SoakOptions {
     pub clients: usize,
     /// Live viewers.
     pub viewers: usize,
+    /// The frame rate each viewer asks for; 0: as fast as it reads.
+    pub viewer_fps: f64,
     /// The large camera's frame period; `None`: a little faster than the writer, as measured
     /// by a first acquisition with the camera at its fastest.
     pub period_ms: Option<f64>,
@@ -172,6 +174,7 @@ exposure_ms = 10.0
 min_exposure_ms = 0.01
 readout_ms = 0.01
 pattern = "ramp"
+wall_clock = true
 
 [devices.{SMALL}]
 driver = "sim.camera"
@@ -464,8 +467,44 @@ async fn unary_clients(
     }
 }
 
+/// A runtime of its own for the timed unary clients, as a separate program has: a viewer
+/// decoding a frame or a dataset being checked on the other clients' runtime never holds a
+/// timed call. Shut down (not dropped, which an async context forbids) when it goes.
+struct UnaryRuntime(Option<tokio::runtime::Runtime>);
+
+impl UnaryRuntime {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("soak-unary")
+                .on_thread_start(|| {
+                    microscoped_core::priority::leave_control_path();
+                })
+                .enable_all()
+                .build()?,
+        )))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("shut down only when dropped")
+            .handle()
+    }
+}
+
+impl Drop for UnaryRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Unary latency with nothing else running: the load's own clients and mix for `window`.
 async fn idle_latency(
+    rt: &tokio::runtime::Handle,
     sessions: &[Session],
     stats: &Arc<Stats>,
     pause: Duration,
@@ -473,7 +512,7 @@ async fn idle_latency(
 ) -> anyhow::Result<Timing> {
     let timed = Arc::new(Mutex::new(Timing::new()?));
     let stop = Arc::new(AtomicBool::new(false));
-    let clients = tokio::spawn(unary_clients(
+    let clients = rt.spawn(unary_clients(
         sessions.to_vec(),
         stats.clone(),
         stop.clone(),
@@ -490,10 +529,10 @@ async fn idle_latency(
 
 /// A live viewer (an observer: it watches what runs and starts nothing), reopening its view
 /// whenever the daemon ends it, until `stop`.
-async fn viewer(mut s: Session, stats: Arc<Stats>, stop: Arc<AtomicBool>) {
+async fn viewer(mut s: Session, fps: f64, stats: Arc<Stats>, stop: Arc<AtomicBool>) {
     while !stop.load(Relaxed) {
         stats.live_opens.fetch_add(1, Relaxed);
-        let Some(mut stream) = call(&stats, None, "LiveView", s.live_view(CAMERA, 0.0)).await
+        let Some(mut stream) = call(&stats, None, "LiveView", s.live_view(CAMERA, fps)).await
         else {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
@@ -662,7 +701,17 @@ async fn check_and_delete(
     };
     match folder {
         Some(f) if f.starts_with(root) && f != root => {
-            if let Err(e) = std::fs::remove_dir_all(f) {
+            // Deleting gigabytes takes the file system a good part of a second: off the
+            // clients' runtime, whose workers would otherwise hold the unary clients' calls
+            // that long, and at the frame path's priority (it is bulk work on frames, the
+            // soak's own housekeeping), so it does not count against the daemon's latency.
+            let folder = f.to_owned();
+            let removed = microscoped_core::priority::on_frame_path("delete".into(), move || {
+                std::fs::remove_dir_all(&folder)
+            })
+            .await
+            .and_then(|r| r);
+            if let Err(e) = removed {
                 stats.fail(format!("cannot delete dataset {}: {e}", f.display()));
             }
         }
@@ -830,7 +879,7 @@ pub(super) async fn run(o: SoakOptions) -> anyhow::Result<()> {
     };
     let frame_bytes = o.width as usize * o.height as usize * 2;
     println!(
-        "microscoped bench --soak {}s: {}x{} u16 frames ({:.1} MiB), {} per acquisition ({:.2} GB), plans of {} events on a {SMALL_SIDE}x{SMALL_SIDE} camera, {} unary clients, {} live viewers, the lease changing hands every {}s; datasets in {} (each deleted once checked)",
+        "microscoped bench --soak {}s: {}x{} u16 frames ({:.1} MiB), {} per acquisition ({:.2} GB), plans of {} events on a {SMALL_SIDE}x{SMALL_SIDE} camera, {} unary clients, {} live viewers at {} fps (0: flat out), the lease changing hands every {}s; datasets in {} (each deleted once checked)",
         o.duration.as_secs(),
         o.width,
         o.height,
@@ -840,11 +889,14 @@ pub(super) async fn run(o: SoakOptions) -> anyhow::Result<()> {
         o.plan_events,
         o.clients,
         o.viewers,
+        o.viewer_fps,
         o.lease_every.as_secs(),
         root.display()
     );
     // The clients' own runtime, on threads of their own: the daemon's runtime is this one.
     let clients = std::thread::spawn(move || -> anyhow::Result<()> {
+        // The clients stand for other programs: none of the daemon's scheduling class.
+        microscoped_core::priority::leave_control_path();
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -859,6 +911,55 @@ pub(super) async fn run(o: SoakOptions) -> anyhow::Result<()> {
     // Only the soak's own: it refused a data root that was not empty.
     let _ = std::fs::remove_dir_all(&cleanup);
     outcome?
+}
+
+/// The writer's rate (bytes/s) with the camera's frame period at `period_ms`: an acquisition run
+/// until stopped, the rate taken between two readings of its count once it is under way
+/// (start-up and the final fsync left out); the ring is full throughout when the camera is the
+/// faster, and frames it cannot take are dropped (or lost in the camera) as they would be.
+async fn calibrate(
+    ops: &Operators,
+    stats: &Stats,
+    root: &Path,
+    frame_bytes: usize,
+    period_ms: f64,
+) -> anyhow::Result<f64> {
+    let mut lead = ops.sessions[ops.holder.load(Relaxed)].clone();
+    let w = lead.set_property(CAMERA, "exposure_ms", Value::Float(period_ms));
+    call(stats, None, "SetProperty", w).await;
+    let (st, mut s) = start_as_holder(ops, stats, "StartSequence", |mut s| async move {
+        s.start_sequence(Sequence {
+            camera: CAMERA.into(),
+            frames: 0,
+            until_stopped: true,
+            name: "soak-calibration".into(),
+        })
+        .await
+    })
+    .await
+    .context("the calibration acquisition could not start")?;
+    let mut reading = s.clone();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (t1, w1) = (Instant::now(), reading.acquisition(st.id).await?.written);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (t2, w2) = (Instant::now(), reading.acquisition(st.id).await?.written);
+    call(stats, None, "StopAcquisition", s.stop_acquisition(st.id)).await;
+    let end = follow(&mut s, stats, st.id, None)
+        .await
+        .context("lost the calibration acquisition")?;
+    check_and_delete(&mut s, stats, &end, root, frame_bytes, true).await;
+    if w2 <= w1 {
+        anyhow::bail!("the writer wrote nothing in 3 s of calibration");
+    }
+    let rate = (w2 - w1) as f64 * frame_bytes as f64 / (t2 - t1).as_secs_f64();
+    println!(
+        "calibration, camera at {period_ms:.3} ms/frame: the writer took {:.2} GB/s (received {} written {} dropped {})",
+        rate / 1e9,
+        end.received,
+        end.written,
+        end.dropped
+    );
+    Ok(rate)
 }
 
 /// Everything the clients do, from the first idle measurement to the summary.
@@ -884,13 +985,27 @@ async fn load(
         ],
         holder: AtomicUsize::new(0),
     });
+    let unary_rt = UnaryRuntime::new()?;
     let mut unary_sessions = Vec::new();
     for i in 0..o.clients {
-        unary_sessions.push(connect(addr, &users.operators[i % 2]).await?);
+        // Connected from their runtime, so their connections' I/O runs there.
+        let token = users.operators[i % 2].clone();
+        let session = unary_rt
+            .handle()
+            .spawn(async move { connect(addr, &token).await })
+            .await??;
+        unary_sessions.push(session);
     }
 
     // The reference: the same unary mix from the same clients, nothing else running.
-    let idle_start = idle_latency(&unary_sessions, &stats, o.rpc_pause, o.idle).await?;
+    let idle_start = idle_latency(
+        unary_rt.handle(),
+        &unary_sessions,
+        &stats,
+        o.rpc_pause,
+        o.idle,
+    )
+    .await?;
     println!(
         "idle unary latency (start): p50 {:.2} ms, p99 {:.2} ms over {} calls",
         ms(idle_start.all.value_at_quantile(0.5)),
@@ -909,34 +1024,12 @@ async fn load(
     let period_ms = match o.period_ms {
         Some(p) => p,
         None => {
-            // The camera at its fastest for one acquisition: what the writer does flat out.
-            let w = lead.set_property(CAMERA, "exposure_ms", Value::Float(0.01));
-            call(&stats, None, "SetProperty", w).await;
-            let frames = o.frames.min(300);
-            let started = start_as_holder(&ops, &stats, "StartSequence", |mut s| async move {
-                s.start_sequence(Sequence {
-                    camera: CAMERA.into(),
-                    frames,
-                    until_stopped: false,
-                    name: "soak-calibration".into(),
-                })
-                .await
-            })
-            .await
-            .context("the calibration acquisition could not start")?;
-            let (st, mut s) = started;
-            let end = follow(&mut s, &stats, st.id, None)
-                .await
-                .context("lost the calibration acquisition")?;
-            check_and_delete(&mut s, &stats, &end, &root, frame_bytes, false).await;
-            let rate = end.bytes as f64 / end.elapsed_s.max(1e-3);
-            println!(
-                "calibration: the writer took {:.2} GB/s with the camera at its fastest (received {} written {} dropped {})",
-                rate / 1e9,
-                end.received,
-                end.written,
-                end.dropped
-            );
+            // The writer flat out, twice: first with the camera far faster than any disk, then
+            // at 1.5x what the writer took, which leaves the writer the cores a camera spinning
+            // flat out would take from it; the load runs the camera 10% faster than that.
+            let first = calibrate(&ops, &stats, &root, frame_bytes, 0.05).await?;
+            let second_ms = frame_bytes as f64 / (1.5 * first) * 1e3;
+            let rate = calibrate(&ops, &stats, &root, frame_bytes, second_ms).await?;
             // A little faster than the writer: it is always busy, and some frames are dropped.
             (frame_bytes as f64 / (1.1 * rate) * 1e3).max(0.01)
         }
@@ -956,7 +1049,7 @@ async fn load(
     {
         // The per-report window and the whole-load histogram both get every load sample:
         // the clients record into `load_hist`, and the reporter moves it into the window.
-        tasks.push(tokio::spawn(unary_clients(
+        tasks.push(unary_rt.handle().spawn(unary_clients(
             unary_sessions.clone(),
             stats.clone(),
             stop.clone(),
@@ -965,7 +1058,12 @@ async fn load(
         )));
         for _ in 0..o.viewers {
             let v = connect(addr, &users.viewer).await?;
-            tasks.push(tokio::spawn(viewer(v, stats.clone(), stop.clone())));
+            tasks.push(tokio::spawn(viewer(
+                v,
+                o.viewer_fps,
+                stats.clone(),
+                stop.clone(),
+            )));
         }
         tasks.push(tokio::spawn(lease_swapper(
             ops.clone(),
@@ -1014,7 +1112,7 @@ async fn load(
         let events = o.plan_events;
         tokio::spawn(async move {
             let mut k = 0u64;
-            while Instant::now() < end {
+            while events > 0 && Instant::now() < end {
                 let plan = Plan {
                     text: format!("time_plan: {{interval: 0, loops: {events}}}\n"),
                     json: false,
@@ -1076,7 +1174,14 @@ async fn load(
     collect(&stats, &load_hist)?;
     report(&stats, start, csv, &mut track)?;
 
-    let idle_end = idle_latency(&unary_sessions, &stats, o.rpc_pause, o.idle).await?;
+    let idle_end = idle_latency(
+        unary_rt.handle(),
+        &unary_sessions,
+        &stats,
+        o.rpc_pause,
+        o.idle,
+    )
+    .await?;
     // Whether memory, descriptors and threads came back once the load ended.
     let (rss, fds, threads) = process_sample();
     println!(
