@@ -6,50 +6,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{acq, ended, poll_until, Daemon};
+use common::{acq, ended, poll_until, ramp_instrument as config, Daemon, RAMP_H as H, RAMP_W as W};
 use microscoped::pb;
 use pb::acquisition_client::AcquisitionClient;
 use tonic::transport::Channel;
 use tonic::Code;
-
-const W: u32 = 96;
-const H: u32 = 64;
-
-/// A small instrument whose camera shows the `ramp` test pattern, with datasets under `root`.
-fn config(root: &Path, extra_storage: &str) -> String {
-    format!(
-        r#"
-[instrument]
-name = "acq-test"
-
-[server]
-anonymous_loopback_admin = true
-
-[storage]
-data_root = "{}"
-ring_mb = 1
-min_slots = 4
-{extra_storage}
-
-[devices.Camera]
-driver = "sim.camera"
-width = {W}
-height = {H}
-bit_depth = 12
-exposure_ms = 5.0
-readout_ms = 1.0
-pattern = "ramp"
-
-[devices.XY]
-driver = "sim.xy_stage"
-
-[devices.Z]
-driver = "sim.stage"
-home_um = 50.0
-"#,
-        root.display()
-    )
-}
 
 fn start(frames: u64, name: &str) -> pb::StartSequenceRequest {
     pb::StartSequenceRequest {

@@ -4,42 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{acq, ended, poll_until, Daemon};
+use common::{acq, ended, poll_until, ramp_instrument, Daemon};
 use microscoped::pb;
-
-fn config(root: &Path) -> String {
-    format!(
-        r#"
-[instrument]
-name = "priority-test"
-
-[server]
-anonymous_loopback_admin = true
-
-[storage]
-data_root = "{}"
-ring_mb = 1
-min_slots = 4
-
-[devices.Camera]
-driver = "sim.camera"
-width = 64
-height = 48
-exposure_ms = 5.0
-readout_ms = 1.0
-pattern = "ramp"
-
-[devices.XY]
-driver = "sim.xy_stage"
-
-[devices.Z]
-driver = "sim.stage"
-"#,
-        root.display()
-    )
-}
 
 /// Name and nice value of each thread of this process (the daemon runs in the test's).
 fn thread_nices() -> Vec<(String, i32)> {
@@ -60,7 +26,7 @@ fn thread_nices() -> Vec<(String, i32)> {
 #[tokio::test]
 async fn the_frame_path_runs_below_the_control_path() {
     let root = tempfile::tempdir().unwrap();
-    let d = Daemon::with_config(&config(root.path())).await;
+    let d = Daemon::with_config(&ramp_instrument(root.path(), "")).await;
     let mut a = acq(&d);
     let s = a
         .start_sequence(pb::StartSequenceRequest {

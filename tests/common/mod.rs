@@ -206,3 +206,45 @@ pub async fn poll_until(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The width of [`ramp_instrument`]'s camera.
+pub const RAMP_W: u32 = 96;
+/// The height of [`ramp_instrument`]'s camera.
+pub const RAMP_H: u32 = 64;
+
+/// A small instrument whose camera shows the `ramp` test pattern, with an XY and a Z stage,
+/// datasets under `root` and `extra_storage` added to its `[storage]` table.
+pub fn ramp_instrument(root: &std::path::Path, extra_storage: &str) -> String {
+    format!(
+        r#"
+[instrument]
+name = "acq-test"
+
+[server]
+anonymous_loopback_admin = true
+
+[storage]
+data_root = "{}"
+ring_mb = 1
+min_slots = 4
+{extra_storage}
+
+[devices.Camera]
+driver = "sim.camera"
+width = {RAMP_W}
+height = {RAMP_H}
+bit_depth = 12
+exposure_ms = 5.0
+readout_ms = 1.0
+pattern = "ramp"
+
+[devices.XY]
+driver = "sim.xy_stage"
+
+[devices.Z]
+driver = "sim.stage"
+home_um = 50.0
+"#,
+        root.display()
+    )
+}
