@@ -1,6 +1,7 @@
 //! The frame path yields to the control path: a camera's thread and the writer threads run
 //! below the daemon's other threads (`core/src/priority.rs`). A test binary of its own: the
 //! threads are told apart by name, and no other test's daemon may run in the process.
+#![cfg(target_os = "linux")]
 
 mod common;
 

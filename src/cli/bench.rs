@@ -84,7 +84,7 @@ pub struct Args {
     #[arg(long, default_value_t = 100_000, requires = "soak")]
     plan_events: u64,
     /// With --soak: the large camera's frame period in ms [default: 10% faster than the
-    /// writer, as a first acquisition measures it].
+    /// writer, as two calibration acquisitions measure it].
     #[arg(long, requires = "soak")]
     period_ms: Option<f64>,
     /// With --soak: each unary client's pause between two calls, in ms.
@@ -113,7 +113,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             width: a.width.unwrap_or(1024),
             height: a.height.unwrap_or(1024),
             frames: a.frames.unwrap_or(2000).max(1),
-            plan_events: a.plan_events.max(1),
+            plan_events: a.plan_events,
             clients: a.clients,
             viewers: a.viewers,
             viewer_fps: a.viewer_fps,
@@ -530,6 +530,9 @@ struct Phases {
     frames_s: f64,
     /// From the last frame in the file to the end: finishing the file (its fsync).
     finish_s: f64,
+    /// Frames already in the file when the client first saw one there: their time falls
+    /// before `frames_s` begins.
+    written_at_first: u64,
 }
 
 /// One sequence through the daemon; returns its final status and where its time went.
@@ -547,10 +550,15 @@ async fn sequence(
         })
         .await?;
     let (mut first, mut last) = (None, None);
+    let mut written_at_first = 0;
     let done = loop {
+        // The time before the call: frames the reply counts were written by the time it
+        // was read, so none of the window's frames is counted before the window opens.
+        let asked = start.elapsed();
         let s = acq.acquisition(s.id).await?;
-        if s.written > 0 {
-            first.get_or_insert_with(|| start.elapsed());
+        if s.written > 0 && first.is_none() {
+            first = Some(asked);
+            written_at_first = s.written;
         }
         if s.written + s.dropped >= o.frames {
             last.get_or_insert_with(|| start.elapsed());
@@ -566,6 +574,7 @@ async fn sequence(
         startup_s: first.as_secs_f64(),
         frames_s: (last.saturating_sub(first)).as_secs_f64(),
         finish_s: (end.saturating_sub(last)).as_secs_f64(),
+        written_at_first,
     };
     // The daemon's anonymous user is `local`: its datasets are under datasets/local/.
     let _ = std::fs::remove_dir_all(o.dir.join("datasets").join("local").join(name));
@@ -586,10 +595,11 @@ fn rate(s: &AcquisitionStatus) -> f64 {
 }
 
 /// GB/s from the first frame in the file to the file synced, what plain writes are timed
-/// over. The client sees the first frame up to a poll late, so that frame is not counted.
+/// over. The client sees the first frames up to a poll late: those already written then are
+/// not counted.
 fn writing_rate(s: &AcquisitionStatus, t: &Phases) -> f64 {
-    let frames_after_first = s.written.saturating_sub(1) as f64;
-    let bytes = s.bytes as f64 * frames_after_first / (s.written.max(1) as f64);
+    let after_first = s.written.saturating_sub(t.written_at_first) as f64;
+    let bytes = s.bytes as f64 * after_first / (s.written.max(1) as f64);
     gbs(bytes, (t.frames_s + t.finish_s).max(1e-6))
 }
 

@@ -346,7 +346,7 @@ impl Acquisitions {
                     // the ring is made, or made again, for the shape the camera has now.
                     let setup = camera_setup(cam, claim).await.map_err(|e| e.to_string())?;
                     let shape = setup.shape;
-                    let r = tokio::task::spawn_blocking(move || {
+                    let r = crate::priority::on_frame_path("live-ring".into(), move || {
                         FrameRing::for_viewing(shape, LIVE_SLOTS).map_err(|e| e.to_string())
                     })
                     .await

@@ -68,8 +68,8 @@ pub(super) struct SoakOptions {
     pub viewers: usize,
     /// The frame rate each viewer asks for; 0: as fast as it reads.
     pub viewer_fps: f64,
-    /// The large camera's frame period; `None`: a little faster than the writer, as measured
-    /// by a first acquisition with the camera at its fastest.
+    /// The large camera's frame period; `None`: a little faster than the writer, as the
+    /// calibration measures it (see `calibrate`).
     pub period_ms: Option<f64>,
     /// Pause of each unary client between two calls.
     pub rpc_pause: Duration,
@@ -939,11 +939,18 @@ async fn calibrate(
     .await
     .context("the calibration acquisition could not start")?;
     let mut reading = s.clone();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let (t1, w1) = (Instant::now(), reading.acquisition(st.id).await?.written);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (t2, w2) = (Instant::now(), reading.acquisition(st.id).await?.written);
+    let readings = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let first = (Instant::now(), reading.acquisition(st.id).await?.written);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let second = (Instant::now(), reading.acquisition(st.id).await?.written);
+        anyhow::Ok((first, second))
+    }
+    .await;
+    // Stopped whatever the readings gave: an acquisition run until stopped must not outlive
+    // the calibration.
     call(stats, None, "StopAcquisition", s.stop_acquisition(st.id)).await;
+    let ((t1, w1), (t2, w2)) = readings?;
     let end = follow(&mut s, stats, st.id, None)
         .await
         .context("lost the calibration acquisition")?;
