@@ -179,23 +179,31 @@ ring_mb = 1024
 min_slots = 16
 overflow = "drop"
 
-[devices.Camera]
+{camera}
+[devices.Z]
+driver = "sim.stage"
+"#,
+        root = o.dir.join("datasets").display(),
+        camera = ramp_camera("Camera", o.width, o.height),
+    )
+}
+
+/// The benchmark's camera table: 16-bit `ramp` frames, one copy each, on the wall clock (so
+/// the copy costs the daemon what a real camera's DMA costs the host), its frame period set
+/// through `exposure_ms` down to 0.01 ms. The disk benchmark and the soak both use it.
+pub(super) fn ramp_camera(name: &str, width: u32, height: u32) -> String {
+    format!(
+        r#"[devices.{name}]
 driver = "sim.camera"
-width = {w}
-height = {h}
+width = {width}
+height = {height}
 bit_depth = 16
 exposure_ms = 10.0
 min_exposure_ms = 0.01
 readout_ms = 0.01
 pattern = "ramp"
 wall_clock = true
-
-[devices.Z]
-driver = "sim.stage"
-"#,
-        root = o.dir.join("datasets").display(),
-        w = o.width,
-        h = o.height
+"#
     )
 }
 

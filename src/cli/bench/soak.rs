@@ -165,17 +165,7 @@ ring_mb = 256
 min_slots = 16
 overflow = "drop"
 
-[devices.{CAMERA}]
-driver = "sim.camera"
-width = {w}
-height = {h}
-bit_depth = 16
-exposure_ms = 10.0
-min_exposure_ms = 0.01
-readout_ms = 0.01
-pattern = "ramp"
-wall_clock = true
-
+{camera}
 [devices.{SMALL}]
 driver = "sim.camera"
 width = {SMALL_SIDE}
@@ -198,8 +188,7 @@ power_mw = 10.0
 {users}
 "#,
         root = root.display(),
-        w = o.width,
-        h = o.height,
+        camera = super::ramp_camera(CAMERA, o.width, o.height),
         users = users.config
     )
 }
